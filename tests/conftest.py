@@ -1,0 +1,55 @@
+"""Session-wide real services: one PostgreSQL cluster, two model runtimes and the LiteLLM proxy.
+
+Tests that break a service on purpose (stop Postgres, kill a runtime) start their own copies
+with the helpers in procs.py, so they never disturb the shared ones.
+"""
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from procs import ManagedProcess, PostgresInstance, start_postgres, start_proxy, start_runtime
+
+MASTER_KEY = "sk-test-master-0123456789"
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresInstance]:
+    instance = start_postgres()
+    yield instance
+    instance.stop()
+    shutil.rmtree(instance.cluster.data_dir.parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def runtimes(models_dir: Path) -> Iterator[tuple[str, str]]:
+    first, first_url = start_runtime(models_dir)
+    second, second_url = start_runtime(models_dir)
+    yield first_url, second_url
+    for process in (first, second):
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def proxy(postgres: PostgresInstance, runtimes: tuple[str, str]) -> Iterator[str]:
+    process, base_url = start_proxy(MASTER_KEY, postgres.url("litellm"), *runtimes)
+    yield base_url
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def proxy_process_factory() -> Iterator[list[ManagedProcess]]:
+    """Collects processes a test module starts itself, so they are stopped even on failure."""
+    started: list[ManagedProcess] = []
+    yield started
+    for process in started:
+        process.stop()

@@ -1,0 +1,140 @@
+"""Real service processes for the tests: started on free ports, health-checked, stoppable mid-test."""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devstack import pg
+from devstack.config import REPO_ROOT
+from devstack.probe import free_port, http_ok, postgres_ok, wait_until
+
+PYTHON = sys.executable
+BIN_DIR = Path(PYTHON).parent
+
+
+@dataclass
+class ManagedProcess:
+    """A child process with its own log file, restartable by the tests."""
+
+    name: str
+    argv: list[str]
+    health: Callable[[], str | None]
+    env: dict[str, str] = field(default_factory=dict)
+    log_path: Path = field(default_factory=lambda: Path(tempfile.mkstemp(suffix=".log")[1]))
+    startup_timeout: float = 120.0
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, **self.env}
+        for key, value in self.env.items():
+            if value is None:  # pragma: no cover - env entries are strings
+                env.pop(key, None)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            self.argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, start_new_session=True
+        )
+        reason = wait_until(self._health_or_exit, self.startup_timeout)
+        if reason is not None:
+            self.stop()
+            raise RuntimeError(f"{self.name} did not become healthy: {reason}\n{self.log_tail()}")
+
+    def _health_or_exit(self) -> str | None:
+        if self.proc is not None and self.proc.poll() is not None:
+            return f"exited with {self.proc.returncode}"
+        return self.health()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, sig)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass
+class PostgresInstance:
+    cluster: pg.Cluster
+    process: ManagedProcess
+    user: str = "litellm"
+    password: str = "litellm"
+
+    def url(self, database: str) -> str:
+        return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.cluster.port}/{database}"
+
+    def stop(self) -> None:
+        # SIGINT is PostgreSQL's "fast" shutdown: clients are disconnected at once.
+        self.process.stop(signal.SIGINT)
+
+    def start(self) -> None:
+        self.process.start()
+
+
+def start_postgres() -> PostgresInstance:
+    base = Path(tempfile.mkdtemp(prefix="genailabs-pg-"))
+    base.chmod(0o755)  # the server runs as `postgres` when the tests run as root
+    cluster = pg.Cluster(data_dir=base / "pgdata", port=free_port())
+    cluster.ensure_initialised()
+    instance = PostgresInstance(cluster=cluster, process=ManagedProcess("postgres", cluster.server_argv(), lambda: None))
+
+    def ready() -> str | None:
+        try:
+            cluster.bootstrap(instance.user, instance.password, ["litellm", "genailabs"])
+        except pg.PostgresError as exc:
+            return str(exc)
+        return postgres_ok(instance.url("litellm"))
+
+    instance.process.health = ready
+    instance.process.start()
+    return instance
+
+
+def start_runtime(models_dir: Path, port: int | None = None, **env: str) -> tuple[ManagedProcess, str]:
+    port = port or free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    process = ManagedProcess(
+        f"runtime:{port}",
+        [PYTHON, "-m", "local_runtime", "--port", str(port)],
+        health=lambda: http_ok(f"{base_url}/api/version"),
+        env={"RUNTIME_MODELS_DIR": str(models_dir), **env},
+    )
+    process.start()
+    return process, base_url
+
+
+def start_proxy(
+    master_key: str, database_url: str, runtime_url: str, runtime2_url: str, config: Path | None = None
+) -> tuple[ManagedProcess, str]:
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    config = config or REPO_ROOT / "litellm_hub" / "litellm_config.yaml"
+    env = {
+        "LITELLM_MASTER_KEY": master_key,
+        "HUB_DATABASE_URL": database_url,
+        "OLLAMA_BASE_URL": runtime_url,
+        "RUNTIME2_BASE_URL": runtime2_url,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    }
+    process = ManagedProcess(
+        f"proxy:{port}",
+        ["env", "-u", "DATABASE_URL", str(BIN_DIR / "litellm"), "--config", str(config),
+         "--host", "127.0.0.1", "--port", str(port)],
+        health=lambda: http_ok(f"{base_url}/health/liveliness"),
+        env=env,
+        startup_timeout=180.0,
+    )
+    process.start()
+    return process, base_url
