@@ -59,13 +59,20 @@ class Cluster:
         return as_server_user(
             [
                 str(find_bin_dir() / "postgres"),
-                "-D", str(self.data_dir),
-                "-p", str(self.port),
-                "-c", "listen_addresses=127.0.0.1",
-                "-c", f"unix_socket_directories={self.socket_dir}",
-                "-c", "unix_socket_permissions=0700",
-                "-c", "max_connections=200",
-                "-c", "fsync=off" if os.environ.get("GENAILABS_PG_FAST") else "fsync=on",
+                "-D",
+                str(self.data_dir),
+                "-p",
+                str(self.port),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                f"unix_socket_directories={self.socket_dir}",
+                "-c",
+                "unix_socket_permissions=0700",
+                "-c",
+                "max_connections=200",
+                "-c",
+                "fsync=off" if os.environ.get("GENAILABS_PG_FAST") else "fsync=on",
             ]
         )
 
@@ -83,8 +90,10 @@ class Cluster:
             as_server_user(
                 [
                     str(find_bin_dir() / "initdb"),
-                    "-D", str(self.data_dir),
-                    "-U", "postgres",
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
                     "--auth-local=trust",
                     "--auth-host=scram-sha-256",
                     "--encoding=UTF8",
@@ -114,11 +123,16 @@ class Cluster:
             as_server_user(
                 [
                     str(find_bin_dir() / "psql"),
-                    "-h", str(self.socket_dir),
-                    "-p", str(self.port),
-                    "-U", "postgres",
-                    "-d", "postgres",
-                    "-v", "ON_ERROR_STOP=1",
+                    "-h",
+                    str(self.socket_dir),
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                    "-v",
+                    "ON_ERROR_STOP=1",
                     "-q",
                 ]
             ),

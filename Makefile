@@ -1,0 +1,48 @@
+# GenAILabs: the whole stack natively on one machine. `make help` lists the targets.
+SHELL := /bin/bash
+PY := .venv/bin/python
+STAMP := .venv/.installed
+DEPS := scripts/setup.sh requirements-dev.txt local_runtime/pyproject.toml litellm_hub/pyproject.toml \
+        agent_host/pyproject.toml streamlit_service/pyproject.toml
+PYTEST_ARGS ?=
+
+.PHONY: help setup up down status logs lint test bench
+
+help:
+	@echo "make setup   create .venv and install everything (runs by itself when missing or stale)"
+	@echo "make up      start Postgres, model runtimes and the LiteLLM proxy in the background"
+	@echo "make status  health of each service      make logs   follow the service logs"
+	@echo "make down    stop what 'make up' started  make test   lint + the whole test suite"
+	@echo "make bench   benchmarks against the running stack (make up first)"
+
+# Re-runs only when a dependency file is newer than the last successful install.
+$(STAMP): $(DEPS)
+	@scripts/setup.sh
+
+setup: $(STAMP)
+
+up: $(STAMP)
+	@$(PY) -m devstack up
+
+down:
+	@if [ -x $(PY) ]; then $(PY) -m devstack down; else echo "stack is not running"; fi
+
+status: $(STAMP)
+	@$(PY) -m devstack status
+
+logs: $(STAMP)
+	@$(PY) -m devstack logs
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy devstack local_runtime/local_runtime litellm_hub/hub
+
+test: $(STAMP) lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	@$(PY) -m devstack status >/dev/null || { echo "make bench: the stack is not up; run 'make up' first" >&2; exit 1; }
+	$(PY) bench/runtime_bench.py
+	$(PY) bench/proxy_bench.py
+	$(PY) bench/usage_log_bench.py

@@ -1,0 +1,154 @@
+"""`python -m devstack up|down|status|logs`: the stack on one machine, no Docker."""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+from devstack import pg
+from devstack.config import StackSettings, get_settings
+from devstack.probe import wait_until
+from devstack.services import Service, cluster, load_plan, plan, port_conflicts, save_plan, secret_env
+from devstack.supervisor import Supervisor, render_config
+
+FAILED_STATES = {"FATAL", "EXITED", "BACKOFF", "STOPPED"}
+
+
+class StackError(RuntimeError):
+    """A one-line reason the stack cannot come up."""
+
+
+def _last_log_line(settings: StackSettings, name: str) -> str:
+    path = settings.logs_dir / f"{name}.log"
+    try:
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1][:300] if lines else "no output"
+
+
+def _wait_healthy(settings: StackSettings, supervisor: Supervisor, service: Service) -> None:
+    def check() -> str | None:
+        if service.program is not None and supervisor.state(service.name) in FAILED_STATES:
+            raise StackError(
+                f"{service.name} exited: {_last_log_line(settings, service.name)} "
+                f"(log: {settings.logs_dir / service.name}.log)"
+            )
+        return service.health()
+
+    reason = wait_until(check, settings.start_timeout, interval=0.5)
+    if reason is not None:
+        raise StackError(
+            f"{service.name} not healthy after {settings.start_timeout:.0f}s: {reason} "
+            f"(log: {settings.logs_dir / service.name}.log)"
+        )
+
+
+def up(settings: StackSettings) -> None:
+    supervisor = Supervisor(settings)
+    running = supervisor.is_running()
+
+    def managed(name: str) -> bool:
+        return running and supervisor.state(name) in ("RUNNING", "STARTING")
+
+    services = plan(settings, managed)
+    conflicts = port_conflicts(services, managed)
+    if conflicts:
+        raise StackError(conflicts[0])
+    if services[0].program is not None:
+        cluster(settings).ensure_initialised()
+    programs = [service.program for service in services if service.program is not None]
+    supervisor.ensure_started(render_config(settings, programs), secret_env(settings))
+    save_plan(settings, services)
+
+    # Dependency order: the database, then both runtimes together, then the proxy.
+    postgres, runtime, runtime2, proxy = services
+    for group in ([postgres], [runtime, runtime2], [proxy]):
+        for service in group:
+            if service.program is not None:
+                supervisor.start(service.name)
+        for service in group:
+            _wait_healthy(settings, supervisor, service)
+            if service is postgres and service.program is not None:
+                cluster(settings).bootstrap(
+                    settings.postgres_user, settings.postgres_password, [settings.postgres_db, *settings.app_databases]
+                )
+    print_table(settings, services, supervisor)
+
+
+def down(settings: StackSettings) -> None:
+    supervisor = Supervisor(settings)
+    if not supervisor.is_running():
+        print("stack is not running")
+        return
+    supervisor.shutdown()
+    print("stack stopped (data kept in .stack/)")
+
+
+def status(settings: StackSettings) -> int:
+    supervisor = Supervisor(settings)
+    if not supervisor.is_running():
+        print("stack is not running: start it with `make up`")
+        return 3
+    saved = load_plan(settings)
+    services = plan(settings, lambda name: saved.get(name) == "embedded")
+    return print_table(settings, services, supervisor)
+
+
+def print_table(settings: StackSettings, services: list[Service], supervisor: Supervisor) -> int:
+    rows = []
+    unhealthy = 0
+    for service in services:
+        state = supervisor.state(service.name) if service.program is not None else "EXTERNAL"
+        reason = service.health()
+        unhealthy += reason is not None
+        rows.append(
+            (service.name, state, "healthy" if reason is None else f"DOWN: {reason}", service.url, service.note)
+        )
+    widths = [max(len(str(row[i])) for row in rows) for i in range(3)]
+    print(f"{'SERVICE':<{widths[0]}}  {'PROCESS':<{widths[1]}}  {'HEALTH':<{widths[2]}}  URL")
+    for name, state, health, url, note in rows:
+        suffix = f"  ({note})" if note else ""
+        print(f"{name:<{widths[0]}}  {state:<{widths[1]}}  {health:<{widths[2]}}  {url}{suffix}")
+    print(f"logs: {settings.logs_dir}/  (make logs)")
+    return 1 if unhealthy else 0
+
+
+def logs(settings: StackSettings) -> None:
+    files = sorted(str(path) for path in settings.logs_dir.glob("*.log"))
+    if not files:
+        print("no logs yet: start the stack with `make up`")
+        return
+    os.execvp("tail", ["tail", "-n", "20", "-F", *files])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
+    parser.add_argument("command", choices=["up", "down", "status", "logs"])
+    args = parser.parse_args(argv)
+    try:
+        settings = get_settings()
+        settings.stack_dir.mkdir(parents=True, exist_ok=True)
+        if args.command == "up":
+            started = time.monotonic()
+            up(settings)
+            print(f"stack is up in {time.monotonic() - started:.0f}s")
+        elif args.command == "down":
+            down(settings)
+        elif args.command == "status":
+            return status(settings)
+        else:
+            logs(settings)
+    except (StackError, pg.PostgresError, subprocess.CalledProcessError) as exc:
+        print(f"make {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a config error (e.g. missing LITELLM_MASTER_KEY) still gets one line
+        print(
+            f"make {args.command}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

@@ -1,0 +1,145 @@
+"""What `up` runs: each service's command, health check and where it answers."""
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack import pg
+from devstack.config import REPO_ROOT, StackSettings
+from devstack.probe import http_ok, ollama_version, port_in_use, postgres_ok
+from devstack.supervisor import Program
+
+VENV_BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    port: int
+    url: str
+    health: Callable[[], str | None]
+    program: Program | None  # None: an external server already answers, `up` leaves it alone
+    note: str = ""
+
+
+def cluster(settings: StackSettings) -> pg.Cluster:
+    return pg.Cluster(data_dir=settings.stack_dir / "pgdata", port=settings.postgres_port)
+
+
+def _postgres(settings: StackSettings, external: bool) -> Service:
+    program = None
+    if not external:
+        argv = cluster(settings).server_argv()
+        user = None
+        if argv[0] == "runuser":  # supervisord switches user itself, so signals reach postgres directly
+            argv, user = argv[4:], pg.SERVER_USER
+        program = Program("postgres", argv, user=user, stop_signal="INT")
+    return Service(
+        "postgres",
+        settings.postgres_port,
+        f"postgresql://{settings.postgres_user}:***@localhost:{settings.postgres_port}/"
+        f"{{{','.join([settings.postgres_db, *settings.app_databases])}}}",
+        lambda: postgres_ok(settings.database_url),
+        program,
+        "external server from DATABASE_URL" if external else "",
+    )
+
+
+def _runtime(name: str, port: int, base_url: str, external: bool) -> Service:
+    program = None
+    if not external:
+        program = Program(
+            name,
+            [str(VENV_BIN / "python"), "-m", "local_runtime", "--host", "127.0.0.1", "--port", str(port)],
+            environment={"RUNTIME_MODELS_DIR": str(REPO_ROOT / "models")},
+        )
+    return Service(
+        name,
+        port,
+        base_url,
+        lambda: http_ok(f"{base_url}/api/version"),
+        program,
+        "Ollama found at OLLAMA_BASE_URL, embedded runtime skipped" if external else "",
+    )
+
+
+def _proxy(settings: StackSettings) -> Service:
+    argv = [
+        # LiteLLM's own database layer must stay off: the hub plugin owns Postgres.
+        "env",
+        "-u",
+        "DATABASE_URL",
+        str(VENV_BIN / "litellm"),
+        "--config",
+        str(REPO_ROOT / "litellm_hub" / "litellm_config.yaml"),
+        "--host",
+        settings.litellm_host,
+        "--port",
+        str(settings.litellm_port),
+    ]
+    program = Program(
+        "proxy",
+        argv,
+        environment={
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "OLLAMA_BASE_URL": settings.ollama_base_url,
+            "RUNTIME2_BASE_URL": settings.runtime2_base_url,
+            "HUB_DATABASE_URL": settings.database_url,
+            "HUB_SPOOL_DIR": str(settings.stack_dir),
+        },
+    )
+    headers = {"Authorization": f"Bearer {settings.litellm_master_key}"}
+
+    def ready() -> str | None:
+        return http_ok(f"{settings.proxy_url}/health/liveliness") or http_ok(
+            f"{settings.proxy_url}/v1/models", headers=headers
+        )
+
+    return Service("proxy", settings.litellm_port, f"{settings.proxy_url}/v1", ready, program)
+
+
+def plan(settings: StackSettings, managed: Callable[[str], bool]) -> list[Service]:
+    """Decides, once per `up`, which services to start and which external ones to use.
+
+    `managed(name)` tells whether our supervisor already runs that program.
+    """
+    external_pg = not managed("postgres") and postgres_ok(settings.database_url) is None
+    external_ollama = not managed("runtime") and ollama_version(settings.ollama_base_url) is not None
+    return [
+        _postgres(settings, external_pg),
+        _runtime("runtime", settings.runtime_port, settings.ollama_base_url, external_ollama),
+        _runtime("runtime2", settings.runtime2_port, settings.runtime2_base_url, False),
+        _proxy(settings),
+    ]
+
+
+def port_conflicts(services: list[Service], managed: Callable[[str], bool]) -> list[str]:
+    return [
+        f"port {service.port} is already in use by another process: stop it, or change the port in .env "
+        f"(needed by {service.name})"
+        for service in services
+        if service.program is not None and not managed(service.name) and port_in_use(service.port)
+    ]
+
+
+def save_plan(settings: StackSettings, services: list[Service]) -> None:
+    state = {service.name: "embedded" if service.program else "external" for service in services}
+    (settings.stack_dir / "plan.json").write_text(json.dumps(state))
+
+
+def load_plan(settings: StackSettings) -> dict[str, str]:
+    try:
+        return dict(json.loads((settings.stack_dir / "plan.json").read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def secret_env(settings: StackSettings) -> dict[str, str]:
+    """Secrets are handed to supervisord through its environment, never written into its config."""
+    env = {"LITELLM_MASTER_KEY": settings.litellm_master_key}
+    if "PATH" not in os.environ:
+        env["PATH"] = "/usr/bin:/bin"
+    return env

@@ -1,0 +1,130 @@
+"""`make up` / `make status` / `make down` for real, on free ports and a fresh stack dir."""
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devstack.config import REPO_ROOT, StackSettings
+from devstack.probe import free_port, port_in_use
+from devstack.services import plan
+
+MASTER_KEY = "sk-stack-test-master-key"
+
+
+def _stack_env(stack_dir: Path) -> dict[str, str]:
+    pg_port = free_port()
+    env = {
+        **os.environ,
+        "STACK_DIR": str(stack_dir),
+        "POSTGRES_PORT": str(pg_port),
+        "DATABASE_URL": f"postgresql://litellm:litellm@localhost:{pg_port}/litellm",
+        "OLLAMA_BASE_URL": f"http://localhost:{free_port()}",
+        "RUNTIME2_PORT": str(free_port()),
+        "LITELLM_PORT": str(free_port()),
+        "LITELLM_MASTER_KEY": MASTER_KEY,
+    }
+    env.pop("MAKEFLAGS", None)
+    return env
+
+
+def _make(target: str, env: dict[str, str], timeout: float = 400) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", "--no-print-directory", target],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def stack_env() -> Iterator[dict[str, str]]:
+    stack_dir = Path(tempfile.mkdtemp(prefix="genailabs-stack-"))
+    stack_dir.chmod(0o755)  # PostgreSQL runs as `postgres` when the tests run as root
+    env = _stack_env(stack_dir)
+    yield env
+    _make("down", env)
+
+
+def test_make_up_starts_every_service_healthy_and_the_proxy_answers(stack_env: dict[str, str]) -> None:
+    result = _make("up", stack_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for service in ("postgres", "runtime", "runtime2", "proxy"):
+        row = next(line for line in result.stdout.splitlines() if line.startswith(service + " "))
+        assert "RUNNING" in row and "healthy" in row, row
+    assert MASTER_KEY not in result.stdout + result.stderr
+
+    proxy = f"http://localhost:{stack_env['LITELLM_PORT']}"
+    reply = httpx.post(
+        f"{proxy}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {MASTER_KEY}"},
+        json={"model": "smollm2:135m", "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 8},
+        timeout=60,
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["choices"][0]["message"]["content"]
+
+
+def test_make_up_again_is_idempotent(stack_env: dict[str, str]) -> None:
+    result = _make("up", stack_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_make_status_reports_each_service_healthy(stack_env: dict[str, str]) -> None:
+    result = _make("status", stack_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("healthy") == 4
+
+
+def test_databases_for_the_hub_and_the_app_exist(stack_env: dict[str, str]) -> None:
+    import psycopg
+
+    for database in ("litellm", "genailabs"):
+        url = f"postgresql://litellm:litellm@localhost:{stack_env['POSTGRES_PORT']}/{database}"
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT current_database()").fetchone() == (database,)
+
+
+def test_make_down_stops_everything_it_started(stack_env: dict[str, str]) -> None:
+    result = _make("down", stack_env)
+    assert result.returncode == 0, result.stderr
+    for key in ("POSTGRES_PORT", "LITELLM_PORT", "RUNTIME2_PORT"):
+        assert not port_in_use(int(stack_env[key])), key
+    assert _make("status", stack_env).returncode != 0
+
+
+def test_make_up_refuses_a_busy_port_with_one_line(tmp_path: Path) -> None:
+    import socket
+
+    env = _stack_env(tmp_path)
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", int(env["LITELLM_PORT"])))
+        blocker.listen()
+        result = subprocess.run(
+            [str(REPO_ROOT / ".venv/bin/python"), "-m", "devstack", "up"],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"port {env['LITELLM_PORT']} is already in use" in lines[0]
+
+
+def test_up_uses_an_ollama_that_already_answers_instead_of_the_embedded_runtime(
+    runtimes: tuple[str, str], tmp_path: Path
+) -> None:
+    settings = StackSettings(stack_dir=tmp_path, ollama_base_url=runtimes[0], litellm_master_key=MASTER_KEY)
+    services = {service.name: service for service in plan(settings, lambda name: False)}
+    assert services["runtime"].program is None
+    assert "Ollama found" in services["runtime"].note
+    assert services["runtime2"].program is not None
