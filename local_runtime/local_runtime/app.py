@@ -1,0 +1,111 @@
+"""The FastAPI application: lifespan-built runtime, error mapping, one log line per request."""
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from local_runtime.api import ollama, openai
+from local_runtime.catalog import Catalog, locate_default_gguf
+from local_runtime.config import RuntimeSettings, get_settings
+from local_runtime.errors import RuntimeServiceError
+from local_runtime.pool import ModelPool
+from local_runtime.runtime import Runtime
+from local_runtime.version import __version__
+
+log = logging.getLogger("local_runtime")
+
+
+class RequestLog:
+    """Pure ASGI (not BaseHTTPMiddleware) so streaming and client disconnects pass straight through."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            model = scope.get("state", {}).get("model", "-")
+            elapsed = (time.perf_counter() - started) * 1000
+            log.info("%s %s model=%s status=%d %.0fms", scope["method"], scope["path"], model, status, elapsed)
+
+
+def error_body(request: Request, status: int, message: str) -> JSONResponse:
+    """Ollama's {"error": "..."} on /api, OpenAI's {"error": {...}} on /v1."""
+    if request.url.path.startswith("/v1"):
+        kind = "not_found_error" if status == 404 else "invalid_request_error" if status < 500 else "server_error"
+        return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": None}}, status)
+    return JSONResponse({"error": message}, status)
+
+
+def validation_message(exc: RequestValidationError) -> str:
+    first = exc.errors()[0]
+    kind, location = first.get("type", ""), [str(part) for part in first.get("loc", ()) if part != "body"]
+    if kind == "json_invalid":
+        return f"invalid JSON in request body: {first.get('ctx', {}).get('error', first.get('msg'))}"
+    field = ".".join(location)
+    if kind in ("missing", "string_too_short") and field == "model":
+        return "model is required"
+    if not location:
+        return "request body must be a JSON object"
+    return f"invalid value for {field}: {first.get('msg', 'invalid')}"
+
+
+def create_app(settings: RuntimeSettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        catalog = Catalog(settings.models_dir, settings.default_model, locate_default_gguf())
+        pool = ModelPool(catalog, settings.threads, settings.tool_call_bias)
+        await pool.start()
+        app.state.runtime = Runtime(settings, catalog, pool)
+        yield
+        await pool.stop()
+
+    app = FastAPI(title="local_runtime", version=__version__, lifespan=lifespan)
+    app.include_router(ollama.router)
+    app.include_router(openai.router)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> JSONResponse:
+        return JSONResponse("Ollama is running")
+
+    @app.exception_handler(RuntimeServiceError)
+    async def service_error(request: Request, exc: RuntimeServiceError) -> JSONResponse:
+        return error_body(request, exc.status_code, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_body(request, 400, validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_body(request, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_body(request, 500, "internal server error")
+
+    app.add_middleware(RequestLog)
+    return app

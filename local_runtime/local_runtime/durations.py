@@ -1,0 +1,39 @@
+"""Ollama's keep_alive values: Go duration strings ("5m", "1h30m") or plain seconds."""
+
+import math
+import re
+
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+
+
+class DurationError(ValueError):
+    """A keep_alive value that is neither a number nor a Go duration."""
+
+
+def parse_keep_alive(value: str | float | int | None, default: str) -> float:
+    """Seconds a model stays loaded after a request; math.inf for a negative value (forever)."""
+    if value is None or value == "":
+        value = default
+    if isinstance(value, bool):
+        raise DurationError(f"invalid keep_alive: {value!r}")
+    seconds = float(value) if isinstance(value, int | float) else _parse_text(value.strip())
+    return math.inf if seconds < 0 else seconds
+
+
+def _parse_text(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    sign = -1.0 if text.startswith("-") else 1.0
+    body = text.lstrip("+-")
+    total, position = 0.0, 0
+    for match in _PART.finditer(body):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        position = match.end()
+    if not body or position != len(body):
+        raise DurationError(f"invalid keep_alive duration: {text!r}")
+    return sign * total

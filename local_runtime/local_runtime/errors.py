@@ -1,0 +1,23 @@
+"""Domain errors; app.py maps them to Ollama's and OpenAI's error bodies."""
+
+
+class RuntimeServiceError(Exception):
+    """Base for errors a client caused or can act on; the message is safe to show."""
+
+    status_code = 500
+
+
+class ModelNotFound(RuntimeServiceError):
+    status_code = 404
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"model '{name}' not found")
+        self.name = name
+
+
+class InvalidRequest(RuntimeServiceError):
+    status_code = 400
+
+
+class ModelLoadFailed(RuntimeServiceError):
+    status_code = 500

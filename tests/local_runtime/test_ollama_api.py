@@ -1,0 +1,174 @@
+"""Ollama's native API against the real SmolLM2 model, through the official client and raw HTTP."""
+
+import json
+from typing import Any
+
+import httpx
+import ollama
+import pytest
+
+from conftest import GREEDY, MODEL
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def client(base_url: str) -> ollama.Client:
+    return ollama.Client(host=base_url)
+
+
+def test_version_reports_an_ollama_version(http: httpx.Client) -> None:
+    body = http.get("/api/version").json()
+    assert body["version"].count(".") == 2
+
+
+def test_tags_list_the_default_model_with_gguf_details(client: ollama.Client, http: httpx.Client) -> None:
+    listed = {model.model: model for model in client.list().models}
+    assert MODEL in listed
+    entry = next(item for item in http.get("/api/tags").json()["models"] if item["name"] == MODEL)
+    assert entry["model"] == MODEL
+    assert len(entry["digest"]) == 64
+    assert entry["size"] > 50_000_000
+    assert entry["details"] == {
+        "parent_model": "",
+        "format": "gguf",
+        "family": "llama",
+        "families": ["llama"],
+        "parameter_size": "135M",
+        "quantization_level": "Q4_1",
+    }
+
+
+def test_show_returns_template_details_and_context_length(client: ollama.Client) -> None:
+    shown = client.show(MODEL)
+    assert "<|im_start|>" in (shown.template or "")
+    assert shown.details is not None and shown.details.family == "llama"
+    assert shown.modelinfo is not None
+    assert shown.modelinfo["llama.context_length"] == 8192
+    assert shown.modelinfo["general.architecture"] == "llama"
+    assert "FROM " in (shown.modelfile or "")
+
+
+def test_chat_answers_without_streaming(client: ollama.Client) -> None:
+    reply = client.chat(
+        MODEL, messages=[{"role": "user", "content": "Say hello."}], options={**GREEDY, "num_predict": 16}
+    )
+    assert reply.message.role == "assistant"
+    assert reply.message.content
+    assert reply.done and reply.done_reason in ("stop", "length")
+    assert reply.prompt_eval_count and reply.prompt_eval_count > 5
+    assert reply.eval_count and 0 < reply.eval_count <= 16
+    assert reply.eval_duration and reply.eval_duration > 0
+    assert reply.prompt_eval_duration and reply.prompt_eval_duration > 0
+    assert reply.total_duration and reply.total_duration >= reply.eval_duration
+
+
+def test_chat_streams_ndjson_until_done(http: httpx.Client) -> None:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Name a colour."}], "options": {"num_predict": 12}}
+    with http.stream("POST", "/api/chat", json=body) as response:
+        assert response.headers["content-type"].startswith("application/x-ndjson")
+        lines = [json.loads(line) for line in response.iter_lines() if line]
+    assert len(lines) >= 2
+    assert all(not line["done"] for line in lines[:-1])
+    final = lines[-1]
+    assert final["done"] and final["done_reason"] in ("stop", "length")
+    for key in ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration", "eval_count"):
+        assert isinstance(final[key], int)
+    assert final["eval_count"] >= len(lines) - 1  # a token whose text is held back adds no line
+
+
+def test_chat_streams_through_the_official_client(client: ollama.Client) -> None:
+    parts = list(
+        client.chat(MODEL, messages=[{"role": "user", "content": "Hi"}], stream=True, options={"num_predict": 8})
+    )
+    assert parts[-1].done
+    assert "".join(part.message.content or "" for part in parts)
+
+
+def test_generate_streams_and_answers_whole(client: ollama.Client) -> None:
+    whole = client.generate(MODEL, "The capital of France is", options={**GREEDY, "num_predict": 8})
+    streamed = client.generate(MODEL, "The capital of France is", stream=True, options={**GREEDY, "num_predict": 8})
+    assert "".join(part.response for part in streamed) == whole.response
+    assert whole.done and whole.eval_count
+
+
+def test_generate_accepts_a_system_prompt_and_raw_prompts(client: ollama.Client) -> None:
+    with_system = client.generate(MODEL, "Hi", system="Answer in French.", options={**GREEDY, "num_predict": 8})
+    raw = client.generate(MODEL, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", raw=True,
+                          options={**GREEDY, "num_predict": 8})  # fmt: skip
+    assert with_system.response and raw.response
+    assert raw.prompt_eval_count is not None and raw.prompt_eval_count < 15
+
+
+def test_num_predict_limits_eval_count(client: ollama.Client) -> None:
+    reply = client.generate(MODEL, "Write a long story about a dragon.", options={**GREEDY, "num_predict": 5})
+    assert reply.eval_count == 5
+    assert reply.done_reason == "length"
+
+
+def test_seed_and_zero_temperature_are_deterministic(client: ollama.Client) -> None:
+    def ask() -> str:
+        return client.generate(MODEL, "Tell me about cats.", options={**GREEDY, "num_predict": 24}).response
+
+    assert ask() == ask()
+
+
+def test_seed_makes_sampling_repeatable(client: ollama.Client) -> None:
+    def ask() -> str:
+        options = {"temperature": 1.0, "seed": 1234, "num_predict": 24}
+        return client.generate(MODEL, "Tell me about dogs.", options=options).response
+
+    assert ask() == ask()
+
+
+def test_stop_sequence_ends_the_answer(client: ollama.Client) -> None:
+    prompt = "1, 2, 3, 4, 5, 6,"
+    free = client.generate(MODEL, prompt, raw=True, options={**GREEDY, "num_predict": 16, "repeat_penalty": 1.0})
+    assert " 9," in free.response
+    stopped = client.generate(MODEL, prompt, raw=True, options={**GREEDY, "num_predict": 16, "repeat_penalty": 1.0,
+                                                                 "stop": [" 9"]})  # fmt: skip
+    assert stopped.response == free.response.split(" 9")[0]
+    assert stopped.done_reason == "stop"
+
+
+def test_format_json_gives_parseable_json(client: ollama.Client) -> None:
+    prompt = "Give a JSON object with the name and age of a cat named Tom who is 3."
+    reply = client.generate(MODEL, prompt, format="json", options={**GREEDY, "num_predict": 160})
+    assert reply.done_reason == "stop"
+    assert isinstance(json.loads(reply.response), dict)
+
+
+def test_format_schema_constrains_the_answer(client: ollama.Client) -> None:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {"age": {"type": "integer"}, "available": {"type": "boolean"}},
+        "required": ["age", "available"],
+    }
+    reply = client.chat(MODEL, messages=[{"role": "user", "content": "Ollama is 22 and busy. Return JSON."}],
+                        format=schema, options={**GREEDY, "num_predict": 48})  # fmt: skip
+    answer = json.loads(reply.message.content or "")
+    assert isinstance(answer["age"], int) and isinstance(answer["available"], bool)
+
+
+def test_empty_generate_loads_the_model_and_keep_alive_zero_unloads_it(http: httpx.Client) -> None:
+    loaded = http.post("/api/generate", json={"model": MODEL}).json()
+    assert loaded["done"] and loaded["response"] == "" and loaded["done_reason"] == "load"
+    assert MODEL in [model["name"] for model in http.get("/api/ps").json()["models"]]
+    unloaded = http.post("/api/generate", json={"model": MODEL, "keep_alive": 0}).json()
+    assert unloaded["done_reason"] == "unload"
+    assert MODEL not in [model["name"] for model in http.get("/api/ps").json()["models"]]
+
+
+def test_ps_shows_expiry_and_num_ctx_change_reloads(client: ollama.Client) -> None:
+    client.generate(MODEL, "Hi", options={"num_predict": 1, "num_ctx": 1024}, keep_alive="10m")
+    running = {model.model: model for model in client.ps().models}
+    assert running[MODEL].context_length == 1024
+    assert running[MODEL].expires_at is not None
+    reply = client.generate(MODEL, "Hi", options={"num_predict": 1, "num_ctx": 2048})
+    assert reply.load_duration and reply.load_duration > 1_000_000  # reloaded for the new context size
+    assert {model.model: model for model in client.ps().models}[MODEL].context_length == 2048
+
+
+def test_keep_alive_zero_unloads_after_the_request(client: ollama.Client) -> None:
+    client.generate(MODEL, "Hi", options={"num_predict": 1}, keep_alive=0)
+    assert MODEL not in [model.model for model in client.ps().models]
