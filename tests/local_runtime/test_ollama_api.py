@@ -94,8 +94,8 @@ def test_generate_streams_and_answers_whole(client: ollama.Client) -> None:
 
 def test_generate_accepts_a_system_prompt_and_raw_prompts(client: ollama.Client) -> None:
     with_system = client.generate(MODEL, "Hi", system="Answer in French.", options={**GREEDY, "num_predict": 8})
-    raw = client.generate(MODEL, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", raw=True,
-                          options={**GREEDY, "num_predict": 8})  # fmt: skip
+    templated = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    raw = client.generate(MODEL, templated, raw=True, options={**GREEDY, "num_predict": 8})
     assert with_system.response and raw.response
     assert raw.prompt_eval_count is not None and raw.prompt_eval_count < 15
 
@@ -123,10 +123,10 @@ def test_seed_makes_sampling_repeatable(client: ollama.Client) -> None:
 
 def test_stop_sequence_ends_the_answer(client: ollama.Client) -> None:
     prompt = "1, 2, 3, 4, 5, 6,"
-    free = client.generate(MODEL, prompt, raw=True, options={**GREEDY, "num_predict": 16, "repeat_penalty": 1.0})
+    options = {**GREEDY, "num_predict": 16, "repeat_penalty": 1.0}
+    free = client.generate(MODEL, prompt, raw=True, options=options)
     assert " 9," in free.response
-    stopped = client.generate(MODEL, prompt, raw=True, options={**GREEDY, "num_predict": 16, "repeat_penalty": 1.0,
-                                                                 "stop": [" 9"]})  # fmt: skip
+    stopped = client.generate(MODEL, prompt, raw=True, options={**options, "stop": [" 9"]})
     assert stopped.response == free.response.split(" 9")[0]
     assert stopped.done_reason == "stop"
 
@@ -144,8 +144,8 @@ def test_format_schema_constrains_the_answer(client: ollama.Client) -> None:
         "properties": {"age": {"type": "integer"}, "available": {"type": "boolean"}},
         "required": ["age", "available"],
     }
-    reply = client.chat(MODEL, messages=[{"role": "user", "content": "Ollama is 22 and busy. Return JSON."}],
-                        format=schema, options={**GREEDY, "num_predict": 48})  # fmt: skip
+    messages = [{"role": "user", "content": "Ollama is 22 and busy. Return JSON."}]
+    reply = client.chat(MODEL, messages=messages, format=schema, options={**GREEDY, "num_predict": 48})
     answer = json.loads(reply.message.content or "")
     assert isinstance(answer["age"], int) and isinstance(answer["available"], bool)
 
