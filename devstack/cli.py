@@ -5,6 +5,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+
+from pydantic import ValidationError
 
 from devstack import pg
 from devstack.config import StackSettings, get_settings
@@ -28,14 +31,16 @@ def _last_log_line(settings: StackSettings, name: str) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
-def _wait_healthy(settings: StackSettings, supervisor: Supervisor, service: Service) -> None:
+def _wait_healthy(
+    settings: StackSettings, supervisor: Supervisor, service: Service, health: Callable[[], str | None] | None = None
+) -> None:
     def check() -> str | None:
         if service.program is not None and supervisor.state(service.name) in FAILED_STATES:
             raise StackError(
                 f"{service.name} exited: {_last_log_line(settings, service.name)} "
                 f"(log: {settings.logs_dir / service.name}.log)"
             )
-        return service.health()
+        return (health or service.health)()
 
     reason = wait_until(check, settings.start_timeout, interval=0.5)
     if reason is not None:
@@ -69,11 +74,13 @@ def up(settings: StackSettings) -> None:
             if service.program is not None:
                 supervisor.start(service.name)
         for service in group:
-            _wait_healthy(settings, supervisor, service)
             if service is postgres and service.program is not None:
+                # The role and databases must exist before the configured URL can connect.
+                _wait_healthy(settings, supervisor, service, cluster(settings).accepting_connections)
                 cluster(settings).bootstrap(
                     settings.postgres_user, settings.postgres_password, [settings.postgres_db, *settings.app_databases]
                 )
+            _wait_healthy(settings, supervisor, service)
     print_table(settings, services, supervisor)
 
 
@@ -123,12 +130,21 @@ def logs(settings: StackSettings) -> None:
     os.execvp("tail", ["tail", "-n", "20", "-F", *files])
 
 
+def _settings(command: str) -> StackSettings:
+    try:
+        return get_settings()
+    except ValidationError:
+        if command == "up":
+            raise
+        return StackSettings(litellm_master_key="")  # stopping or inspecting needs no secret
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "status", "logs"])
     args = parser.parse_args(argv)
     try:
-        settings = get_settings()
+        settings = _settings(args.command)
         settings.stack_dir.mkdir(parents=True, exist_ok=True)
         if args.command == "up":
             started = time.monotonic()
@@ -142,6 +158,14 @@ def main(argv: list[str] | None = None) -> int:
             logs(settings)
     except (StackError, pg.PostgresError, subprocess.CalledProcessError) as exc:
         print(f"make {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except ValidationError as exc:
+        names = ", ".join(str(error["loc"][0]).upper() for error in exc.errors())
+        print(
+            f"make {args.command}: missing or invalid setting {names}: set it in litellm_hub/.env "
+            "(start from litellm_hub/.env.example)",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         return 130

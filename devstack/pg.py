@@ -106,6 +106,15 @@ class Cluster:
         if result.returncode != 0:
             raise PostgresError(f"initdb failed: {_last_line(result.stderr)}")
 
+    def accepting_connections(self) -> str | None:
+        """None once the server accepts connections on its socket, else pg_isready's answer."""
+        result = subprocess.run(
+            [str(find_bin_dir() / "pg_isready"), "-h", str(self.socket_dir), "-p", str(self.port), "-q"],
+            capture_output=True,
+            text=True,
+        )
+        return None if result.returncode == 0 else f"not accepting connections on port {self.port} yet"
+
     def bootstrap(self, user: str, password: str, databases: list[str]) -> None:
         """Creates the role and databases if they are missing; safe to run on every start."""
         quoted_password = password.replace("'", "''")

