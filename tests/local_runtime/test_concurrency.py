@@ -6,7 +6,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-
 from conftest import GREEDY, MODEL
 
 pytestmark = pytest.mark.timeout(180)

@@ -6,7 +6,6 @@ from typing import Any
 import httpx
 import ollama
 import pytest
-
 from conftest import GREEDY, MODEL
 
 pytestmark = pytest.mark.timeout(120)

@@ -5,7 +5,6 @@ import json
 import httpx
 import openai
 import pytest
-
 from conftest import MODEL
 from tools_schema import WEATHER_PARAMETERS, WEATHER_TOOL, schema_violations
 

@@ -5,7 +5,6 @@ import json
 import httpx
 import ollama
 import pytest
-
 from conftest import GREEDY, MODEL
 from tools_schema import ADD_PARAMETERS, ADD_TOOL, WEATHER_PARAMETERS, WEATHER_TOOL, schema_violations
 

@@ -3,6 +3,7 @@
 import math
 
 import pytest
+
 from local_runtime.catalog import normalize_name
 from local_runtime.durations import DurationError, parse_keep_alive
 from local_runtime.textstream import TextStream
