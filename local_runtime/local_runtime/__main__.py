@@ -7,6 +7,7 @@ import socket
 import sys
 
 import uvicorn
+from pydantic import ValidationError
 
 from local_runtime.catalog import locate_default_gguf
 from local_runtime.config import get_settings
@@ -30,7 +31,12 @@ def port_problem(host: str, port: int) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "RUNTIME_" + "_".join(str(part) for part in first["loc"]).upper()
+        return fail(f"invalid setting {name}: {first['msg']}")
     parser = argparse.ArgumentParser(prog="local_runtime", description=__doc__)
     parser.add_argument("--host", default=settings.host)
     parser.add_argument("--port", type=int, default=settings.port)

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -87,8 +87,8 @@ def create_app(settings: RuntimeSettings | None = None) -> FastAPI:
     app.include_router(openai.router)
 
     @app.get("/", include_in_schema=False)
-    async def root() -> JSONResponse:
-        return JSONResponse("Ollama is running")
+    async def root() -> PlainTextResponse:
+        return PlainTextResponse("Ollama is running")  # what clients probe for, verbatim
 
     @app.exception_handler(RuntimeServiceError)
     async def service_error(request: Request, exc: RuntimeServiceError) -> JSONResponse:

@@ -138,6 +138,10 @@ class LoadedModel:
         """Run one generation, calling `emit` with each piece of text as soon as it is final."""
         llm = self.llama
         tokens = self.tokenize(job.prompt)
+        if not tokens:
+            return Finish(
+                done_reason="stop", prompt_eval_count=0, prompt_eval_duration=0, eval_count=0, eval_duration=0
+            )
         if len(tokens) >= self.num_ctx:
             keep = self.num_ctx * 3 // 4
             log.warning("prompt of %d tokens exceeds num_ctx %d; keeping the last %d", len(tokens), self.num_ctx, keep)

@@ -128,7 +128,7 @@ class ModelPool:
         consumer goes away mid-stream, so two outputs can never interleave on one model.
         """
         slot = self._slot(model)
-        await slot.lock.acquire()
+        await slot.lock.acquire()  # outside the try: a request cancelled while queued holds no lock
         handed_over = False
         try:
             loaded, load_ns = await self._ensure_loaded(slot, num_ctx)

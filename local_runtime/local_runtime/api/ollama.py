@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from local_runtime.api.deps import RuntimeDep, json_body
+from local_runtime.api.disconnect import unless_disconnected
 from local_runtime.api.streaming import dump, ndjson
 from local_runtime.details import context_length, model_details, model_info, modelfile, parameters_text
 from local_runtime.errors import RuntimeServiceError
@@ -112,6 +113,29 @@ async def generate_chunks(model: str, events: AsyncIterator[Event]) -> AsyncIter
             yield GenerateChunk(model=model, created_at=timestamp(), response=event, done=False)
 
 
+async def whole_chat(chunks: AsyncIterator[ChatChunk]) -> ChatChunk:
+    """The stream folded into one reply, as `stream: false` returns it."""
+    content: list[str] = []
+    calls: list[ToolCallBody] = []
+    async for chunk in chunks:
+        content.append(chunk.message.content)
+        calls.extend(chunk.message.tool_calls or [])
+        if chunk.done:
+            chunk.message = ReplyMessage(content="".join(content), tool_calls=calls or None)
+            return chunk
+    raise RuntimeServiceError("generation ended without a result")
+
+
+async def whole_generate(chunks: AsyncIterator[GenerateChunk]) -> GenerateChunk:
+    text: list[str] = []
+    async for chunk in chunks:
+        text.append(chunk.response)
+        if chunk.done:
+            chunk.response = "".join(text)
+            return chunk
+    raise RuntimeServiceError("generation ended without a result")
+
+
 async def load_only(runtime: RuntimeDep, body: GenerationRequest) -> dict[str, Any]:
     """Ollama's empty request: load the model, or unload it when keep_alive is 0."""
     keep_alive = runtime.keep_alive(body.keep_alive)
@@ -203,15 +227,7 @@ async def chat(
     chunks = chat_chunks(body.model, runtime.run(prepared))
     if body.stream:
         return ndjson(guarded(chunks))
-    content: list[str] = []
-    calls: list[ToolCallBody] = []
-    async for chunk in chunks:
-        content.append(chunk.message.content)
-        calls.extend(chunk.message.tool_calls or [])
-        if chunk.done:
-            chunk.message = ReplyMessage(content="".join(content), tool_calls=calls or None)
-            return JSONResponse(dump(chunk))
-    raise RuntimeServiceError("generation ended without a result")
+    return JSONResponse(dump(await unless_disconnected(request, whole_chat(chunks))))
 
 
 @router.post("/generate")
@@ -228,10 +244,4 @@ async def generate(
     chunks = generate_chunks(body.model, runtime.run(prepared))
     if body.stream:
         return ndjson(guarded(chunks))
-    text: list[str] = []
-    async for chunk in chunks:
-        text.append(chunk.response)
-        if chunk.done:
-            chunk.response = "".join(text)
-            return JSONResponse(dump(chunk))
-    raise RuntimeServiceError("generation ended without a result")
+    return JSONResponse(dump(await unless_disconnected(request, whole_generate(chunks))))

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from local_runtime.api.deps import RuntimeDep, json_body
+from local_runtime.api.disconnect import unless_disconnected
 from local_runtime.api.ollama import guarded
 from local_runtime.api.streaming import dump, sse
 from local_runtime.errors import InvalidRequest, RuntimeServiceError
@@ -135,6 +136,26 @@ async def completion_chunks(
             yield chunk(Delta(content=event))
 
 
+async def whole_completion(
+    body: ChatCompletionRequest, events: AsyncIterator[Event], ident: str, created: int
+) -> ChatCompletion:
+    content: list[str] = []
+    calls: list[ToolCall] = []
+    async for event in events:
+        if isinstance(event, ToolCalls):
+            calls.extend(event.calls)
+        elif isinstance(event, str):
+            content.append(event)
+        else:
+            message = ReplyMessage(
+                content="".join(content) if not calls else None,
+                tool_calls=openai_calls(calls, with_index=False) if calls else None,
+            )
+            choice = Choice(message=message, finish_reason=finish_reason(event, bool(calls)))
+            return ChatCompletion(id=ident, created=created, model=body.model, choices=[choice], usage=usage(event))
+    raise RuntimeServiceError("generation ended without a result")
+
+
 @router.get("/models")
 async def models(runtime: RuntimeDep) -> ModelList:
     cards = [
@@ -159,19 +180,4 @@ async def chat_completions(
     events = runtime.run(prepared)
     if body.stream:
         return sse(guarded(completion_chunks(body, events, ident, created)))
-    content: list[str] = []
-    calls: list[ToolCall] = []
-    async for event in events:
-        if isinstance(event, ToolCalls):
-            calls.extend(event.calls)
-        elif isinstance(event, str):
-            content.append(event)
-        else:
-            message = ReplyMessage(
-                content="".join(content) if not calls else None,
-                tool_calls=openai_calls(calls, with_index=False) if calls else None,
-            )
-            choice = Choice(message=message, finish_reason=finish_reason(event, bool(calls)))
-            reply = ChatCompletion(id=ident, created=created, model=body.model, choices=[choice], usage=usage(event))
-            return JSONResponse(dump(reply))
-    raise RuntimeServiceError("generation ended without a result")
+    return JSONResponse(dump(await unless_disconnected(request, whole_completion(body, events, ident, created))))
