@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from conftest import GREEDY, MODEL
+from runtime_support import GREEDY, MODEL
 
 pytestmark = pytest.mark.timeout(180)
 PROMPTS = [

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import ollama
 import pytest
-from conftest import MODEL, REPO_ROOT, RuntimeProcess, smollm2_gguf
+from runtime_support import MODEL, REPO_ROOT, RuntimeProcess, smollm2_gguf
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -1,12 +1,13 @@
 """Ollama's native API against the real SmolLM2 model, through the official client and raw HTTP."""
 
 import json
+import time
 from typing import Any
 
 import httpx
 import ollama
 import pytest
-from conftest import GREEDY, MODEL
+from runtime_support import GREEDY, MODEL
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -171,3 +172,12 @@ def test_ps_shows_expiry_and_num_ctx_change_reloads(client: ollama.Client) -> No
 def test_keep_alive_zero_unloads_after_the_request(client: ollama.Client) -> None:
     client.generate(MODEL, "Hi", options={"num_predict": 1}, keep_alive=0)
     assert MODEL not in [model.model for model in client.ps().models]
+
+
+def test_loaded_model_expires_after_its_keep_alive(client: ollama.Client) -> None:
+    client.generate(MODEL, "Hi", options={"num_predict": 1}, keep_alive="1s")
+    assert MODEL in [model.model for model in client.ps().models]
+    deadline = time.monotonic() + 5
+    while MODEL in [model.model for model in client.ps().models]:
+        assert time.monotonic() < deadline, "model still loaded 5s after a 1s keep_alive"
+        time.sleep(0.2)

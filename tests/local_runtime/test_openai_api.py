@@ -5,8 +5,8 @@ import json
 import httpx
 import openai
 import pytest
-from conftest import MODEL
-from tools_schema import WEATHER_PARAMETERS, WEATHER_TOOL, schema_violations
+from runtime_support import MODEL
+from runtime_tool_specs import WEATHER_PARAMETERS, WEATHER_TOOL, schema_violations
 
 pytestmark = pytest.mark.timeout(120)
 QUESTION = [{"role": "user", "content": "Say hello."}]

@@ -5,8 +5,8 @@ import json
 import httpx
 import ollama
 import pytest
-from conftest import GREEDY, MODEL
-from tools_schema import ADD_PARAMETERS, ADD_TOOL, WEATHER_PARAMETERS, WEATHER_TOOL, schema_violations
+from runtime_support import GREEDY, MODEL
+from runtime_tool_specs import ADD_PARAMETERS, ADD_TOOL, WEATHER_PARAMETERS, WEATHER_TOOL, schema_violations
 
 pytestmark = pytest.mark.timeout(120)
 WEATHER_QUESTION = {"role": "user", "content": "What is the weather today in Paris?"}
