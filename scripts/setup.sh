@@ -12,11 +12,13 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' \
   || die "Python 3.11+ is required (found $("$PYTHON" --version 2>&1))"
 
-# System packages: PostgreSQL server binaries for the embedded cluster, and Debian's
-# docker-compose to validate the compose files statically (no Docker engine here).
+# System packages: PostgreSQL server binaries for the embedded cluster, Debian's docker-compose to
+# validate the compose files statically (no Docker engine here), and Chromium for the browser tests.
 need_apt=()
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v docker-compose >/dev/null || need_apt+=(docker-compose)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "installing system packages: ${need_apt[*]}"
