@@ -35,7 +35,9 @@ class RuntimeProcess:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log = Path(tempfile.mkstemp(prefix="local_runtime-", suffix=".log")[1])
-        env = {**os.environ, "RUNTIME_MODELS_DIR": str(models_dir)}
+        # One llama.cpp thread: with as many threads as cores, its spinning thread barrier runs 3x (and
+        # at worst 50x) slower whenever another process wants a core, which made timing tests flaky.
+        env = {**os.environ, "RUNTIME_MODELS_DIR": str(models_dir), "RUNTIME_THREADS": "1"}
         with self.log.open("wb") as sink:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "local_runtime", "--port", str(port)],
