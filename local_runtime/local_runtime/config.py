@@ -19,7 +19,10 @@ class RuntimeSettings(BaseSettings):
     # Every *.gguf here is served under its Ollama-style name (file stem, ":latest" when untagged).
     models_dir: Path = REPO_ROOT / "models"
     num_ctx: int = Field(default=2048, ge=16)
-    threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    # Half the cores: `make up` runs two runtimes beside the proxy, and llama.cpp slows down ~3x
+    # when its threads compete for a core (measured on 2 cores: 1 thread 0.75 s vs 2 threads 0.62 s
+    # per 100 tokens idle, but 2 threads under contention ran 3x slower).
+    threads: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2), ge=1)
     # Ollama's duration syntax ("5m", "1h", "30s", "0", "-1"); how long an idle model stays loaded.
     keep_alive: str = "5m"
     # Added to the logit of a tool call's first token when tools are offered: small models rank a
