@@ -1,1 +1,1 @@
-"""Chat UI helpers for the Streamlit page (filled in by the UI issue)."""
+"""GenAILabs chat UI: the modules behind streamlit_service/main.py."""

@@ -1,0 +1,55 @@
+"""The UI's settings: one class, read from streamlit_service/.env and the environment."""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SERVICE_DIR = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=SERVICE_DIR / ".env", extra="ignore")
+
+    litellm_base_url: str = "http://localhost:4100/v1"
+    litellm_api_key: SecretStr
+    # Phase 2: when set, chat goes to the agent host (same OpenAI wire format) instead of the proxy.
+    agent_host_url: str = ""
+    database_url: SecretStr = SecretStr("postgresql://litellm:litellm@localhost:5433/genailabs")
+    # The hub's request log, for the Usage page.
+    hub_database_url: SecretStr = SecretStr("postgresql://litellm:litellm@localhost:5433/litellm")
+    # Model runtimes behind the proxy (Ollama API), probed for the status panel and the served marking.
+    runtime_urls: Annotated[list[str], NoDecode] = ["http://localhost:11434", "http://localhost:11435"]
+
+    request_timeout: float = Field(default=120.0, gt=0)
+    # Seconds between two status checks in the sidebar.
+    status_interval: float = Field(default=5.0, ge=1)
+    probe_timeout: float = Field(default=2.0, gt=0)
+    default_model: str = "smollm2:135m"
+    max_tokens_limit: int = Field(default=4096, ge=16)
+    title_from_model: bool = True
+
+    @field_validator("runtime_urls", mode="before")
+    @classmethod
+    def split_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [url.strip().rstrip("/") for url in value.split(",") if url.strip()]
+        return value
+
+    @property
+    def chat_base_url(self) -> str:
+        """Where chat requests go: the agent host when configured, else the proxy."""
+        if self.agent_host_url:
+            return self.agent_host_url.rstrip("/") + "/v1"
+        return self.litellm_base_url.rstrip("/")
+
+    @property
+    def proxy_root(self) -> str:
+        return self.litellm_base_url.rstrip("/").removesuffix("/v1")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()  # type: ignore[call-arg]  # the API key comes from .env

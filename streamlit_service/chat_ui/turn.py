@@ -1,0 +1,112 @@
+"""One exchange with the model: save the question, stream the answer with a Stop button, save it."""
+
+from datetime import datetime
+
+import openai
+import streamlit as st
+
+from chat_ui import session
+from chat_ui.backend import Reply, fallback_title, generate_title, make_client, stream_reply
+from chat_ui.config import Settings
+from chat_ui.errors import explain
+from chat_ui.schemas import MESSAGE_MAX, Facts, GenerationParams, Message, Role
+from chat_ui.store import HistoryStore, StoreUnavailable
+
+CURSOR = " ▌"
+
+
+def _local_message(role: Role, content: str, facts: Facts | None = None) -> Message:
+    return Message(id=-1, role=role, content=content, created_at=datetime.now().astimezone(), facts=facts)
+
+
+def _save(store: HistoryStore, role: Role, content: str, facts: Facts | None = None) -> Message:
+    """Saves to the open conversation, creating it on the first message; keeps it in the page if the DB is down."""
+    state = st.session_state
+    try:
+        if state.conversation is None and not state.unsaved:
+            conversation = store.create("New chat", session.params())
+            state.conversation = conversation
+            session.select(conversation.id)
+        if state.conversation is not None:
+            return store.add_message(state.conversation.id, role, content, facts)
+    except StoreUnavailable:
+        state.unsaved = True
+    return _local_message(role, content, facts)
+
+
+def check_limits(settings: Settings, params: GenerationParams, text: str | None) -> str | None:
+    if params.max_tokens > settings.max_tokens_limit:
+        return f"max tokens is {params.max_tokens}; this UI allows at most {settings.max_tokens_limit}"
+    if text is not None and len(text) > MESSAGE_MAX:
+        return f"the message has {len(text)} characters; at most {MESSAGE_MAX} are sent"
+    if text is not None and not text.strip():
+        return "the message is empty"
+    return None
+
+
+def run(settings: Settings, store: HistoryStore, text: str | None) -> None:
+    """Sends `text` (or, with None, answers the history's last question again) and streams the answer."""
+    params = session.params()
+    refused = check_limits(settings, params, text)
+    if refused:
+        st.error(f"Not sent: {refused}.")
+        return
+    session.set_problem(None)
+    history = session.messages()
+    if text is not None:
+        history.append(_save(store, "user", text))
+        with st.chat_message("user"):
+            st.markdown(text)
+    if not history or history[-1].role != "user":
+        return
+    question = history[-1].content
+    first_exchange = len(history) == 1
+    client = make_client(settings)
+    reply = Reply(params)
+    with st.chat_message("assistant"):
+        shown = st.empty()
+        stop = st.empty()
+        stop.button(
+            "Stop",
+            icon=":material/stop_circle:",
+            key="stop",
+            help="Stops the answer here; the model stops generating too",
+        )
+        shown.markdown("_waiting for the model…_")
+        pieces = stream_reply(client, params, [(m.role, m.content) for m in history], reply)
+        try:
+            for piece in pieces:
+                if piece is not None:
+                    shown.markdown(reply.text + CURSOR)
+                elif reply.first_token_at is None:
+                    shown.markdown("_waiting for the model…_")  # also where a Stop click is noticed
+        finally:
+            pieces.close()  # on Stop (a rerun raised above) this closes the connection: the server stops too
+            _finish(settings, store, reply, question)
+        stop.empty()
+    if reply.error is None and first_exchange and st.session_state.conversation is not None:
+        _name(settings, store, client, params.model, question, reply.text)
+    st.rerun()
+
+
+def _finish(settings: Settings, store: HistoryStore, reply: Reply, question: str) -> None:
+    if reply.error is not None:
+        problem = explain(
+            reply.error, reply.params.model, settings.chat_base_url, settings.litellm_api_key.get_secret_value()
+        )
+        session.set_problem(problem, question)
+        return
+    if reply.text or not reply.stopped:
+        session.messages().append(_save(store, "assistant", reply.text, reply.facts()))
+
+
+def _name(
+    settings: Settings, store: HistoryStore, client: openai.OpenAI, model: str, question: str, answer: str
+) -> None:
+    conversation = st.session_state.conversation
+    title = generate_title(client, model, question, answer) if settings.title_from_model else fallback_title(question)
+    try:
+        store.rename(conversation.id, title)
+        conversation.title = title
+    except StoreUnavailable:
+        pass
