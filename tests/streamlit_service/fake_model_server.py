@@ -78,7 +78,9 @@ class FakeModelServer:
                 if not body.get("stream"):
                     message = {"role": "assistant", "content": server.title}
                     choice = {"index": 0, "message": message, "finish_reason": "stop"}
-                    self._json(200, {"id": "t", "object": "chat.completion", "model": body["model"], "choices": [choice]})
+                    self._json(
+                        200, {"id": "t", "object": "chat.completion", "model": body["model"], "choices": [choice]}
+                    )
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
