@@ -40,7 +40,10 @@ def _wait_healthy(
                 f"{service.name} exited: {_last_log_line(settings, service.name)} "
                 f"(log: {settings.logs_dir / service.name}.log)"
             )
-        return (health or service.health)()
+        reason = (health or service.health)()
+        if reason is None and service.program is not None and supervisor.state(service.name) == "STARTING":
+            return "still starting"  # a fast service (the UI) answers before supervisord calls it RUNNING
+        return reason
 
     reason = wait_until(check, settings.start_timeout, interval=0.5)
     if reason is not None:
@@ -67,9 +70,9 @@ def up(settings: StackSettings) -> None:
     supervisor.ensure_started(render_config(settings, programs), secret_env(settings))
     save_plan(settings, services)
 
-    # Dependency order: the database, then both runtimes together, then the proxy.
-    postgres, runtime, runtime2, proxy = services
-    for group in ([postgres], [runtime, runtime2], [proxy]):
+    # Dependency order: the database, then both runtimes together, then the proxy, then the UI.
+    postgres, runtime, runtime2, proxy, ui = services
+    for group in ([postgres], [runtime, runtime2], [proxy], [ui]):
         for service in group:
             if service.program is not None:
                 supervisor.start(service.name)

@@ -27,6 +27,7 @@ class StackSettings(BaseSettings):
     litellm_host: str = "127.0.0.1"
     ollama_base_url: str = "http://localhost:11434"
     runtime2_port: int = 11435
+    ui_port: int = 8501
 
     stack_dir: Path = REPO_ROOT / ".stack"
     # Seconds `up` waits for each service to become healthy.

@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from devstack import pg
 from devstack.config import REPO_ROOT, StackSettings
@@ -101,6 +102,36 @@ def _proxy(settings: StackSettings) -> Service:
     return Service("proxy", settings.litellm_port, f"{settings.proxy_url}/v1", ready, program)
 
 
+def _ui(settings: StackSettings) -> Service:
+    history_db = urlsplit(settings.database_url)._replace(path="/genailabs").geturl()
+    argv = [
+        str(VENV_BIN / "streamlit"),
+        "run",
+        str(REPO_ROOT / "streamlit_service" / "main.py"),
+        "--server.port",
+        str(settings.ui_port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    program = Program(
+        "ui",
+        argv,
+        # LITELLM_API_KEY comes from supervisord's environment (secret_env), never from this file.
+        environment={
+            "LITELLM_BASE_URL": f"{settings.proxy_url}/v1",
+            "DATABASE_URL": history_db,
+            "HUB_DATABASE_URL": settings.database_url,
+            "RUNTIME_URLS": f"{settings.ollama_base_url},{settings.runtime2_base_url}",
+        },
+    )
+    url = f"http://localhost:{settings.ui_port}"
+    return Service("ui", settings.ui_port, url, lambda: http_ok(f"{url}/_stcore/health"), program)
+
+
 def plan(settings: StackSettings, managed: Callable[[str], bool]) -> list[Service]:
     """Decides, once per `up`, which services to start and which external ones to use.
 
@@ -113,6 +144,7 @@ def plan(settings: StackSettings, managed: Callable[[str], bool]) -> list[Servic
         _runtime("runtime", settings.runtime_port, settings.ollama_base_url, external_ollama),
         _runtime("runtime2", settings.runtime2_port, settings.runtime2_base_url, False),
         _proxy(settings),
+        _ui(settings),
     ]
 
 
@@ -139,7 +171,8 @@ def load_plan(settings: StackSettings) -> dict[str, str]:
 
 def secret_env(settings: StackSettings) -> dict[str, str]:
     """Secrets are handed to supervisord through its environment, never written into its config."""
-    env = {"LITELLM_MASTER_KEY": settings.litellm_master_key}
+    # The UI talks to the proxy with the master key by default, as in the seed's streamlit_service/.env.
+    env = {"LITELLM_MASTER_KEY": settings.litellm_master_key, "LITELLM_API_KEY": settings.litellm_master_key}
     if "PATH" not in os.environ:
         env["PATH"] = "/usr/bin:/bin"
     return env

@@ -27,6 +27,7 @@ def _stack_env(stack_dir: Path) -> dict[str, str]:
         "RUNTIME2_PORT": str(free_port()),
         "LITELLM_PORT": str(free_port()),
         "LITELLM_MASTER_KEY": MASTER_KEY,
+        "UI_PORT": str(free_port()),
     }
     env.pop("MAKEFLAGS", None)
     return env
@@ -55,7 +56,7 @@ def stack_env() -> Iterator[dict[str, str]]:
 def test_make_up_starts_every_service_healthy_and_the_proxy_answers(stack_env: dict[str, str]) -> None:
     result = _make("up", stack_env)
     assert result.returncode == 0, result.stdout + result.stderr
-    for service in ("postgres", "runtime", "runtime2", "proxy"):
+    for service in ("postgres", "runtime", "runtime2", "proxy", "ui"):
         row = next(line for line in result.stdout.splitlines() if line.startswith(service + " "))
         assert "RUNNING" in row and "healthy" in row, row
     assert MASTER_KEY not in result.stdout + result.stderr
@@ -79,7 +80,14 @@ def test_make_up_again_is_idempotent(stack_env: dict[str, str]) -> None:
 def test_make_status_reports_each_service_healthy(stack_env: dict[str, str]) -> None:
     result = _make("status", stack_env)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("healthy") == 4
+    assert result.stdout.count("healthy") == 5
+
+
+def test_chat_ui_answers_and_its_key_stays_out_of_the_supervisor_config(stack_env: dict[str, str]) -> None:
+    page = httpx.get(f"http://localhost:{stack_env['UI_PORT']}/_stcore/health", timeout=10)
+    assert page.status_code == 200 and page.text == "ok"
+    config = (Path(stack_env["STACK_DIR"]) / "supervisord.conf").read_text()
+    assert "[program:ui]" in config and MASTER_KEY not in config
 
 
 def test_databases_for_the_hub_and_the_app_exist(stack_env: dict[str, str]) -> None:
@@ -94,7 +102,7 @@ def test_databases_for_the_hub_and_the_app_exist(stack_env: dict[str, str]) -> N
 def test_make_down_stops_everything_it_started(stack_env: dict[str, str]) -> None:
     result = _make("down", stack_env)
     assert result.returncode == 0, result.stderr
-    for key in ("POSTGRES_PORT", "LITELLM_PORT", "RUNTIME2_PORT"):
+    for key in ("POSTGRES_PORT", "LITELLM_PORT", "RUNTIME2_PORT", "UI_PORT"):
         assert not port_in_use(int(stack_env[key])), key
     assert _make("status", stack_env).returncode != 0
 
