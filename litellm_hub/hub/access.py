@@ -1,0 +1,34 @@
+"""What a virtual key may do: the checks behind 401, 403 and budget answers, free of HTTP and I/O."""
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from hub.errors import BudgetExceeded, ExpiredKey, ModelNotAllowed, RevokedKey
+from hub.records import KeyRecord
+
+
+def check_key(record: KeyRecord, spend: float, models: Iterable[str], now: datetime) -> None:
+    """Raises the first reason the key may not make this request, in the order a caller can fix them."""
+    if record.revoked_at is not None and record.revoked_at <= now:
+        raise RevokedKey(record.alias, record.revoked_at)
+    if record.expires_at is not None and record.expires_at <= now:
+        raise ExpiredKey(record.alias, record.expires_at)
+    if record.models:
+        for model in models:
+            if model not in record.models:
+                raise ModelNotAllowed(record.alias, model, record.models)
+    if record.max_budget is not None and spend >= record.max_budget:
+        raise BudgetExceeded(record.alias, spend, record.max_budget)
+
+
+def requested_models(body: dict[str, object], path_model: str | None) -> list[str]:
+    """The model a request names, plus any fallbacks the client asks for in the body: a key must be
+    allowed each of them, or a fallback would reach a model the key may not use."""
+    models = [model for model in (body.get("model"), path_model) if isinstance(model, str) and model]
+    fallbacks = body.get("fallbacks")
+    if isinstance(fallbacks, list):
+        for fallback in fallbacks:
+            name = fallback.get("model") if isinstance(fallback, dict) else fallback
+            if isinstance(name, str) and name:
+                models.append(name)
+    return list(dict.fromkeys(models))

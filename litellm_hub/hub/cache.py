@@ -1,0 +1,91 @@
+"""Key checks cached in memory: quick, revocable within a TTL, and resilient to a database outage."""
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from hub.errors import DatabaseUnavailable
+from hub.records import KeyRecord
+
+KeyLoader = Callable[[str], Awaitable[tuple[KeyRecord, float] | None]]
+
+
+class SpendLedger:
+    """Costs this process has logged, so budgets count requests whose rows are not in PostgreSQL yet.
+
+    `logged` grows when a row is buffered and `committed` when it reaches the database. A key's spend
+    is the database's sum at the last lookup plus what was logged since, minus what had already been
+    committed then (and so was in that sum).
+    """
+
+    def __init__(self) -> None:
+        self._logged: dict[str, float] = {}
+        self._committed: dict[str, float] = {}
+
+    def add_logged(self, key_hash: str | None, cost: float) -> None:
+        if key_hash and cost:
+            self._logged[key_hash] = self._logged.get(key_hash, 0.0) + cost
+
+    def add_committed(self, key_hash: str | None, cost: float) -> None:
+        if key_hash and cost:
+            self._committed[key_hash] = self._committed.get(key_hash, 0.0) + cost
+
+    def logged(self, key_hash: str) -> float:
+        return self._logged.get(key_hash, 0.0)
+
+    def committed(self, key_hash: str) -> float:
+        return self._committed.get(key_hash, 0.0)
+
+
+@dataclass
+class CachedKey:
+    record: KeyRecord
+    db_spend: float
+    committed_at_fetch: float
+    fetched_at: float
+
+    def spend(self, ledger: SpendLedger) -> float:
+        return self.db_spend + ledger.logged(self.record.key_hash) - self.committed_at_fetch
+
+
+class KeyCache:
+    """Serves a key from memory for `ttl` seconds; past that asks the database, and while the
+    database is unreachable keeps serving keys it saw within `stale_grace` seconds."""
+
+    def __init__(
+        self, ledger: SpendLedger, ttl: float, stale_grace: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._ledger = ledger
+        self._ttl = ttl
+        self._stale_grace = stale_grace
+        self._clock = clock
+        self._entries: dict[str, CachedKey] = {}
+
+    async def get(self, key_hash: str, load: KeyLoader) -> CachedKey | None:
+        """The key, or None when the database says it does not exist.
+
+        Raises DatabaseUnavailable when the database is down and the key was not seen recently enough.
+        """
+        now = self._clock()
+        entry = self._entries.get(key_hash)
+        if entry is not None and now - entry.fetched_at < self._ttl:
+            return entry
+        # Read before the query: a batch committed while the query runs is then counted twice at
+        # worst, never missed, so a budget errs on the safe side.
+        committed_before = self._ledger.committed(key_hash)
+        try:
+            loaded = await load(key_hash)
+        except DatabaseUnavailable:
+            if entry is not None and now - entry.fetched_at < self._stale_grace:
+                return entry
+            raise
+        if loaded is None:
+            self._entries.pop(key_hash, None)
+            return None
+        record, db_spend = loaded
+        entry = CachedKey(record, db_spend, committed_before, self._clock())
+        self._entries[key_hash] = entry
+        return entry
+
+    def forget(self, key_hash: str) -> None:
+        self._entries.pop(key_hash, None)

@@ -1,0 +1,203 @@
+"""PostgreSQL for the hub: the schema (created on first use) and the async queries the proxy runs."""
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from hub.errors import DatabaseUnavailable
+from hub.records import KeyRecord, UsageRow
+
+log = logging.getLogger("hub.db")
+
+# An advisory lock serialises concurrent first starts (proxy and CLI) that would race on CREATE TABLE.
+SCHEMA_LOCK_ID = 0x4855_4221
+STATEMENT_TIMEOUT_MS = 15_000
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS hub_keys (
+    key_hash    text PRIMARY KEY,              -- sha256 of the key; the key itself is never stored
+    key_prefix  text NOT NULL UNIQUE,          -- first characters, to tell keys apart in a listing
+    alias       text NOT NULL,
+    models      text[] NOT NULL DEFAULT '{}',  -- empty: every model
+    max_budget  double precision,
+    rpm_limit   integer,
+    tpm_limit   integer,
+    expires_at  timestamptz,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    revoked_at  timestamptz,
+    metadata    jsonb NOT NULL DEFAULT '{}'
+);
+CREATE UNIQUE INDEX IF NOT EXISTS hub_keys_active_alias ON hub_keys (alias) WHERE revoked_at IS NULL;
+
+CREATE TABLE IF NOT EXISTS hub_request_log (
+    id                bigserial PRIMARY KEY,
+    request_id        text NOT NULL UNIQUE,    -- re-flushing a row never duplicates it
+    started_at        timestamptz NOT NULL,
+    ended_at          timestamptz NOT NULL,
+    key_hash          text,
+    key_alias         text,
+    model_requested   text,
+    model_group       text,
+    deployment        text,
+    deployment_id     text,
+    api_base          text,
+    prompt_tokens     integer NOT NULL DEFAULT 0,
+    completion_tokens integer NOT NULL DEFAULT 0,
+    cost              double precision NOT NULL DEFAULT 0,
+    latency_ms        double precision NOT NULL,
+    ttft_ms           double precision,
+    status            text NOT NULL CHECK (status IN ('success', 'failure')),
+    http_status       integer,
+    error             text,
+    stream            boolean NOT NULL DEFAULT false
+);
+CREATE INDEX IF NOT EXISTS hub_request_log_key_time ON hub_request_log (key_hash, started_at);
+CREATE INDEX IF NOT EXISTS hub_request_log_time ON hub_request_log (started_at);
+"""
+
+USAGE_COLUMNS = (
+    "request_id, started_at, ended_at, key_hash, key_alias, model_requested, model_group, deployment, "
+    "deployment_id, api_base, prompt_tokens, completion_tokens, cost, latency_ms, ttft_ms, status, "
+    "http_status, error, stream"
+)
+# A later event of the same request (a fallback that succeeded) replaces a logged failure, never a success.
+UPSERT_USAGE = f"""
+INSERT INTO hub_request_log ({USAGE_COLUMNS})
+VALUES ({", ".join(["%s"] * 19)})
+ON CONFLICT (request_id) DO UPDATE SET
+    started_at = LEAST(hub_request_log.started_at, EXCLUDED.started_at),
+    ended_at = EXCLUDED.ended_at,
+    latency_ms = EXTRACT(EPOCH FROM EXCLUDED.ended_at - LEAST(hub_request_log.started_at, EXCLUDED.started_at))
+                 * 1000,
+    key_hash = EXCLUDED.key_hash, key_alias = EXCLUDED.key_alias,
+    model_requested = COALESCE(hub_request_log.model_requested, EXCLUDED.model_requested),
+    model_group = EXCLUDED.model_group, deployment = EXCLUDED.deployment,
+    deployment_id = EXCLUDED.deployment_id, api_base = EXCLUDED.api_base,
+    prompt_tokens = EXCLUDED.prompt_tokens, completion_tokens = EXCLUDED.completion_tokens,
+    cost = EXCLUDED.cost, ttft_ms = EXCLUDED.ttft_ms, status = EXCLUDED.status,
+    http_status = EXCLUDED.http_status, error = EXCLUDED.error, stream = EXCLUDED.stream
+WHERE hub_request_log.status <> 'success'
+"""
+
+KEY_WITH_SPEND = """
+SELECT k.*, COALESCE((SELECT sum(l.cost) FROM hub_request_log l WHERE l.key_hash = k.key_hash), 0) AS spend
+FROM hub_keys k WHERE k.key_hash = %s
+"""
+
+
+def describe_url(url: str) -> str:
+    """host:port/database, for messages: the URL's credentials must never reach a log or a terminal."""
+    parts = urlsplit(url)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or ''}"
+
+
+def key_from_row(row: dict[str, Any]) -> KeyRecord:
+    return KeyRecord(**{name: row[name] for name in KeyRecord.__dataclass_fields__})
+
+
+def usage_params(row: UsageRow) -> tuple[Any, ...]:
+    return (
+        row.request_id, row.started_at, row.ended_at, row.key_hash, row.key_alias, row.model_requested,
+        row.model_group, row.deployment, row.deployment_id, row.api_base, row.prompt_tokens,
+        row.completion_tokens, row.cost, row.latency_ms, row.ttft_ms, row.status, row.http_status,
+        row.error, row.stream,
+    )  # fmt: skip
+
+
+class Database:
+    """A small connection pool that fails fast while PostgreSQL is known to be down."""
+
+    def __init__(self, url: str, connect_timeout: float, retry_after: float) -> None:
+        self._url = url
+        self._where = describe_url(url)
+        self._connect_timeout = connect_timeout
+        self._retry_after = retry_after
+        self._pool: AsyncConnectionPool | None = None
+        self._schema_ready = False
+        self._down_until = 0.0
+        self._lock = asyncio.Lock()
+
+    @property
+    def where(self) -> str:
+        return self._where
+
+    async def _get_pool(self) -> AsyncConnectionPool:
+        async with self._lock:
+            if self._pool is None:
+                pool = AsyncConnectionPool(
+                    self._url,
+                    min_size=1,
+                    max_size=4,
+                    open=False,
+                    timeout=self._connect_timeout,
+                    # A connection broken by a server restart is replaced instead of failing a query.
+                    check=AsyncConnectionPool.check_connection,
+                    kwargs={
+                        "connect_timeout": max(1, int(self._connect_timeout)),
+                        "autocommit": True,
+                        # A lock or a stuck server must not hold the writer or a key check forever.
+                        "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+                    },
+                )
+                await pool.open(wait=False)
+                self._pool = pool
+            return self._pool
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        if time.monotonic() < self._down_until:
+            raise DatabaseUnavailable(f"hub database {self._where} is unreachable (retrying shortly)")
+        try:
+            pool = await self._get_pool()
+            async with pool.connection() as conn:
+                if not self._schema_ready:
+                    await create_schema(conn)
+                    self._schema_ready = True
+                yield conn
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            self._down_until = time.monotonic() + self._retry_after
+            raise DatabaseUnavailable(f"hub database {self._where} is unreachable ({type(exc).__name__})") from exc
+
+    async def fetch_key(self, key_hash: str) -> tuple[KeyRecord, float] | None:
+        """The key and its logged spend, or None when no such key exists."""
+        async with self.connection() as conn:
+            cursor = conn.cursor(row_factory=dict_row)
+            await cursor.execute(KEY_WITH_SPEND, (key_hash,))
+            row = await cursor.fetchone()
+        return None if row is None else (key_from_row(row), float(row["spend"]))
+
+    async def write_usage(self, rows: Sequence[UsageRow]) -> None:
+        async with self.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+            await cursor.executemany(UPSERT_USAGE, [usage_params(row) for row in rows])
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+
+async def create_schema(conn: psycopg.AsyncConnection[Any]) -> None:
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_ID,))
+        await conn.execute(SCHEMA)
+
+
+def create_schema_sync(conn: psycopg.Connection[Any]) -> None:
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_ID,))
+        conn.execute(SCHEMA)
+
+
+def write_usage_sync(url: str, rows: Sequence[UsageRow], connect_timeout: float) -> None:
+    """For the last flush at exit, when the event loop is gone."""
+    with psycopg.connect(url, connect_timeout=max(1, int(connect_timeout)), autocommit=True) as conn:
+        create_schema_sync(conn)
+        with conn.transaction(), conn.cursor() as cursor:
+            cursor.executemany(UPSERT_USAGE, [usage_params(row) for row in rows])

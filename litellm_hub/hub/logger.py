@@ -1,0 +1,92 @@
+"""LiteLLM's `litellm_settings.callbacks` entry: one request-log row per proxied request.
+
+LiteLLM reports each attempt (a retry, a fallback) and each request refused before a model was
+called (401, 429, a bad request). Events of one request share its call id; the writer merges them
+so the row tells how the request ended.
+"""
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from litellm.integrations.custom_logger import CustomLogger
+
+from hub.records import UsageRow
+from hub.state import get_state
+from hub.tokens import mask_secrets
+
+log = logging.getLogger("hub.logger")
+
+MAX_ERROR_CHARS = 1000
+
+
+class HubLogger(CustomLogger):
+    async def async_log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        self._record(kwargs)
+
+    async def async_log_failure_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        self._record(kwargs)
+
+    def _record(self, kwargs: Any) -> None:
+        # A logging problem must never turn into a failed chat.
+        try:
+            row = usage_row(kwargs)
+            if row is not None:
+                get_state().usage.add(row)
+        except Exception:
+            log.exception("hub logger: could not record a request")
+
+
+def usage_row(kwargs: dict[str, Any]) -> UsageRow | None:
+    """The row for one LiteLLM logging event, from its `standard_logging_object`."""
+    payload = kwargs.get("standard_logging_object")
+    if not isinstance(payload, dict):
+        return None
+    metadata = payload.get("metadata") or {}
+    status = "success" if payload.get("status") == "success" else "failure"
+    started, ended = payload.get("startTime"), payload.get("endTime")
+    first_token = payload.get("completionStartTime")
+    if not isinstance(started, int | float) or not isinstance(ended, int | float):
+        return None
+    error = payload.get("error_str") if status == "failure" else None
+    return UsageRow(
+        request_id=str(payload.get("litellm_call_id") or kwargs.get("litellm_call_id") or payload["id"]),
+        started_at=datetime.fromtimestamp(started, UTC),
+        ended_at=datetime.fromtimestamp(ended, UTC),
+        key_hash=metadata.get("user_api_key_hash"),
+        key_alias=metadata.get("user_api_key_alias"),
+        model_requested=_requested_model(kwargs) or payload.get("model_group") or None,
+        model_group=payload.get("model_group") or None,
+        deployment=payload.get("model") or None,
+        deployment_id=payload.get("model_id") or None,
+        api_base=payload.get("api_base") or None,
+        prompt_tokens=int(payload.get("prompt_tokens") or 0),
+        completion_tokens=int(payload.get("completion_tokens") or 0),
+        cost=float(payload.get("response_cost") or 0.0),
+        ttft_ms=(first_token - started) * 1000 if isinstance(first_token, int | float) and first_token else None,
+        status=status,
+        http_status=200 if status == "success" else _http_status(kwargs, payload),
+        error=mask_secrets(str(error))[:MAX_ERROR_CHARS] if error else None,
+        stream=bool(payload.get("stream")),
+    )
+
+
+def _requested_model(kwargs: dict[str, Any]) -> str | None:
+    """The model the client asked for, which a fallback's event no longer names."""
+    litellm_params = kwargs.get("litellm_params") or {}
+    body = (litellm_params.get("proxy_server_request") or {}).get("body")
+    model = body.get("model") if isinstance(body, dict) else None
+    return model if isinstance(model, str) and model else None
+
+
+def _http_status(kwargs: dict[str, Any], payload: dict[str, Any]) -> int | None:
+    code = getattr(kwargs.get("exception"), "status_code", None)
+    if code is None:
+        code = (payload.get("error_information") or {}).get("error_code")
+    try:
+        return int(code) if code is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+hub_logger = HubLogger()
