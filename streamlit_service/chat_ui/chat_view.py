@@ -19,14 +19,17 @@ def model_picker(settings: Settings, store: HistoryStore) -> None:
     ids = list(options)
     if params.model not in options:
         ids.insert(0, params.model)  # kept even when the backend does not list it now
-    key = f"model-{st.session_state.conv_id}"
+    labels = {model: options[model].label() if model in options else f"{model} (not listed now)" for model in ids}
+    # Streamlit keeps a selectbox's value by its label: a new key per label set stops a label becoming the model.
+    key = f"model-{st.session_state.conv_id}-{hash(tuple(labels.values()))}"
+    by_label = {label: model for model, label in labels.items()}
     left.selectbox(
         "Model",
         ids,
         index=ids.index(params.model),
         key=key,
-        format_func=lambda model: options[model].label() if model in options else f"{model} (not listed now)",
-        on_change=lambda: _apply(store, model=st.session_state[key]),
+        format_func=labels.__getitem__,
+        on_change=lambda: _apply(store, model=by_label.get(st.session_state[key], st.session_state[key])),
     )
     if listing.problem:
         st.warning(f"Model list unavailable ({listing.problem}); the status panel says why.", icon=":material/warning:")

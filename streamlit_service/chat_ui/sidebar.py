@@ -1,5 +1,7 @@
 """The sidebar: conversations (new, search, open, rename, delete, export) and the connection status."""
 
+import time
+
 import streamlit as st
 
 from chat_ui import session
@@ -124,7 +126,13 @@ def confirm_delete(store: HistoryStore, conversation_id: int, title: str) -> Non
 def status_panel(settings: Settings, store: HistoryStore) -> None:
     @st.fragment(run_every=settings.status_interval)
     def panel() -> None:
-        statuses = check_all(settings, store)
+        cached = st.session_state.get("statuses")
+        fresh = cached is not None and time.monotonic() - cached[0] < settings.status_interval
+        if st.session_state.get("in_full_run") and fresh and cached is not None:
+            statuses = cached[1]  # a message send must not wait for three probes the timer just ran
+        else:
+            statuses = check_all(settings, store)
+            st.session_state.statuses = (time.monotonic(), statuses)
         st.markdown("**Connections**")
         for status in statuses:
             st.markdown(f"{status.icon} **{status.name}** · checked {status.checked_at:%H:%M:%S}")

@@ -23,7 +23,7 @@ class ServiceStatus(BaseModel):
     @property
     def icon(self) -> str:
         color = {"green": "green", "amber": "orange", "red": "red"}[self.level]
-        return f":{color}[:material/circle:] :{color}[{self.level}]"
+        return f":{color}[:material/radio_button_checked:] :{color}[{self.level}]"
 
 
 def _now() -> datetime:
