@@ -3,7 +3,7 @@
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 HUB_DIR = Path(__file__).resolve().parent.parent
@@ -29,6 +29,13 @@ class HubSettings(BaseSettings):
     # Request-log rows held in memory while PostgreSQL is down; beyond this they go to the spool file.
     hub_log_buffer_limit: int = Field(default=5000, ge=1)
     hub_spool_dir: Path = DEFAULT_SPOOL_DIR
+
+    @field_validator("litellm_master_key")
+    @classmethod
+    def _master_key_is_set(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("LITELLM_MASTER_KEY is empty")
+        return value
 
     @property
     def spool_path(self) -> Path:

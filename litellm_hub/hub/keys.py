@@ -21,8 +21,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = get_settings()
-    except ValidationError:
-        print("hub.keys: LITELLM_MASTER_KEY is not set; key administration needs the master key", file=sys.stderr)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, error['loc'])).upper()}: {error['msg']}" for error in exc.errors())
+        print(f"hub.keys: bad settings ({problems}); key administration needs LITELLM_MASTER_KEY", file=sys.stderr)
         return 2
     try:
         with connect(settings.hub_database_url.get_secret_value(), settings.hub_db_connect_timeout) as conn:

@@ -5,6 +5,7 @@ called (401, 429, a bad request). Events of one request share its call id; the w
 so the row tells how the request ended.
 """
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from litellm.integrations.custom_logger import CustomLogger
 
 from hub.records import UsageRow
+from hub.shutdown import run_before_stop
 from hub.state import get_state
 from hub.tokens import mask_secrets
 
@@ -21,6 +23,18 @@ MAX_ERROR_CHARS = 1000
 
 
 class HubLogger(CustomLogger):
+    def __init__(self) -> None:
+        super().__init__()
+        # The proxy builds its callbacks inside its startup event: start flushing now, so rows a
+        # previous run spooled reach PostgreSQL without waiting for the first request.
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # imported outside the proxy (tests, tools): nothing to start
+        usage = get_state().usage
+        usage.start()
+        run_before_stop(usage.stop)
+
     async def async_log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
         self._record(kwargs)
 

@@ -49,6 +49,7 @@ class UsageWriter:
         self._flush_lock: asyncio.Lock | None = None
         self._started = False
         self._outage = False
+        self._stopping = False
 
     @property
     def buffered(self) -> int:
@@ -56,17 +57,21 @@ class UsageWriter:
 
     def add(self, row: UsageRow) -> None:
         """Queues a row; never blocks and never raises for database trouble."""
-        self._start()
+        self.start()
         earlier = self._buffer.get(row.request_id)
         merged = earlier.merged_with(row) if earlier is not None else row
         self._ledger.add_logged(merged.key_hash, merged.cost - (earlier.cost if earlier is not None else 0.0))
         self._buffer[row.request_id] = merged
+        if self._stopping:  # requests finishing during shutdown: no flush task will run again
+            self.write_at_exit()
+            return
         if len(self._buffer) > self._buffer_limit:
             self._spill()
         if len(self._buffer) >= self._batch_size and self._wakeup is not None:
             self._wakeup.set()
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Loads the spool's accounting and starts the flush task (in the running loop, if any)."""
         if self._started:
             return
         self._started = True
@@ -84,18 +89,23 @@ class UsageWriter:
 
     async def _run(self) -> None:
         assert self._wakeup is not None
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self._flush_interval)
-            self._wakeup.clear()
-            try:
-                await self.flush()
-            except Exception:  # the writer must outlive any surprise, or logging stops for good
-                log.exception("hub usage writer: unexpected error while flushing; will retry")
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=self._flush_interval)
+                self._wakeup.clear()
+                try:
+                    await self.flush()
+                except Exception:  # the writer must outlive any surprise, or logging stops for good
+                    log.exception("hub usage writer: unexpected error while flushing; will retry")
+        except asyncio.CancelledError:
+            # An orderly end of the event loop cancels this task: write what is left.
+            self.write_at_exit()
+            raise
 
     async def flush(self) -> bool:
         """Writes the spool, then the buffer. True when everything reached the database."""
-        self._start()
+        self.start()
         lock = self._flush_lock or asyncio.Lock()
         async with lock:
             try:
@@ -123,29 +133,24 @@ class UsageWriter:
             self._ledger.add_committed(row.key_hash, row.cost)
 
     async def _flush_batch(self) -> None:
-        ids = list(self._buffer)[: self._batch_size]
-        batch = [self._buffer.pop(request_id) for request_id in ids]
-        try:
-            await self._db.write_usage(batch)
-        except BaseException:
-            self._restore(batch)
-            raise
+        # Rows leave the buffer only once committed: a shutdown during the write still finds them.
+        batch = list(self._buffer.values())[: self._batch_size]
+        await self._db.write_usage(batch)
         for row in batch:
+            if self._buffer.get(row.request_id) is row:  # else a later event replaced it: write that next
+                del self._buffer[row.request_id]
             self._ledger.add_committed(row.key_hash, row.cost)
-
-    def _restore(self, batch: list[UsageRow]) -> None:
-        """Puts a failed batch back in front, merged with events of the same requests that came meanwhile."""
-        restored = {row.request_id: row for row in batch}
-        for request_id, newer in self._buffer.items():
-            earlier = restored.get(request_id)
-            restored[request_id] = earlier.merged_with(newer) if earlier is not None else newer
-        self._buffer = restored
 
     def _spill(self) -> None:
         count = len(self._buffer) - self._buffer_limit // 2
         ids = list(self._buffer)[:count]
         spilled = self._spool.append(self._buffer.pop(request_id) for request_id in ids)
         log.warning("hub usage log: buffer full, %d rows moved to %s", spilled, self._spool.path)
+
+    def stop(self) -> None:
+        """The process is about to end: write (or spool) everything now and every row from here on."""
+        self._stopping = True
+        self.write_at_exit()
 
     def write_at_exit(self) -> None:
         """At exit: straight to PostgreSQL if it answers, else to the spool for the next start."""
