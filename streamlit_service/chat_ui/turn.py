@@ -6,7 +6,7 @@ import openai
 import streamlit as st
 
 from chat_ui import session
-from chat_ui.backend import Reply, fallback_title, generate_title, make_client, stream_reply
+from chat_ui.backend import Reply, fallback_title, generate_title, stream_reply
 from chat_ui.config import Settings
 from chat_ui.errors import explain
 from chat_ui.schemas import MESSAGE_MAX, Facts, GenerationParams, Message, Role
@@ -32,6 +32,12 @@ def _save(store: HistoryStore, role: Role, content: str, facts: Facts | None = N
     except StoreUnavailable:
         state.unsaved = True
     return _local_message(role, content, facts)
+
+
+@st.cache_resource(show_spinner=False)
+def _client(base_url: str, api_key: str, timeout: float) -> openai.OpenAI:
+    """One client per backend: its connection pool saves a TCP setup on every message."""
+    return openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
 
 
 def check_limits(settings: Settings, params: GenerationParams, text: str | None) -> str | None:
@@ -61,7 +67,7 @@ def run(settings: Settings, store: HistoryStore, text: str | None) -> None:
         return
     question = history[-1].content
     first_exchange = len(history) == 1
-    client = make_client(settings)
+    client = _client(settings.chat_base_url, settings.litellm_api_key.get_secret_value(), settings.request_timeout)
     reply = Reply(params)
     with st.chat_message("assistant"):
         shown = st.empty()

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import MASTER_KEY
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from devstack.config import REPO_ROOT
@@ -18,6 +17,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]  # fmt: skip
 SCREENSHOTS = REPO_ROOT / "docs" / "img"
+MASTER_KEY = "sk-e2e-master-0123456789"  # this module starts its own proxy with it
 pytestmark = pytest.mark.timeout(300)
 
 
