@@ -79,7 +79,8 @@ def test_long_running_services_have_healthchecks_and_wait_for_healthy_dependenci
 def test_root_compose_publishes_the_designed_ports() -> None:
     spec = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
     published = {
-        name: [port.split(":")[0] for port in service.get("ports", [])] for name, service in spec["services"].items()
+        name: [port.rsplit(":", 1)[0] for port in service.get("ports", [])]
+        for name, service in spec["services"].items()
     }
     assert published["postgres"] == ["${POSTGRES_PORT:-5433}"]
     assert published["litellm"] == ["${LITELLM_PORT:-4100}"]
