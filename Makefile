@@ -36,7 +36,7 @@ logs: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy devstack local_runtime/local_runtime litellm_hub/hub streamlit_service
+	$(PY) -m mypy devstack local_runtime/local_runtime litellm_hub/hub streamlit_service agent_host/agent_host
 
 test: $(STAMP) lint
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,51 @@
+"""OpenAI-compatible chat completions (SSE or not) and the proxy's model list."""
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from agent_host.deps import ChatClientDep, PipelineDep
+from agent_host.errors import AgentHostError
+from agent_host.pipeline.chat import ChatPipeline, PreparedTurn
+from agent_host.pipeline.upstream import upstream_errors
+from agent_host.schemas import ChatCompletionRequest
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+log = logging.getLogger(__name__)
+
+
+@router.post("/chat/completions", response_model=None)
+async def chat_completions(body: ChatCompletionRequest, pipeline: PipelineDep) -> JSONResponse | StreamingResponse:
+    """Chat completions as the proxy serves them; `session_id` in the body adds history and storage."""
+    turn = await pipeline.prepare(body)
+    if body.stream:
+        include_usage = bool((body.model_extra or {}).get("stream_options", {}).get("include_usage"))
+        return StreamingResponse(
+            sse_events(pipeline, turn, include_usage), media_type="text/event-stream", headers=turn.facts.headers()
+        )
+    response = await pipeline.complete(turn)
+    content = response.model_dump(exclude_unset=True)
+    content["context"] = turn.facts.model_dump()
+    return JSONResponse(content, headers=turn.facts.headers())
+
+
+async def sse_events(pipeline: ChatPipeline, turn: PreparedTurn, include_usage: bool) -> AsyncIterator[str]:
+    try:
+        async for chunk in pipeline.stream(turn, include_usage):
+            yield f"data: {chunk.model_dump_json(exclude_unset=True)}\n\n"
+    except AgentHostError as exc:
+        log.warning("stream ended with %s: %s", exc.type, exc.message)
+        yield f"data: {json.dumps({'error': {'type': exc.type, 'message': exc.message}})}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+@router.get("/models")
+async def list_models(client: ChatClientDep) -> dict[str, Any]:
+    """The proxy's /v1/models, unchanged."""
+    async with upstream_errors():
+        body: Any = await client.get("/models", cast_to=object)
+    return dict(body)

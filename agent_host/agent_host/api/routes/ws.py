@@ -1,0 +1,93 @@
+"""/ws/chat: the chat stream over a WebSocket, with cancel.
+
+Client → {"type": "chat", <chat completion body>} or {"type": "cancel"}.
+Host → {"type": "context", ...facts}, {"type": "token", "content"}..., {"type": "usage", "usage", "context"},
+then {"type": "done", "finish_reason"} or {"type": "cancelled"}; failures send {"type": "error", "error": {...}}.
+"""
+
+import asyncio
+import logging
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
+
+from agent_host.deps import PipelineDep, SettingsDep, is_authorised
+from agent_host.errors import AgentHostError
+from agent_host.pipeline.chat import ChatPipeline
+from agent_host.schemas import ChatCompletionRequest
+
+router = APIRouter(tags=["websocket"])
+log = logging.getLogger(__name__)
+
+
+@router.websocket("/ws/chat")
+async def ws_chat(websocket: WebSocket, pipeline: PipelineDep, settings: SettingsDep) -> None:
+    if not is_authorised(websocket, settings):
+        await websocket.close(code=1008, reason="missing or wrong API key")
+        return
+    await websocket.accept()
+    inbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+    cancel = asyncio.Event()
+
+    async def read() -> None:
+        try:
+            while True:
+                message = await websocket.receive_json()
+                if isinstance(message, dict) and message.get("type") == "cancel":
+                    cancel.set()
+                else:
+                    await inbox.put(message if isinstance(message, dict) else {})
+        except (WebSocketDisconnect, RuntimeError, ValueError):
+            cancel.set()
+            await inbox.put(None)
+
+    reader = asyncio.create_task(read())
+    try:
+        while (message := await inbox.get()) is not None:
+            cancel.clear()
+            await run_turn(websocket, pipeline, message, cancel)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        reader.cancel()
+
+
+async def run_turn(
+    websocket: WebSocket, pipeline: ChatPipeline, message: dict[str, Any], cancel: asyncio.Event
+) -> None:
+    try:
+        body = {key: value for key, value in message.items() if key != "type"}
+        request = ChatCompletionRequest.model_validate({**body, "stream": True})
+        turn = await pipeline.prepare(request)
+        await websocket.send_json({"type": "context", **turn.facts.model_dump()})
+        finish_reason: str | None = None
+        usage: dict[str, Any] | None = None
+        stream = pipeline.stream(turn)
+        try:
+            async for chunk in stream:
+                if cancel.is_set():
+                    break
+                if chunk.usage is not None:
+                    usage = chunk.usage.model_dump()
+                if chunk.choices:
+                    choice = chunk.choices[0]
+                    finish_reason = choice.finish_reason or finish_reason
+                    if choice.delta.content:
+                        await websocket.send_json({"type": "token", "content": choice.delta.content})
+        finally:
+            await stream.aclose()  # stores what was generated, marked incomplete when cancelled
+        if cancel.is_set():
+            await websocket.send_json({"type": "cancelled", "context": turn.facts.model_dump()})
+            return
+        await websocket.send_json({"type": "usage", "usage": usage, "context": turn.facts.model_dump()})
+        await websocket.send_json({"type": "done", "finish_reason": finish_reason})
+    except ValidationError as exc:
+        await _send_error(websocket, "invalid_request", "; ".join(e["msg"] for e in exc.errors()[:3]))
+    except AgentHostError as exc:
+        log.warning("websocket turn failed with %s: %s", exc.type, exc.message)
+        await _send_error(websocket, exc.type, exc.message)
+
+
+async def _send_error(websocket: WebSocket, kind: str, message: str) -> None:
+    await websocket.send_json({"type": "error", "error": {"type": kind, "message": message}})

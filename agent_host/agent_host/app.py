@@ -1,0 +1,58 @@
+"""The FastAPI application: clients built once in the lifespan, one router per capability."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import Depends, FastAPI
+from openai import AsyncOpenAI
+
+from agent_host.api.errors import install_error_handlers
+from agent_host.api.middleware import RequestContextMiddleware
+from agent_host.api.routes import chat, health, sessions, ws
+from agent_host.config import Settings, get_settings
+from agent_host.context.tokens import TokenCounter
+from agent_host.context.windows import ModelCatalog
+from agent_host.deps import require_api_key
+from agent_host.pipeline.chat import ChatPipeline
+from agent_host.sessions.store import SessionStore, open_pool
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = AsyncOpenAI(
+            base_url=settings.litellm_base_url,
+            api_key=settings.agent_host_proxy_key.get_secret_value(),
+            timeout=httpx.Timeout(settings.proxy_timeout, connect=3.0),
+            max_retries=0,  # the proxy retries across deployments itself
+        )
+        pool = await open_pool(settings.database_url.get_secret_value(), settings.db_timeout)
+        store = SessionStore(pool)
+        catalog = ModelCatalog(client, settings.context_windows, settings.default_context_window)
+        app.state.settings = settings
+        app.state.chat_client = client
+        app.state.session_store = store
+        app.state.pipeline = ChatPipeline(client, store, catalog, TokenCounter(), settings)
+        try:
+            yield
+        finally:
+            await pool.close()
+            await client.close()
+
+    app = FastAPI(
+        title="GenAILabs agent host",
+        version="0.1.0",
+        description="OpenAI-compatible gateway to the LiteLLM proxy with sessions and context management.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+    protected = [Depends(require_api_key)]
+    app.include_router(health.router)
+    app.include_router(chat.router, dependencies=protected)
+    app.include_router(sessions.router, dependencies=protected)
+    app.include_router(ws.router)  # checks the key itself: a WebSocket is refused with a close code
+    return app

@@ -1,0 +1,54 @@
+"""Lifespan-built clients, handed to routes through Annotated aliases."""
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.requests import HTTPConnection
+from openai import AsyncOpenAI
+
+from agent_host.config import Settings
+from agent_host.errors import Unauthorized
+from agent_host.pipeline.chat import ChatPipeline
+from agent_host.sessions.store import SessionStore
+
+
+def _settings(request: HTTPConnection) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def _chat_client(request: HTTPConnection) -> AsyncOpenAI:
+    return request.app.state.chat_client  # type: ignore[no-any-return]
+
+
+def _session_store(request: HTTPConnection) -> SessionStore:
+    return request.app.state.session_store  # type: ignore[no-any-return]
+
+
+def _pipeline(request: HTTPConnection) -> ChatPipeline:
+    return request.app.state.pipeline  # type: ignore[no-any-return]
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+ChatClientDep = Annotated[AsyncOpenAI, Depends(_chat_client)]
+SessionStoreDep = Annotated[SessionStore, Depends(_session_store)]
+PipelineDep = Annotated[ChatPipeline, Depends(_pipeline)]
+
+
+def bearer_token(connection: HTTPConnection) -> str | None:
+    header = connection.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token:
+        return token.strip()
+    return connection.query_params.get("api_key")  # browsers cannot set headers on a WebSocket
+
+
+def is_authorised(connection: HTTPConnection, settings: Settings) -> bool:
+    token = bearer_token(connection)
+    expected = settings.agent_host_api_key.get_secret_value()
+    return token is not None and secrets.compare_digest(token.encode(), expected.encode())
+
+
+async def require_api_key(request: Request, settings: SettingsDep) -> None:
+    if not is_authorised(request, settings):
+        raise Unauthorized("missing or wrong API key: send Authorization: Bearer <AGENT_HOST_API_KEY>")

@@ -1,0 +1,216 @@
+"""One chat turn: retrieve → decide tools → build prompt → call model → post-process (store)."""
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field, replace
+from typing import Any, cast
+
+import anyio
+from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+from agent_host.config import Settings
+from agent_host.context.budget import (
+    HistoryItem,
+    PromptParts,
+    assemble,
+    fixed_tokens,
+    history_fits,
+    reply_allowance,
+    split_for_summary,
+)
+from agent_host.context.compression import summarise
+from agent_host.context.tokens import TokenCounter
+from agent_host.context.windows import ModelCatalog
+from agent_host.errors import DatabaseUnavailable
+from agent_host.pipeline.steps import decide_tools, retrieve
+from agent_host.pipeline.upstream import upstream_errors
+from agent_host.schemas import ChatCompletionRequest, ContextFacts
+from agent_host.sessions.store import NewMessage, SessionStore
+
+log = logging.getLogger(__name__)
+SYSTEM_ROLES = {"system", "developer"}
+
+
+@dataclass
+class PreparedTurn:
+    request: ChatCompletionRequest
+    messages: list[dict[str, Any]]
+    max_tokens: int
+    facts: ContextFacts
+    to_store: list[NewMessage] = field(default_factory=list)
+
+
+class ChatPipeline:
+    def __init__(
+        self, client: AsyncOpenAI, store: SessionStore, catalog: ModelCatalog, counter: TokenCounter, settings: Settings
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.catalog = catalog
+        self.counter = counter
+        self.settings = settings
+        self._background: set[asyncio.Future[None]] = set()
+
+    async def prepare(self, request: ChatCompletionRequest) -> PreparedTurn:
+        model = request.model
+        window = await self.catalog.window(model)
+        incoming = [message.model_dump(exclude_none=True) for message in request.messages]
+        system = [message for message in incoming if message["role"] in SYSTEM_ROLES]
+        turn = [message for message in incoming if message["role"] not in SYSTEM_ROLES]
+        history: list[HistoryItem] = []
+        summary: str | None = None
+        warning: str | None = None
+        stored_session: str | None = None
+        if request.session_id is not None:
+            try:
+                session, stored = await self.store.history(request.session_id)
+                history = [HistoryItem(m.id, m.role, m.content, m.tokens) for m in stored]
+                summary = session.summary
+                if session.system_prompt and not system:
+                    system = [{"role": "system", "content": session.system_prompt}]
+                stored_session = request.session_id
+            except DatabaseUnavailable:
+                warning = "session database unavailable: answered without history, and this turn is not stored"
+                log.warning("session %s: database unavailable, answering without history", request.session_id)
+        elif len(turn) > 1:
+            # A stateless client sends its own history: the last user turn is new, the rest may be trimmed.
+            users = [i for i, m in enumerate(turn) if m["role"] == "user"]
+            last_user = users[-1] if users else len(turn) - 1
+            history = [
+                HistoryItem(-i - 1, str(m["role"]), str(m.get("content") or ""), self._count_content(model, m))
+                for i, m in enumerate(turn[:last_user])
+            ]
+            turn = turn[last_user:]
+
+        parts = PromptParts(
+            system=system,
+            system_tokens=self._cost(model, system),
+            turn=turn,
+            turn_tokens=self._cost(model, turn),
+            history=history,
+            summary=summary,
+            summary_tokens=self.counter.count(model, summary) if summary else 0,
+            retrieved=await retrieve(request),
+            tool_results=await decide_tools(request),
+        )
+        requested = request.max_tokens or request.max_completion_tokens
+        reply = reply_allowance(window, fixed_tokens(parts), requested, self.settings.reply_tokens)
+        summarised = 0
+        summary_updated = False
+        if stored_session is not None and not history_fits(parts, window, reply):
+            parts, summarised = await self._compress(model, stored_session, parts, window)
+            summary_updated = summarised > 0
+            reply = reply_allowance(window, fixed_tokens(parts), requested, self.settings.reply_tokens)
+        plan = assemble(parts, window, reply)
+        facts = ContextFacts(
+            window=window,
+            prompt_tokens=plan.prompt_tokens,
+            reply_tokens=plan.reply_tokens,
+            history_messages=plan.history_kept,
+            summarised_messages=summarised,
+            trimmed_messages=plan.trimmed,
+            summary_updated=summary_updated,
+            session_id=request.session_id,
+            session_stored=stored_session is not None,
+            warning=warning,
+        )
+        to_store = [
+            NewMessage(str(m["role"]), str(m.get("content") or ""), self._count_content(model, m))
+            for m in turn
+            if stored_session is not None
+        ]
+        return PreparedTurn(request, plan.messages, plan.reply_tokens, facts, to_store)
+
+    async def _compress(self, model: str, session_id: str, parts: PromptParts, window: int) -> tuple[PromptParts, int]:
+        older, recent = split_for_summary(parts.history, self.settings.recent_messages)
+        if not older:
+            return parts, 0
+
+        async def call_model(messages: list[dict[str, Any]], max_tokens: int) -> str:
+            async with upstream_errors():
+                reply = await self.client.chat.completions.create(
+                    model=model,
+                    messages=cast(Any, messages),
+                    max_tokens=max_tokens,
+                    temperature=0.2,
+                )
+            return reply.choices[0].message.content or ""
+
+        summary = await summarise(
+            parts.summary,
+            older,
+            call_model,
+            lambda text: self.counter.count(model, text),
+            window,
+            self.settings.summary_tokens,
+        )
+        await self.store.save_summary(session_id, summary, older[-1].id, len(older))
+        log.info("session %s: %d messages folded into the summary", session_id, len(older))
+        tokens = self.counter.count(model, summary)
+        return replace(parts, history=recent, summary=summary, summary_tokens=tokens), len(older)
+
+    async def complete(self, turn: PreparedTurn) -> ChatCompletion:
+        async with upstream_errors():
+            response = await self.client.chat.completions.create(
+                model=turn.request.model,
+                messages=cast(Any, turn.messages),
+                max_tokens=turn.max_tokens,
+                extra_body=turn.request.upstream_options() or None,
+            )
+        reply = response.choices[0].message.content or "" if response.choices else ""
+        await self.record(turn, reply, incomplete=False)
+        return response
+
+    async def stream(self, turn: PreparedTurn, include_usage: bool = True) -> AsyncGenerator[ChatCompletionChunk, None]:
+        """Yields the proxy's chunks; what was generated is stored even if the consumer goes away."""
+        parts: list[str] = []
+        completed = False
+        try:
+            async with upstream_errors():
+                upstream = await self.client.chat.completions.create(
+                    model=turn.request.model,
+                    messages=cast(Any, turn.messages),
+                    max_tokens=turn.max_tokens,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    extra_body=turn.request.upstream_options() or None,
+                )
+            try:
+                async with upstream_errors():
+                    async for chunk in upstream:
+                        if chunk.choices and chunk.choices[0].delta.content:
+                            parts.append(chunk.choices[0].delta.content)
+                        if chunk.choices or include_usage:
+                            yield chunk
+                completed = True
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await upstream.close()
+        finally:
+            if parts or completed:
+                task = asyncio.ensure_future(self.record(turn, "".join(parts), incomplete=not completed))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+                with anyio.CancelScope(shield=True):
+                    await asyncio.shield(task)
+
+    async def record(self, turn: PreparedTurn, reply: str, incomplete: bool) -> None:
+        """Post-process: store the turn and the reply together, or nothing."""
+        session_id = turn.facts.session_id
+        if not turn.to_store or session_id is None:
+            return
+        tokens = self.counter.count(turn.request.model, reply)
+        try:
+            await self.store.append(session_id, [*turn.to_store, NewMessage("assistant", reply, tokens, incomplete)])
+        except DatabaseUnavailable:
+            turn.facts.session_stored = False
+            turn.facts.warning = "session database unavailable: this turn was not stored"
+            log.warning("session %s: database unavailable, turn not stored", session_id)
+
+    def _count_content(self, model: str, message: dict[str, Any]) -> int:
+        return self.counter.count_message(model, message) - self.counter.count_message(model, {"content": ""})
+
+    def _cost(self, model: str, messages: list[dict[str, Any]]) -> int:
+        return sum(self.counter.count_message(model, message) for message in messages)

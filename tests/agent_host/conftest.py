@@ -1,0 +1,26 @@
+"""One agent host for the module's tests, on the shared proxy and Postgres."""
+
+from collections.abc import Iterator
+
+import pytest
+from host_support import HOST_KEY, shared_master_key, start_host
+from openai import OpenAI
+
+from procs import ManagedProcess, PostgresInstance
+
+
+@pytest.fixture(scope="session")
+def host_process(proxy: str, postgres: PostgresInstance) -> Iterator[tuple[ManagedProcess, str]]:
+    process, url = start_host(proxy, postgres.url("genailabs"), shared_master_key())
+    yield process, url
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def host(host_process: tuple[ManagedProcess, str]) -> str:
+    return host_process[1]
+
+
+@pytest.fixture(scope="session")
+def sdk(host: str) -> OpenAI:
+    return OpenAI(base_url=f"{host}/v1", api_key=HOST_KEY, max_retries=0, timeout=60)
