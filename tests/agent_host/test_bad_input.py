@@ -1,0 +1,129 @@
+"""Every bad input and fault gets a clear status and the `{"error": {...}}` body."""
+
+import subprocess
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from host_support import HOST_KEY, auth, chat_body, new_session, shared_master_key, start_host, stored_messages
+
+from devstack.probe import free_port
+from procs import PYTHON, ManagedProcess, PostgresInstance
+
+
+def error_of(response: httpx.Response) -> dict[str, str]:
+    return dict(response.json()["error"])
+
+
+def test_health_needs_no_key_but_everything_else_does(host: str) -> None:
+    assert httpx.get(f"{host}/health").status_code == 200
+    for method, path in [("GET", "/v1/models"), ("GET", "/sessions"), ("POST", "/v1/chat/completions")]:
+        response = httpx.request(method, f"{host}{path}", json=chat_body("hi"))
+        assert response.status_code == 401, path
+        assert error_of(response)["type"] == "unauthorized"
+
+
+def test_a_wrong_key_is_refused(host: str) -> None:
+    response = httpx.get(f"{host}/sessions", headers={"Authorization": "Bearer sk-wrong"})
+    assert response.status_code == 401
+    assert HOST_KEY not in response.text
+
+
+def test_readiness_checks_the_proxy_and_the_database(host: str) -> None:
+    response = httpx.get(f"{host}/health/ready")
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"proxy": "ok", "database": "ok"}
+
+
+def test_a_malformed_body_is_422(host: str) -> None:
+    missing = httpx.post(f"{host}/v1/chat/completions", json={"model": "smollm2:135m"}, headers=auth())
+    assert missing.status_code == 422
+    assert "messages" in error_of(missing)["message"]
+    broken = httpx.post(
+        f"{host}/v1/chat/completions", content=b"{not json", headers={**auth(), "content-type": "application/json"}
+    )
+    assert broken.status_code == 422
+
+
+def test_an_unknown_session_is_404_everywhere(host: str) -> None:
+    unknown = "00000000-0000-0000-0000-000000000000"
+    for method, path in [
+        ("GET", f"/sessions/{unknown}"),
+        ("PATCH", f"/sessions/{unknown}"),
+        ("DELETE", f"/sessions/{unknown}"),
+        ("GET", f"/sessions/{unknown}/messages"),
+        ("GET", "/sessions/not-a-uuid"),
+    ]:
+        response = httpx.request(method, f"{host}{path}", json={"title": "x"}, headers=auth())
+        assert response.status_code == 404, path
+        assert error_of(response)["type"] == "session_not_found"
+    chat = httpx.post(f"{host}/v1/chat/completions", json=chat_body("hi", session_id=unknown), headers=auth())
+    assert chat.status_code == 404
+
+
+def test_an_unknown_model_is_404(host: str) -> None:
+    response = httpx.post(
+        f"{host}/v1/chat/completions", json={**chat_body("hi"), "model": "no-such-model:1b"}, headers=auth()
+    )
+    assert response.status_code == 404
+    assert error_of(response)["type"] == "model_not_found"
+    assert "no-such-model:1b" in error_of(response)["message"]
+
+
+def test_a_body_over_the_limit_is_413(host: str) -> None:
+    response = httpx.post(f"{host}/v1/chat/completions", json=chat_body("x" * 1_100_000), headers=auth())
+    assert response.status_code == 413
+    assert error_of(response)["type"] == "request_too_large"
+
+
+def test_a_message_too_long_for_the_window_is_refused_before_reaching_the_model(host: str) -> None:
+    response = httpx.post(f"{host}/v1/chat/completions", json=chat_body("apple " * 3000), headers=auth(), timeout=30)
+    assert response.status_code == 400
+    assert error_of(response)["type"] == "context_length_exceeded"
+
+
+@pytest.fixture
+def host_without_proxy(postgres: PostgresInstance) -> Iterator[str]:
+    process, url = start_host(f"http://127.0.0.1:{free_port()}", postgres.url("genailabs"), "sk-unused")
+    yield url
+    process.stop()
+
+
+def test_proxy_down_is_503_and_nothing_is_stored(host_without_proxy: str) -> None:
+    session_id = new_session(host_without_proxy)
+    for stream in (False, True):
+        body = chat_body("hi", session_id=session_id, stream=stream)
+        response = httpx.post(f"{host_without_proxy}/v1/chat/completions", json=body, headers=auth(), timeout=30)
+        assert response.status_code == 503
+        assert error_of(response)["type"] == "proxy_unavailable"
+        assert "proxy" in error_of(response)["message"]
+    assert stored_messages(host_without_proxy, session_id) == []
+    assert httpx.get(f"{host_without_proxy}/health/ready").status_code == 503
+
+
+@pytest.fixture
+def host_without_database(proxy: str) -> Iterator[str]:
+    dead_db = f"postgresql://litellm:litellm@127.0.0.1:{free_port()}/genailabs"
+    process, url = start_host(proxy, dead_db, shared_master_key())
+    yield url
+    process.stop()
+
+
+def test_database_down_still_chats_without_the_session_and_says_so(host_without_database: str) -> None:
+    body = chat_body("hi", session_id="00000000-0000-0000-0000-000000000001")
+    response = httpx.post(f"{host_without_database}/v1/chat/completions", json=body, headers=auth(), timeout=60)
+    assert response.status_code == 200
+    assert "database unavailable" in response.headers["x-context-warning"]
+    assert response.json()["context"]["session_stored"] is False
+    sessions = httpx.get(f"{host_without_database}/sessions", headers=auth(), timeout=30)
+    assert sessions.status_code == 503
+    assert error_of(sessions)["type"] == "database_unavailable"
+
+
+def test_a_missing_setting_stops_start_up_with_one_readable_line() -> None:
+    process = ManagedProcess("bad", [PYTHON, "-m", "agent_host"], health=lambda: None)
+    env = {"PATH": "/usr/bin:/bin", "AGENT_HOST_PROXY_KEY": "sk-x"}
+    result = subprocess.run(process.argv, env=env, capture_output=True, text=True, timeout=60, cwd="/")
+    assert result.returncode != 0
+    assert result.stderr.strip().count("\n") == 0
+    assert "AGENT_HOST_API_KEY" in result.stderr

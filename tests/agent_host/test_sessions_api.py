@@ -1,0 +1,29 @@
+"""Sessions CRUD, and sessions surviving a restart of the host."""
+
+import httpx
+from host_support import auth, chat_body, new_session, stored_messages
+
+from procs import ManagedProcess
+
+
+def test_sessions_can_be_created_listed_renamed_and_deleted(host: str) -> None:
+    session_id = new_session(host, title="first", system_prompt="Be brief.")
+    listed = httpx.get(f"{host}/sessions", headers=auth()).json()
+    assert session_id in [s["id"] for s in listed]
+    renamed = httpx.patch(f"{host}/sessions/{session_id}", json={"title": "renamed"}, headers=auth())
+    assert renamed.json()["title"] == "renamed"
+    assert renamed.json()["system_prompt"] == "Be brief."
+    assert httpx.delete(f"{host}/sessions/{session_id}", headers=auth()).status_code == 204
+    assert httpx.get(f"{host}/sessions/{session_id}", headers=auth()).status_code == 404
+
+
+def test_a_restarted_host_keeps_its_sessions(host_process: tuple[ManagedProcess, str]) -> None:
+    process, host = host_process
+    session_id = new_session(host, title="durable")
+    reply = httpx.post(f"{host}/v1/chat/completions", json=chat_body("Hi", session_id=session_id), headers=auth())
+    assert reply.status_code == 200
+    process.stop()
+    process.start()
+    session = httpx.get(f"{host}/sessions/{session_id}", headers=auth()).json()
+    assert session["title"] == "durable" and session["message_count"] == 2
+    assert len(stored_messages(host, session_id)) == 2
