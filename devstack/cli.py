@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from devstack import pg
 from devstack.config import StackSettings, get_settings
+from devstack.hostkeys import create_keys, load_keys
 from devstack.probe import wait_until
 from devstack.services import Service, cluster, load_plan, plan, port_conflicts, save_plan, secret_env
 from devstack.supervisor import Supervisor, render_config
@@ -67,24 +68,39 @@ def up(settings: StackSettings) -> None:
     if services[0].program is not None:
         cluster(settings).ensure_initialised()
     programs = [service.program for service in services if service.program is not None]
+    postgres, runtime, runtime2, proxy, agent_host, ui = services
+    if load_keys(settings) is None:
+        # The agent host's proxy key is made through the hub CLI, which needs the database; supervisord
+        # then restarts so that its environment carries the new key (first `up` only).
+        supervisor.ensure_started(render_config(settings, programs), secret_env(settings))
+        _start_postgres(settings, supervisor, postgres)
+        create_keys(settings)
+        supervisor.shutdown()
     supervisor.ensure_started(render_config(settings, programs), secret_env(settings))
     save_plan(settings, services)
 
-    # Dependency order: the database, then both runtimes together, then the proxy, then the UI.
-    postgres, runtime, runtime2, proxy, ui = services
-    for group in ([postgres], [runtime, runtime2], [proxy], [ui]):
+    # Dependency order: the database, both runtimes together, the proxy, the agent host, then the UI.
+    for group in ([postgres], [runtime, runtime2], [proxy], [agent_host], [ui]):
         for service in group:
             if service.program is not None:
                 supervisor.start(service.name)
         for service in group:
-            if service is postgres and service.program is not None:
-                # The role and databases must exist before the configured URL can connect.
-                _wait_healthy(settings, supervisor, service, cluster(settings).accepting_connections)
-                cluster(settings).bootstrap(
-                    settings.postgres_user, settings.postgres_password, [settings.postgres_db, *settings.app_databases]
-                )
+            if service is postgres:
+                _start_postgres(settings, supervisor, service)
             _wait_healthy(settings, supervisor, service)
     print_table(settings, services, supervisor)
+
+
+def _start_postgres(settings: StackSettings, supervisor: Supervisor, postgres: Service) -> None:
+    if postgres.program is None:
+        return
+    supervisor.start(postgres.name)
+    # The role and databases must exist before the configured URL can connect.
+    _wait_healthy(settings, supervisor, postgres, cluster(settings).accepting_connections)
+    cluster(settings).bootstrap(
+        settings.postgres_user, settings.postgres_password, [settings.postgres_db, *settings.app_databases]
+    )
+    _wait_healthy(settings, supervisor, postgres)
 
 
 def down(settings: StackSettings) -> None:
@@ -159,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             return status(settings)
         else:
             logs(settings)
-    except (StackError, pg.PostgresError, subprocess.CalledProcessError) as exc:
+    except (RuntimeError, pg.PostgresError, subprocess.CalledProcessError) as exc:  # StackError is one too
         print(f"make {args.command}: {exc}", file=sys.stderr)
         return 1
     except ValidationError as exc:

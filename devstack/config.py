@@ -28,6 +28,7 @@ class StackSettings(BaseSettings):
     ollama_base_url: str = "http://localhost:11434"
     runtime2_port: int = 11435
     ui_port: int = 8501
+    agent_host_port: int = 8000
 
     stack_dir: Path = REPO_ROOT / ".stack"
     # Seconds `up` waits for each service to become healthy.
@@ -44,6 +45,10 @@ class StackSettings(BaseSettings):
     @property
     def proxy_url(self) -> str:
         return f"http://localhost:{self.litellm_port}"
+
+    @property
+    def agent_host_url(self) -> str:
+        return f"http://localhost:{self.agent_host_port}"
 
     @property
     def logs_dir(self) -> Path:

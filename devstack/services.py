@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from devstack import pg
 from devstack.config import REPO_ROOT, StackSettings
+from devstack.hostkeys import load_keys
 from devstack.probe import http_ok, ollama_version, port_in_use, postgres_ok
 from devstack.supervisor import Program
 
@@ -102,6 +103,31 @@ def _proxy(settings: StackSettings) -> Service:
     return Service("proxy", settings.litellm_port, f"{settings.proxy_url}/v1", ready, program)
 
 
+def _agent_host(settings: StackSettings) -> Service:
+    sessions_db = urlsplit(settings.database_url)._replace(path="/genailabs").geturl()
+    argv = [
+        str(VENV_BIN / "python"),
+        "-m",
+        "agent_host",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(settings.agent_host_port),
+    ]
+    program = Program(
+        "agent_host",
+        argv,
+        # AGENT_HOST_API_KEY and AGENT_HOST_PROXY_KEY come from supervisord's environment (secret_env).
+        environment={
+            "LITELLM_BASE_URL": f"{settings.proxy_url}/v1",
+            "DATABASE_URL": sessions_db,
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        },
+    )
+    url = settings.agent_host_url
+    return Service("agent_host", settings.agent_host_port, url, lambda: http_ok(f"{url}/health"), program)
+
+
 def _ui(settings: StackSettings) -> Service:
     history_db = urlsplit(settings.database_url)._replace(path="/genailabs").geturl()
     argv = [
@@ -144,6 +170,7 @@ def plan(settings: StackSettings, managed: Callable[[str], bool]) -> list[Servic
         _runtime("runtime", settings.runtime_port, settings.ollama_base_url, external_ollama),
         _runtime("runtime2", settings.runtime2_port, settings.runtime2_base_url, False),
         _proxy(settings),
+        _agent_host(settings),
         _ui(settings),
     ]
 
@@ -173,6 +200,7 @@ def secret_env(settings: StackSettings) -> dict[str, str]:
     """Secrets are handed to supervisord through its environment, never written into its config."""
     # The UI talks to the proxy with the master key by default, as in the seed's streamlit_service/.env.
     env = {"LITELLM_MASTER_KEY": settings.litellm_master_key, "LITELLM_API_KEY": settings.litellm_master_key}
+    env.update(load_keys(settings) or {})
     if "PATH" not in os.environ:
         env["PATH"] = "/usr/bin:/bin"
     return env

@@ -28,6 +28,7 @@ def _stack_env(stack_dir: Path) -> dict[str, str]:
         "LITELLM_PORT": str(free_port()),
         "LITELLM_MASTER_KEY": MASTER_KEY,
         "UI_PORT": str(free_port()),
+        "AGENT_HOST_PORT": str(free_port()),
     }
     env.pop("MAKEFLAGS", None)
     return env
@@ -56,7 +57,7 @@ def stack_env() -> Iterator[dict[str, str]]:
 def test_make_up_starts_every_service_healthy_and_the_proxy_answers(stack_env: dict[str, str]) -> None:
     result = _make("up", stack_env)
     assert result.returncode == 0, result.stdout + result.stderr
-    for service in ("postgres", "runtime", "runtime2", "proxy", "ui"):
+    for service in ("postgres", "runtime", "runtime2", "proxy", "agent_host", "ui"):
         row = next(line for line in result.stdout.splitlines() if line.startswith(service + " "))
         assert "RUNNING" in row and "healthy" in row, row
     assert MASTER_KEY not in result.stdout + result.stderr
@@ -80,7 +81,7 @@ def test_make_up_again_is_idempotent(stack_env: dict[str, str]) -> None:
 def test_make_status_reports_each_service_healthy(stack_env: dict[str, str]) -> None:
     result = _make("status", stack_env)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("healthy") == 5
+    assert result.stdout.count("healthy") == 6
 
 
 def test_chat_ui_answers_and_its_key_stays_out_of_the_supervisor_config(stack_env: dict[str, str]) -> None:
@@ -88,6 +89,25 @@ def test_chat_ui_answers_and_its_key_stays_out_of_the_supervisor_config(stack_en
     assert page.status_code == 200 and page.text == "ok"
     config = (Path(stack_env["STACK_DIR"]) / "supervisord.conf").read_text()
     assert "[program:ui]" in config and MASTER_KEY not in config
+
+
+def test_the_agent_host_chats_with_its_own_proxy_key_kept_out_of_the_config(stack_env: dict[str, str]) -> None:
+    import json
+
+    stack_dir = Path(stack_env["STACK_DIR"])
+    keys_file = stack_dir / "agent_host.keys"
+    assert keys_file.stat().st_mode & 0o777 == 0o600
+    keys = json.loads(keys_file.read_text())
+    config = (stack_dir / "supervisord.conf").read_text()
+    assert "[program:agent_host]" in config
+    assert keys["AGENT_HOST_PROXY_KEY"] not in config and keys["AGENT_HOST_API_KEY"] not in config
+    reply = httpx.post(
+        f"http://localhost:{stack_env['AGENT_HOST_PORT']}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {keys['AGENT_HOST_API_KEY']}"},
+        json={"model": "smollm2:135m", "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 8},
+        timeout=60,
+    )
+    assert reply.status_code == 200, reply.text
 
 
 def test_databases_for_the_hub_and_the_app_exist(stack_env: dict[str, str]) -> None:
@@ -102,7 +122,7 @@ def test_databases_for_the_hub_and_the_app_exist(stack_env: dict[str, str]) -> N
 def test_make_down_stops_everything_it_started(stack_env: dict[str, str]) -> None:
     result = _make("down", stack_env)
     assert result.returncode == 0, result.stderr
-    for key in ("POSTGRES_PORT", "LITELLM_PORT", "RUNTIME2_PORT", "UI_PORT"):
+    for key in ("POSTGRES_PORT", "LITELLM_PORT", "RUNTIME2_PORT", "UI_PORT", "AGENT_HOST_PORT"):
         assert not port_in_use(int(stack_env[key])), key
     assert _make("status", stack_env).returncode != 0
 
