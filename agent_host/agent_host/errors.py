@@ -23,6 +23,13 @@ class SessionNotFound(AgentHostError):
         super().__init__(f"session {session_id} does not exist")
 
 
+class SessionExists(AgentHostError):
+    type, status = "session_exists", 409
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"session {session_id} already exists")
+
+
 class ModelNotFound(AgentHostError):
     type, status = "model_not_found", 404
 

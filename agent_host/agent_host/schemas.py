@@ -2,6 +2,7 @@
 
 from datetime import datetime
 from typing import Any, Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -63,6 +64,8 @@ class ContextFacts(BaseModel):
 
 
 class SessionCreate(BaseModel):
+    # A client may choose the id (e.g. derived from its own conversation id); 409 if it is taken.
+    id: UUID | None = None
     title: str = Field(default="New chat", max_length=200)
     model: str | None = None
     system_prompt: str | None = None

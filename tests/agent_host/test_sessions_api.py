@@ -17,6 +17,13 @@ def test_sessions_can_be_created_listed_renamed_and_deleted(host: str) -> None:
     assert httpx.get(f"{host}/sessions/{session_id}", headers=auth()).status_code == 404
 
 
+def test_a_client_may_choose_the_session_id_once(host: str) -> None:
+    chosen = "3f1c1d9e-7a55-4c38-9a57-0d6f0c2b9e11"
+    assert new_session(host, id=chosen) == chosen
+    again = httpx.post(f"{host}/sessions", json={"id": chosen}, headers=auth())
+    assert again.status_code == 409 and again.json()["error"]["type"] == "session_exists"
+
+
 def test_a_restarted_host_keeps_its_sessions(host_process: tuple[ManagedProcess, str]) -> None:
     process, host = host_process
     session_id = new_session(host, title="durable")

@@ -10,7 +10,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from agent_host.errors import DatabaseUnavailable, SessionNotFound
+from agent_host.errors import DatabaseUnavailable, SessionExists, SessionNotFound
 from agent_host.schemas import MessagePublic, SessionCreate, SessionPublic, SessionUpdate
 
 SCHEMA = """
@@ -81,12 +81,15 @@ class SessionStore:
             await conn.execute("SELECT 1")
 
     async def create(self, body: SessionCreate) -> SessionPublic:
-        session_id = uuid.uuid4()
+        session_id = body.id or uuid.uuid4()
         async with self.connection() as conn:
-            await conn.execute(
-                "INSERT INTO agent_sessions (id, title, model, system_prompt) VALUES (%s, %s, %s, %s)",
+            cursor = await conn.execute(
+                "INSERT INTO agent_sessions (id, title, model, system_prompt) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (id) DO NOTHING",
                 (session_id, body.title, body.model, body.system_prompt),
             )
+        if cursor.rowcount == 0:
+            raise SessionExists(str(session_id))
         return await self.get(str(session_id))
 
     async def get(self, session_id: str) -> SessionPublic:
