@@ -3,6 +3,7 @@
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import cast
@@ -35,7 +36,7 @@ class ModelList(BaseModel):
 def make_client(settings: Settings, timeout: float | None = None) -> openai.OpenAI:
     return openai.OpenAI(
         base_url=settings.chat_base_url,
-        api_key=settings.litellm_api_key.get_secret_value(),
+        api_key=settings.chat_api_key,
         timeout=timeout or settings.request_timeout,
         max_retries=0,  # the proxy retries; a second layer here would only hide a dead backend longer
     )
@@ -103,6 +104,7 @@ class Reply:
     ended: float | None = None
     stopped: bool = False
     error: Exception | None = None
+    context: dict[str, int] = field(default_factory=dict)
 
     def facts(self) -> Facts:
         end = self.ended or time.perf_counter()
@@ -114,6 +116,10 @@ class Reply:
             ttft_ms=ttft,
             total_ms=(end - self.started) * 1000,
             stopped=self.stopped,
+            context_tokens=self.context.get("prompt-tokens"),
+            context_window=self.context.get("window"),
+            summarised_messages=self.context.get("summarised-messages"),
+            trimmed_messages=self.context.get("trimmed-messages"),
         )
 
 
@@ -126,6 +132,7 @@ def stream_reply(
     history: list[tuple[str, str]],
     reply: Reply,
     poll: float = 0.05,
+    session_id: str | None = None,
 ) -> Generator[str | None, None, None]:
     """Yields text pieces as they arrive, and None every `poll` seconds while waiting.
 
@@ -139,15 +146,19 @@ def stream_reply(
 
     def read() -> None:
         try:
-            stream = client.chat.completions.create(
+            # With an agent-host session the host keeps the history: only the new question is sent.
+            raw = client.chat.completions.with_raw_response.create(
                 model=params.model,
-                messages=chat_messages(params, history),
+                messages=chat_messages(params, history[-1:] if session_id else history),
                 temperature=params.temperature,
                 max_tokens=params.max_tokens,
                 top_p=params.top_p,
                 stream=True,
                 stream_options={"include_usage": True},
+                extra_body={"session_id": session_id} if session_id else None,
             )
+            reply.context = context_facts(raw.headers)
+            stream = raw.parse()
             holder["stream"] = stream  # type: ignore[assignment]
             for chunk in stream:
                 if cancelled.is_set():
@@ -188,6 +199,38 @@ def stream_reply(
             stream = holder.get("stream")
             if stream is not None:
                 stream.close()
+
+
+def context_facts(headers: httpx.Headers) -> dict[str, int]:
+    """The agent host's x-context-* headers as numbers (none from the proxy)."""
+    facts = {}
+    for name, value in headers.items():
+        if name.lower().startswith("x-context-") and value.isdigit():
+            facts[name.lower().removeprefix("x-context-")] = int(value)
+    return facts
+
+
+HOST_SESSION_NAMESPACE = uuid.UUID("6a0c1b2e-5d7f-4e43-9b1a-1f0e2d3c4b5a")
+
+
+def host_session_id(conversation_id: int) -> str:
+    """The agent-host session that mirrors a UI conversation: derived, so no mapping table is needed."""
+    return str(uuid.uuid5(HOST_SESSION_NAMESPACE, f"ui-conversation-{conversation_id}"))
+
+
+def ensure_host_session(settings: Settings, conversation_id: int, title: str) -> str | None:
+    """Creates the conversation's session on the agent host unless it exists; None if that fails."""
+    session_id = host_session_id(conversation_id)
+    try:
+        response = httpx.post(
+            f"{settings.agent_host_url.rstrip('/')}/sessions",
+            json={"id": session_id, "title": title},
+            headers={"Authorization": f"Bearer {settings.chat_api_key}"},
+            timeout=settings.probe_timeout * 3,
+        )
+    except httpx.HTTPError:
+        return None
+    return session_id if response.status_code in (201, 409) else None
 
 
 def _absorb(reply: Reply, chunk: object) -> str:

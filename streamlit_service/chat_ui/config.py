@@ -17,6 +17,8 @@ class Settings(BaseSettings):
     litellm_api_key: SecretStr
     # Phase 2: when set, chat goes to the agent host (same OpenAI wire format) instead of the proxy.
     agent_host_url: str = ""
+    # The agent host's own key (its AGENT_HOST_API_KEY), used instead of LITELLM_API_KEY in agent-host mode.
+    agent_host_api_key: SecretStr | None = None
     database_url: SecretStr = SecretStr("postgresql://litellm:litellm@localhost:5433/genailabs")
     # The hub's request log, for the Usage page.
     hub_database_url: SecretStr = SecretStr("postgresql://litellm:litellm@localhost:5433/litellm")
@@ -44,6 +46,13 @@ class Settings(BaseSettings):
         if self.agent_host_url:
             return self.agent_host_url.rstrip("/") + "/v1"
         return self.litellm_base_url.rstrip("/")
+
+    @property
+    def chat_api_key(self) -> str:
+        """The key for `chat_base_url`."""
+        if self.agent_host_url and self.agent_host_api_key and self.agent_host_api_key.get_secret_value():
+            return self.agent_host_api_key.get_secret_value()
+        return self.litellm_api_key.get_secret_value()
 
     @property
     def proxy_root(self) -> str:

@@ -31,6 +31,11 @@ class Facts(BaseModel):
     ttft_ms: float | None = None
     total_ms: float
     stopped: bool = False
+    # Agent-host mode: how the prompt was fitted into the model's window (x-context-* headers).
+    context_tokens: int | None = None
+    context_window: int | None = None
+    summarised_messages: int | None = None
+    trimmed_messages: int | None = None
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -50,6 +55,12 @@ class Facts(BaseModel):
             f"total {fmt(self.total_ms, ' ms')}",
             f"{fmt(self.tokens_per_s, ' tok/s', 1)}",
         ]
+        if self.context_window:
+            parts.append(f"context {fmt(self.context_tokens, '')}/{self.context_window} tokens")
+        if self.summarised_messages:
+            parts.append(f"{self.summarised_messages} messages summarised")
+        if self.trimmed_messages:
+            parts.append(f"{self.trimmed_messages} messages trimmed")
         if self.stopped:
             parts.append("stopped by you")
         return " · ".join(parts)

@@ -6,7 +6,7 @@ import openai
 import streamlit as st
 
 from chat_ui import session
-from chat_ui.backend import Reply, fallback_title, generate_title, stream_reply
+from chat_ui.backend import Reply, ensure_host_session, fallback_title, generate_title, stream_reply
 from chat_ui.config import Settings
 from chat_ui.errors import explain
 from chat_ui.schemas import MESSAGE_MAX, Facts, GenerationParams, Message, Role
@@ -67,8 +67,12 @@ def run(settings: Settings, store: HistoryStore, text: str | None) -> None:
         return
     question = history[-1].content
     first_exchange = len(history) == 1
-    client = _client(settings.chat_base_url, settings.litellm_api_key.get_secret_value(), settings.request_timeout)
+    client = _client(settings.chat_base_url, settings.chat_api_key, settings.request_timeout)
     reply = Reply(params)
+    conversation = st.session_state.conversation
+    session_id = None
+    if settings.agent_host_url and conversation is not None and text is not None:
+        session_id = ensure_host_session(settings, conversation.id, conversation.title)
     with st.chat_message("assistant"):
         shown = st.empty()
         stop = st.empty()
@@ -79,7 +83,7 @@ def run(settings: Settings, store: HistoryStore, text: str | None) -> None:
             help="Stops the answer here; the model stops generating too",
         )
         shown.markdown("_waiting for the model…_")
-        pieces = stream_reply(client, params, [(m.role, m.content) for m in history], reply)
+        pieces = stream_reply(client, params, [(m.role, m.content) for m in history], reply, session_id=session_id)
         try:
             for piece in pieces:
                 if piece is not None:
@@ -97,9 +101,7 @@ def run(settings: Settings, store: HistoryStore, text: str | None) -> None:
 
 def _finish(settings: Settings, store: HistoryStore, reply: Reply, question: str) -> None:
     if reply.error is not None:
-        problem = explain(
-            reply.error, reply.params.model, settings.chat_base_url, settings.litellm_api_key.get_secret_value()
-        )
+        problem = explain(reply.error, reply.params.model, settings.chat_base_url, settings.chat_api_key)
         session.set_problem(problem, question)
         return
     if reply.text or not reply.stopped:
