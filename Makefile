@@ -46,3 +46,4 @@ bench: $(STAMP)
 	$(PY) bench/runtime_bench.py
 	$(PY) bench/proxy_bench.py
 	$(PY) bench/usage_log_bench.py
+	$(PY) bench/agent_host_bench.py

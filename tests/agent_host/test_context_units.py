@@ -54,6 +54,10 @@ def test_the_reply_gets_what_it_asks_for_when_there_is_room() -> None:
     assert reply_allowance(window=512, fixed_tokens=100, requested=32, default=256) == 32
 
 
+def test_a_small_requested_reply_is_kept_as_asked() -> None:
+    assert reply_allowance(window=512, fixed_tokens=100, requested=1, default=256) == 1
+
+
 def test_the_reply_shrinks_to_the_room_left() -> None:
     assert reply_allowance(window=512, fixed_tokens=480, requested=100, default=256) == 32
 

@@ -61,8 +61,9 @@ def reply_allowance(window: int, fixed_tokens: int, requested: int | None, defau
         raise ContextTooLarge(
             f"the request needs {fixed_tokens} prompt tokens but the model's window is {window}; shorten the message"
         )
-    wanted = requested if requested is not None else min(default, max(MIN_REPLY_TOKENS, window // 4))
-    return max(MIN_REPLY_TOKENS, min(wanted, room))
+    if requested is not None:
+        return min(requested, room)  # the client's limit is kept, however small
+    return max(MIN_REPLY_TOKENS, min(default, window // 4, room))
 
 
 def fixed_tokens(parts: PromptParts) -> int:
