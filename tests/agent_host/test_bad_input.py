@@ -8,7 +8,7 @@ import pytest
 from host_support import HOST_KEY, auth, chat_body, new_session, shared_master_key, start_host, stored_messages
 
 from devstack.probe import free_port
-from procs import PYTHON, ManagedProcess, PostgresInstance
+from procs import PYTHON, ManagedProcess, PostgresInstance, start_proxy
 
 
 def error_of(response: httpx.Response) -> dict[str, str]:
@@ -127,3 +127,28 @@ def test_a_missing_setting_stops_start_up_with_one_readable_line() -> None:
     assert result.returncode != 0
     assert result.stderr.strip().count("\n") == 0
     assert "AGENT_HOST_API_KEY" in result.stderr
+
+
+@pytest.fixture
+def host_with_own_proxy(postgres: PostgresInstance, runtimes: tuple[str, str]) -> Iterator[tuple[ManagedProcess, str]]:
+    proxy, proxy_url = start_proxy(shared_master_key(), postgres.url("litellm"), *runtimes)
+    host, url = start_host(proxy_url, postgres.url("genailabs"), shared_master_key())
+    yield proxy, url
+    host.stop()
+    proxy.stop()
+
+
+def test_a_proxy_that_dies_after_warm_up_still_gives_503_and_stores_nothing(
+    host_with_own_proxy: tuple[ManagedProcess, str],
+) -> None:
+    proxy, host = host_with_own_proxy
+    session_id = new_session(host)
+    warm = httpx.post(f"{host}/v1/chat/completions", json=chat_body("hi", session_id=session_id), headers=auth())
+    assert warm.status_code == 200
+    proxy.stop()
+    for stream in (False, True):
+        body = chat_body("again", session_id=session_id, stream=stream)
+        response = httpx.post(f"{host}/v1/chat/completions", json=body, headers=auth(), timeout=30)
+        assert response.status_code == 503, response.text
+        assert error_of(response)["type"] == "proxy_unavailable"
+    assert len(stored_messages(host, session_id)) == 2

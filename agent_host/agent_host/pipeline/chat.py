@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import anyio
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, AsyncStream
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from agent_host.config import Settings
@@ -163,37 +163,39 @@ class ChatPipeline:
         await self.record(turn, reply, incomplete=False)
         return response
 
-    async def stream(self, turn: PreparedTurn, include_usage: bool = True) -> AsyncGenerator[ChatCompletionChunk, None]:
+    async def open_stream(self, turn: PreparedTurn) -> AsyncStream[ChatCompletionChunk]:
+        """Starts the proxy's stream, so a proxy failure is an HTTP error before any byte is sent."""
+        async with upstream_errors():
+            return await self.client.chat.completions.create(
+                model=turn.request.model,
+                messages=cast(Any, turn.messages),
+                max_tokens=turn.max_tokens,
+                stream=True,
+                stream_options={"include_usage": True},
+                extra_body=turn.request.upstream_options() or None,
+            )
+
+    async def relay(
+        self, turn: PreparedTurn, upstream: AsyncStream[ChatCompletionChunk], include_usage: bool = True
+    ) -> AsyncGenerator[ChatCompletionChunk, None]:
         """Yields the proxy's chunks; what was generated is stored even if the consumer goes away."""
         parts: list[str] = []
         completed = False
         try:
             async with upstream_errors():
-                upstream = await self.client.chat.completions.create(
-                    model=turn.request.model,
-                    messages=cast(Any, turn.messages),
-                    max_tokens=turn.max_tokens,
-                    stream=True,
-                    stream_options={"include_usage": True},
-                    extra_body=turn.request.upstream_options() or None,
-                )
-            try:
-                async with upstream_errors():
-                    async for chunk in upstream:
-                        if chunk.choices and chunk.choices[0].delta.content:
-                            parts.append(chunk.choices[0].delta.content)
-                        if chunk.choices or include_usage:
-                            yield chunk
-                completed = True
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await upstream.close()
+                async for chunk in upstream:
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        parts.append(chunk.choices[0].delta.content)
+                    if chunk.choices or include_usage:
+                        yield chunk
+            completed = True
         finally:
-            if parts or completed:
-                task = asyncio.ensure_future(self.record(turn, "".join(parts), incomplete=not completed))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
-                with anyio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True):
+                await upstream.close()  # tells the proxy, and so the runtime, to stop generating
+                if parts or completed:
+                    task = asyncio.ensure_future(self.record(turn, "".join(parts), incomplete=not completed))
+                    self._background.add(task)
+                    task.add_done_callback(self._background.discard)
                     await asyncio.shield(task)
 
     async def record(self, turn: PreparedTurn, reply: str, incomplete: bool) -> None:

@@ -7,10 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
+from openai.types.chat import ChatCompletionChunk
 
 from agent_host.deps import ChatClientDep, PipelineDep
 from agent_host.errors import AgentHostError
-from agent_host.pipeline.chat import ChatPipeline, PreparedTurn
 from agent_host.pipeline.upstream import upstream_errors
 from agent_host.schemas import ChatCompletionRequest
 
@@ -24,18 +24,17 @@ async def chat_completions(body: ChatCompletionRequest, pipeline: PipelineDep) -
     turn = await pipeline.prepare(body)
     if body.stream:
         include_usage = bool((body.model_extra or {}).get("stream_options", {}).get("include_usage"))
-        return StreamingResponse(
-            sse_events(pipeline, turn, include_usage), media_type="text/event-stream", headers=turn.facts.headers()
-        )
+        chunks = pipeline.relay(turn, await pipeline.open_stream(turn), include_usage)
+        return StreamingResponse(sse_events(chunks), media_type="text/event-stream", headers=turn.facts.headers())
     response = await pipeline.complete(turn)
     content = response.model_dump(exclude_unset=True)
     content["context"] = turn.facts.model_dump()
     return JSONResponse(content, headers=turn.facts.headers())
 
 
-async def sse_events(pipeline: ChatPipeline, turn: PreparedTurn, include_usage: bool) -> AsyncIterator[str]:
+async def sse_events(chunks: AsyncIterator[ChatCompletionChunk]) -> AsyncIterator[str]:
     try:
-        async for chunk in pipeline.stream(turn, include_usage):
+        async for chunk in chunks:
             yield f"data: {chunk.model_dump_json(exclude_unset=True)}\n\n"
     except AgentHostError as exc:
         log.warning("stream ended with %s: %s", exc.type, exc.message)

@@ -63,7 +63,7 @@ async def run_turn(
         await websocket.send_json({"type": "context", **turn.facts.model_dump()})
         finish_reason: str | None = None
         usage: dict[str, Any] | None = None
-        stream = pipeline.stream(turn)
+        stream = pipeline.relay(turn, await pipeline.open_stream(turn))
         try:
             async for chunk in stream:
                 if cancel.is_set():
