@@ -39,6 +39,8 @@ def test_a_session_longer_than_the_window_keeps_answering_with_a_stored_summary(
         assert response.status_code == 200, response.text
         context = response.json()["context"]
         assert context["prompt_tokens"] + context["reply_tokens"] <= WINDOW
+        # The model's own count (its template included) stays within what the host planned for.
+        assert response.json()["usage"]["prompt_tokens"] + context["reply_tokens"] <= WINDOW
         facts.append(context)
     assert any(c["summarised_messages"] > 0 for c in facts)
     assert response.headers["x-context-window"] == str(WINDOW)

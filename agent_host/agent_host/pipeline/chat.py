@@ -12,6 +12,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from agent_host.config import Settings
 from agent_host.context.budget import (
+    SUMMARY_PREFIX,
     HistoryItem,
     PromptParts,
     assemble,
@@ -23,7 +24,7 @@ from agent_host.context.budget import (
 from agent_host.context.compression import summarise
 from agent_host.context.tokens import TokenCounter
 from agent_host.context.windows import ModelCatalog
-from agent_host.errors import DatabaseUnavailable
+from agent_host.errors import AgentHostError, DatabaseUnavailable
 from agent_host.pipeline.steps import decide_tools, retrieve
 from agent_host.pipeline.upstream import upstream_errors
 from agent_host.schemas import ChatCompletionRequest, ContextFacts
@@ -31,6 +32,7 @@ from agent_host.sessions.store import NewMessage, SessionStore
 
 log = logging.getLogger(__name__)
 SYSTEM_ROLES = {"system", "developer"}
+MIN_USABLE_WINDOW = 64
 
 
 @dataclass
@@ -56,6 +58,8 @@ class ChatPipeline:
     async def prepare(self, request: ChatCompletionRequest) -> PreparedTurn:
         model = request.model
         window = await self.catalog.window(model)
+        # Planned against a slightly smaller window: a runtime's template may add tokens of its own.
+        usable = max(MIN_USABLE_WINDOW, window - self.settings.context_margin)
         incoming = [message.model_dump(exclude_none=True) for message in request.messages]
         system = [message for message in incoming if message["role"] in SYSTEM_ROLES]
         turn = [message for message in incoming if message["role"] not in SYSTEM_ROLES]
@@ -91,19 +95,22 @@ class ChatPipeline:
             turn_tokens=self._cost(model, turn),
             history=history,
             summary=summary,
-            summary_tokens=self.counter.count(model, summary) if summary else 0,
+            summary_tokens=self.counter.count(model, SUMMARY_PREFIX + summary) if summary else 0,
             retrieved=await retrieve(request),
             tool_results=await decide_tools(request),
         )
         requested = request.max_tokens or request.max_completion_tokens
-        reply = reply_allowance(window, fixed_tokens(parts), requested, self.settings.reply_tokens)
+        reply = reply_allowance(usable, fixed_tokens(parts), requested, self.settings.reply_tokens)
         summarised = 0
         summary_updated = False
         if stored_session is not None and not history_fits(parts, window, reply):
-            parts, summarised = await self._compress(model, stored_session, parts, window)
+            try:
+                parts, summarised = await self._compress(model, stored_session, parts, usable)
+            except AgentHostError as exc:  # no summary this time: the oldest messages are trimmed instead
+                log.warning("session %s: summary failed (%s); trimming instead", stored_session, exc.message)
             summary_updated = summarised > 0
-            reply = reply_allowance(window, fixed_tokens(parts), requested, self.settings.reply_tokens)
-        plan = assemble(parts, window, reply)
+            reply = reply_allowance(usable, fixed_tokens(parts), requested, self.settings.reply_tokens)
+        plan = assemble(parts, usable, reply)
         facts = ContextFacts(
             window=window,
             prompt_tokens=plan.prompt_tokens,
@@ -148,7 +155,7 @@ class ChatPipeline:
         )
         await self.store.save_summary(session_id, summary, older[-1].id, len(older))
         log.info("session %s: %d messages folded into the summary", session_id, len(older))
-        tokens = self.counter.count(model, summary)
+        tokens = self.counter.count(model, SUMMARY_PREFIX + summary)
         return replace(parts, history=recent, summary=summary, summary_tokens=tokens), len(older)
 
     async def complete(self, turn: PreparedTurn) -> ChatCompletion:
