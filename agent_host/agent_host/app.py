@@ -31,7 +31,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         pool = await open_pool(settings.database_url.get_secret_value(), settings.db_timeout)
         store = SessionStore(pool)
-        catalog = ModelCatalog(client, settings.context_windows, settings.default_context_window)
+        probe = httpx.AsyncClient(timeout=1.0)  # asks runtimes behind the proxy for their context size
+        catalog = ModelCatalog(client, settings.context_windows, settings.default_context_window, probe=probe)
         app.state.settings = settings
         app.state.chat_client = client
         app.state.session_store = store
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await pool.close()
             await client.close()
+            await probe.aclose()
 
     app = FastAPI(
         title="GenAILabs agent host",

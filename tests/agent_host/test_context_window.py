@@ -5,7 +5,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from host_support import auth, chat_body, new_session, shared_master_key, start_host
+from host_support import MODEL, auth, chat_body, new_session, shared_master_key, start_host
 
 from procs import PostgresInstance, start_proxy, start_runtime
 
@@ -16,17 +16,19 @@ WINDOW = 512
 def small_host(models_dir: Path, postgres: PostgresInstance) -> Iterator[str]:
     runtime, runtime_url = start_runtime(models_dir, RUNTIME_NUM_CTX=str(WINDOW), RUNTIME_THREADS="1")
     proxy, proxy_url = start_proxy(shared_master_key(), postgres.url("litellm"), runtime_url, runtime_url)
+    # Loaded once, the runtime reports its num_ctx in /api/ps: the host learns the window from there.
+    httpx.post(f"{runtime_url}/api/generate", json={"model": MODEL, "prompt": "", "stream": False}, timeout=60)
     host, url = start_host(
-        proxy_url,
-        postgres.url("genailabs"),
-        shared_master_key(),
-        CONTEXT_WINDOWS=f'{{"smollm2:135m": {WINDOW}}}',
-        RECENT_MESSAGES="2",
-        SUMMARY_TOKENS="48",
+        proxy_url, postgres.url("genailabs"), shared_master_key(), RECENT_MESSAGES="2", SUMMARY_TOKENS="48"
     )
     yield url
     for process in (host, proxy, runtime):
         process.stop()
+
+
+def test_the_window_is_learnt_from_the_runtime_behind_the_proxy(small_host: str) -> None:
+    response = httpx.post(f"{small_host}/v1/chat/completions", json=chat_body("Hi"), headers=auth(), timeout=60)
+    assert response.headers["x-context-window"] == str(WINDOW)
 
 
 def test_a_session_longer_than_the_window_keeps_answering_with_a_stored_summary(small_host: str) -> None:
