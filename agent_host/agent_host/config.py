@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     # Ollama-style runtimes serve num_ctx tokens, not the model's trained length: the window when nothing says less.
     default_context_window: int = Field(default=2048, ge=128)
     # Tokens of the window left unplanned: chat templates and a runtime's default system prompt add some.
-    context_margin: int = Field(default=32, ge=0)
+    context_margin: int = Field(default=40, ge=0)
     # Tokens kept free for the reply when the client does not set max_tokens.
     reply_tokens: int = Field(default=256, ge=8)
     # Recent messages kept verbatim when older ones are folded into the summary.

@@ -45,6 +45,7 @@ def test_a_session_longer_than_the_window_keeps_answering_with_a_stored_summary(
         assert response.json()["usage"]["prompt_tokens"] + context["reply_tokens"] <= WINDOW
         facts.append(context)
     assert any(c["summarised_messages"] > 0 for c in facts)
+    assert not any(c["trimmed_messages"] for c in facts)  # summarised, not dropped
     assert response.headers["x-context-window"] == str(WINDOW)
     session = httpx.get(f"{small_host}/sessions/{session_id}", headers=auth()).json()
     assert session["summary"] and session["summarised_messages"] >= 2

@@ -9,8 +9,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# A chat template wraps each message in role markers (<|im_start|>user\n ... <|im_end|>\n).
-MESSAGE_OVERHEAD = 4
+# A ChatML template wraps each message in five tokens (<|im_start|>, role, \n ... <|im_end|>, \n).
+MESSAGE_OVERHEAD = 5
 PROMPT_OVERHEAD = 3
 
 

@@ -103,7 +103,7 @@ class ChatPipeline:
         reply = reply_allowance(usable, fixed_tokens(parts), requested, self.settings.reply_tokens)
         summarised = 0
         summary_updated = False
-        if stored_session is not None and not history_fits(parts, window, reply):
+        if stored_session is not None and not history_fits(parts, usable, reply):
             try:
                 parts, summarised = await self._compress(model, stored_session, parts, usable)
             except AgentHostError as exc:  # no summary this time: the oldest messages are trimmed instead
