@@ -91,8 +91,11 @@ class UsageWriter:
         assert self._wakeup is not None
         try:
             while True:
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for can lose a cancellation that
+                # races with the event, leaving close() waiting forever.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=self._flush_interval)
+                    async with asyncio.timeout(self._flush_interval):
+                        await self._wakeup.wait()
                 self._wakeup.clear()
                 try:
                     await self.flush()
