@@ -165,6 +165,10 @@ class Database:
             self._down_until = time.monotonic() + self._retry_after
             raise DatabaseUnavailable(f"hub database {self._where} is unreachable ({type(exc).__name__})") from exc
 
+    async def ensure_schema(self) -> None:
+        async with self.connection():
+            pass
+
     async def fetch_key(self, key_hash: str) -> tuple[KeyRecord, float] | None:
         """The key and its logged spend, or None when no such key exists."""
         async with self.connection() as conn:

@@ -94,7 +94,7 @@ class AdminError(Exception):
 
 class AliasTaken(AdminError):
     def __init__(self, alias: str) -> None:
-        super().__init__(f"alias '{alias}' already names an active key; revoke it first or pick another alias")
+        super().__init__(f"an active key with alias '{alias}' already exists; revoke it first or pick another alias")
 
 
 class NoSuchKey(AdminError):

@@ -89,6 +89,9 @@ class UsageWriter:
 
     async def _run(self) -> None:
         assert self._wakeup is not None
+        # Tables exist as soon as the proxy is up, for anyone reading them before the first request.
+        with contextlib.suppress(DatabaseUnavailable):
+            await self._db.ensure_schema()
         try:
             while True:
                 # asyncio.timeout, not wait_for: Python 3.11's wait_for can lose a cancellation that

@@ -63,7 +63,7 @@ def test_an_active_alias_cannot_be_created_twice(database_url: str) -> None:
     assert result.returncode == 1
     assert (
         result.stderr.strip()
-        == f"hub.keys: alias '{alias}' already names an active key; revoke it first or pick another alias"
+        == f"hub.keys: an active key with alias '{alias}' already exists; revoke it first or pick another alias"
     )
 
 
