@@ -161,9 +161,20 @@ class Database:
                     await create_schema(conn)
                     self._schema_ready = True
                 yield conn
+        except psycopg.errors.UndefinedTable as exc:
+            self._schema_ready = False  # the database was recreated under us: make the tables again next time
+            raise DatabaseUnavailable(f"hub database {self._where} lost its tables") from exc
         except (psycopg.OperationalError, PoolTimeout) as exc:
             self._down_until = time.monotonic() + self._retry_after
+            # A fresh pool on the next try: psycopg_pool stops reconnecting after a long outage.
+            await self._discard_pool()
             raise DatabaseUnavailable(f"hub database {self._where} is unreachable ({type(exc).__name__})") from exc
+
+    async def _discard_pool(self) -> None:
+        async with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close(timeout=1)
 
     async def ensure_schema(self) -> None:
         async with self.connection():
@@ -182,9 +193,7 @@ class Database:
             await cursor.executemany(UPSERT_USAGE, [usage_params(row) for row in rows])
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        await self._discard_pool()
 
 
 async def create_schema(conn: psycopg.AsyncConnection[Any]) -> None:
