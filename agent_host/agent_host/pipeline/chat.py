@@ -44,6 +44,16 @@ class PreparedTurn:
     to_store: list[NewMessage] = field(default_factory=list)
 
 
+@dataclass
+class LoadedHistory:
+    system: list[dict[str, Any]]
+    turn: list[dict[str, Any]]
+    history: list[HistoryItem] = field(default_factory=list)
+    summary: str | None = None
+    session_id: str | None = None  # set when the turn will be stored with its session
+    warning: str | None = None
+
+
 class ChatPipeline:
     def __init__(
         self, client: AsyncOpenAI, store: SessionStore, catalog: ModelCatalog, counter: TokenCounter, settings: Settings
@@ -63,51 +73,33 @@ class ChatPipeline:
         incoming = [message.model_dump(exclude_none=True) for message in request.messages]
         system = [message for message in incoming if message["role"] in SYSTEM_ROLES]
         turn = [message for message in incoming if message["role"] not in SYSTEM_ROLES]
-        history: list[HistoryItem] = []
-        summary: str | None = None
-        warning: str | None = None
-        stored_session: str | None = None
-        if request.session_id is not None:
-            try:
-                session, stored = await self.store.history(request.session_id)
-                history = [HistoryItem(m.id, m.role, m.content, m.tokens) for m in stored]
-                summary = session.summary
-                if session.system_prompt and not system:
-                    system = [{"role": "system", "content": session.system_prompt}]
-                stored_session = request.session_id
-            except DatabaseUnavailable:
-                warning = "session database unavailable: answered without history, and this turn is not stored"
-                log.warning("session %s: database unavailable, answering without history", request.session_id)
-        elif len(turn) > 1:
-            # A stateless client sends its own history: the last user turn is new, the rest may be trimmed.
-            users = [i for i, m in enumerate(turn) if m["role"] == "user"]
-            last_user = users[-1] if users else len(turn) - 1
-            history = [
-                HistoryItem(-i - 1, str(m["role"]), str(m.get("content") or ""), self._count_content(model, m))
-                for i, m in enumerate(turn[:last_user])
-            ]
-            turn = turn[last_user:]
+        loaded = await self._load_session(request, model, system, turn)
+        system, turn = loaded.system, loaded.turn
 
+        retrieved = await retrieve(request)
+        tool_results = await decide_tools(request)
         parts = PromptParts(
             system=system,
             system_tokens=self._cost(model, system),
             turn=turn,
             turn_tokens=self._cost(model, turn),
-            history=history,
-            summary=summary,
-            summary_tokens=self.counter.count(model, SUMMARY_PREFIX + summary) if summary else 0,
-            retrieved=await retrieve(request),
-            tool_results=await decide_tools(request),
+            history=loaded.history,
+            summary=loaded.summary,
+            summary_tokens=self.counter.count(model, SUMMARY_PREFIX + loaded.summary) if loaded.summary else 0,
+            retrieved=retrieved,
+            retrieved_tokens=self._cost(model, retrieved),
+            tool_results=tool_results,
+            tool_tokens=self._cost(model, tool_results),
         )
         requested = request.max_tokens or request.max_completion_tokens
         reply = reply_allowance(usable, fixed_tokens(parts), requested, self.settings.reply_tokens)
         summarised = 0
         summary_updated = False
-        if stored_session is not None and not history_fits(parts, usable, reply):
+        if loaded.session_id is not None and not history_fits(parts, usable, reply):
             try:
-                parts, summarised = await self._compress(model, stored_session, parts, usable)
+                parts, summarised = await self._compress(model, loaded.session_id, parts, usable)
             except AgentHostError as exc:  # no summary this time: the oldest messages are trimmed instead
-                log.warning("session %s: summary failed (%s); trimming instead", stored_session, exc.message)
+                log.warning("session %s: summary failed (%s); trimming instead", loaded.session_id, exc.message)
             summary_updated = summarised > 0
             reply = reply_allowance(usable, fixed_tokens(parts), requested, self.settings.reply_tokens)
         plan = assemble(parts, usable, reply)
@@ -120,15 +112,41 @@ class ChatPipeline:
             trimmed_messages=plan.trimmed,
             summary_updated=summary_updated,
             session_id=request.session_id,
-            session_stored=stored_session is not None,
-            warning=warning,
+            session_stored=loaded.session_id is not None,
+            warning=loaded.warning,
         )
-        to_store = [
-            NewMessage(str(m["role"]), str(m.get("content") or ""), self._count_content(model, m))
-            for m in turn
-            if stored_session is not None
-        ]
+        to_store = []
+        if loaded.session_id is not None:
+            to_store = [
+                NewMessage(str(m["role"]), str(m.get("content") or ""), self._count_content(model, m)) for m in turn
+            ]
         return PreparedTurn(request, plan.messages, plan.reply_tokens, facts, to_store)
+
+    async def _load_session(
+        self, request: ChatCompletionRequest, model: str, system: list[dict[str, Any]], turn: list[dict[str, Any]]
+    ) -> LoadedHistory:
+        """The session's history and summary; a stateless client's own earlier messages; or nothing."""
+        if request.session_id is not None:
+            try:
+                session, stored = await self.store.history(request.session_id)
+            except DatabaseUnavailable:
+                log.warning("session %s: database unavailable, answering without history", request.session_id)
+                warning = "session database unavailable: answered without history, and this turn is not stored"
+                return LoadedHistory(system, turn, warning=warning)
+            if session.system_prompt and not system:
+                system = [{"role": "system", "content": session.system_prompt}]
+            history = [HistoryItem(m.id, m.role, m.content, m.tokens) for m in stored]
+            return LoadedHistory(system, turn, history, session.summary, request.session_id)
+        if len(turn) <= 1:
+            return LoadedHistory(system, turn)
+        # A stateless client sends its own history: the last user turn is new, the rest may be trimmed.
+        users = [i for i, m in enumerate(turn) if m["role"] == "user"]
+        last_user = users[-1] if users else len(turn) - 1
+        history = [
+            HistoryItem(-i - 1, str(m["role"]), str(m.get("content") or ""), self._count_content(model, m))
+            for i, m in enumerate(turn[:last_user])
+        ]
+        return LoadedHistory(system, turn[last_user:], history)
 
     async def _compress(self, model: str, session_id: str, parts: PromptParts, window: int) -> tuple[PromptParts, int]:
         older, recent = split_for_summary(parts.history, self.settings.recent_messages)
@@ -217,6 +235,9 @@ class ChatPipeline:
             turn.facts.session_stored = False
             turn.facts.warning = "session database unavailable: this turn was not stored"
             log.warning("session %s: database unavailable, turn not stored", session_id)
+
+    def _new_message(self, model: str, message: dict[str, Any]) -> NewMessage:
+        return NewMessage(str(message["role"]), str(message.get("content") or ""), self._count_content(model, message))
 
     def _count_content(self, model: str, message: dict[str, Any]) -> int:
         return self.counter.count_message(model, message) - self.counter.count_message(model, {"content": ""})
