@@ -8,7 +8,6 @@ Against the `make up` stack by default (proxy on 4100, agent host on 8000, keys 
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import statistics
@@ -163,7 +162,7 @@ def main() -> int:
     b50, b95 = statistics.median(build), percentile(build, 0.95)
     target = "ok" if b50 < 20 else "over 20 ms"
     print(f"{args.turns}-turn session load + prompt build: p50 {b50:.1f} ms, p95 {b95:.1f} ms  {target}")
-    print(json.dumps({"tokenizer": TokenCounter().source(MODEL)}))
+    print(f"token counts: {TokenCounter().source(MODEL)} tokenizer for {MODEL}")
     return 0
 
 
