@@ -3,6 +3,7 @@
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import httpx
@@ -27,15 +28,18 @@ def main() -> int:
         )
         reply.raise_for_status()
         print("reply:", reply.json()["choices"][0]["message"]["content"])
-        with psycopg.connect(postgres.url("litellm")) as conn:
-            for _ in range(50):
-                count = conn.execute("SELECT count(*) FROM hub_request_log").fetchone()
-                if count and count[0] >= 1:
-                    print("logged rows:", count[0])
-                    return 0
-                import time
-
-                time.sleep(0.2)
+        # The hub creates its tables on its first write, so the table may not exist for a moment.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with psycopg.connect(postgres.url("litellm"), autocommit=True) as conn:
+                try:
+                    count = conn.execute("SELECT count(*) FROM hub_request_log").fetchone()
+                except psycopg.errors.UndefinedTable:
+                    count = (0,)
+            if count and count[0] >= 1:
+                print("logged rows:", count[0])
+                return 0
+            time.sleep(0.2)
         print("no request-log row was written", file=sys.stderr)
         return 1
     finally:
