@@ -8,6 +8,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import psycopg
 import yaml
 from psycopg.rows import dict_row
 
+from hub.records import UsageRow
 from procs import ManagedProcess, start_proxy
 
 # Test proxies must never spool into the repo's .stack/, where a real stack would pick the rows up.
@@ -133,3 +135,18 @@ def priced_config(directory: Path, input_cost: float, output_cost: float) -> Pat
     path = directory / "litellm_config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def usage_row(request_id: str = "r1", status: str = "success", second: int = 0, **fields: object) -> UsageRow:
+    start = NOW + timedelta(seconds=second)
+    values: dict[str, object] = {
+        "request_id": request_id, "started_at": start, "ended_at": start + timedelta(seconds=1),
+        "key_hash": "h", "key_alias": "team-a", "model_requested": None, "model_group": "smollm2:135m",
+        "deployment": "ollama_chat/smollm2:135m", "deployment_id": "d1", "api_base": "http://x",
+        "prompt_tokens": 3, "completion_tokens": 4, "cost": 0.0, "ttft_ms": None, "status": status,
+        "http_status": 200 if status == "success" else 500, "error": None, "stream": False,
+    }  # fmt: skip
+    return UsageRow(**{**values, **fields})  # type: ignore[arg-type]

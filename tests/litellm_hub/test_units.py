@@ -1,9 +1,10 @@
 """The hub's pure logic: key rules, masking, the key cache and row merging. The database is faked only
 in the cache tests; test_db_outage.py runs the same paths against a real PostgreSQL being stopped."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
+from hub_support import NOW, usage_row
 
 from hub.access import check_key, requested_models
 from hub.cache import KeyCache, SpendLedger
@@ -19,23 +20,9 @@ from hub.keystore import parse_duration
 from hub.records import KeyRecord, UsageRow
 from hub.tokens import display_prefix, hash_key, mask_key, mask_secrets, new_key
 
-NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
 
 def key_record(**fields: object) -> KeyRecord:
     return KeyRecord(**{"key_hash": "h", "key_prefix": "sk-abcdefgh", "alias": "team-a", **fields})  # type: ignore[arg-type]
-
-
-def usage_row(request_id: str = "r1", status: str = "success", second: int = 0, **fields: object) -> UsageRow:
-    start = NOW + timedelta(seconds=second)
-    values: dict[str, object] = {
-        "request_id": request_id, "started_at": start, "ended_at": start + timedelta(seconds=1),
-        "key_hash": "h", "key_alias": "team-a", "model_requested": None, "model_group": "smollm2:135m",
-        "deployment": "ollama_chat/smollm2:135m", "deployment_id": "d1", "api_base": "http://x",
-        "prompt_tokens": 3, "completion_tokens": 4, "cost": 0.0, "ttft_ms": None, "status": status,
-        "http_status": 200 if status == "success" else 500, "error": None, "stream": False,
-    }  # fmt: skip
-    return UsageRow(**{**values, **fields})  # type: ignore[arg-type]
 
 
 def test_a_key_without_limits_may_use_any_model() -> None:

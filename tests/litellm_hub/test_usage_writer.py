@@ -5,8 +5,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import pytest
-from hub_support import log_rows
-from test_units import usage_row
+from hub_support import log_rows, usage_row
 
 from devstack.probe import free_port
 from hub.cache import SpendLedger
