@@ -80,7 +80,8 @@ def usage_row(kwargs: dict[str, Any]) -> UsageRow | None:
         ttft_ms=(first_token - started) * 1000 if isinstance(first_token, int | float) and first_token else None,
         status=status,
         http_status=200 if status == "success" else _http_status(kwargs, payload),
-        error=mask_secrets(str(error))[:MAX_ERROR_CHARS] if error else None,
+        # NUL is the one character PostgreSQL text refuses.
+        error=mask_secrets(str(error)).replace("\x00", "")[:MAX_ERROR_CHARS] if error else None,
         stream=bool(payload.get("stream")),
     )
 

@@ -13,6 +13,8 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
+import psycopg
+
 from hub.cache import SpendLedger
 from hub.db import Database
 from hub.errors import DatabaseUnavailable
@@ -141,11 +143,27 @@ class UsageWriter:
     async def _flush_batch(self) -> None:
         # Rows leave the buffer only once committed: a shutdown during the write still finds them.
         batch = list(self._buffer.values())[: self._batch_size]
-        await self._db.write_usage(batch)
+        try:
+            await self._db.write_usage(batch)
+            written = batch
+        except psycopg.Error:  # not an outage (that is DatabaseUnavailable): some row is unwritable
+            written = await self._write_one_by_one(batch)
+        for row in written:
+            self._ledger.add_committed(row.key_hash, row.cost)
         for row in batch:
             if self._buffer.get(row.request_id) is row:  # else a later event replaced it: write that next
                 del self._buffer[row.request_id]
-            self._ledger.add_committed(row.key_hash, row.cost)
+
+    async def _write_one_by_one(self, batch: list[UsageRow]) -> list[UsageRow]:
+        """Writes what it can; a row PostgreSQL refuses is dropped so it cannot block every later one."""
+        written = []
+        for row in batch:
+            try:
+                await self._db.write_usage([row])
+                written.append(row)
+            except psycopg.Error as exc:
+                log.error("hub usage log: dropping request %s, refused by PostgreSQL (%s)", row.request_id, exc)
+        return written
 
     def _spill(self) -> None:
         count = len(self._buffer) - self._buffer_limit // 2

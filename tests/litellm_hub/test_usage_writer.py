@@ -114,3 +114,17 @@ async def test_rows_wait_in_memory_and_the_spool_while_the_database_is_down(
     assert await back.flush()
     assert not spool_path.exists()
     assert sorted(row["request_id"] for row in log_rows(database_url, ids)) == sorted(ids)
+
+
+async def test_a_row_postgres_refuses_is_dropped_without_blocking_the_others(
+    database_url: str, tmp_path: Path, writer: WriterFactory
+) -> None:
+    usage, _ = writer(database_url, tmp_path / "spool.jsonl")
+    good, bad = fresh_ids(3), fresh_ids(1)
+    for request_id in good[:2]:
+        usage.add(usage_row(request_id))
+    usage.add(usage_row(bad[0], status="unknown"))  # violates the table's status check
+    usage.add(usage_row(good[2]))
+    assert await usage.flush()
+    assert usage.buffered == 0
+    assert sorted(row["request_id"] for row in log_rows(database_url, good + bad)) == sorted(good)
