@@ -10,6 +10,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from litellm.constants import LITTELM_INTERNAL_HEALTH_SERVICE_ACCOUNT_NAME
 from litellm.integrations.custom_logger import CustomLogger
 
 from hub.records import UsageRow
@@ -57,6 +58,10 @@ def usage_row(kwargs: dict[str, Any]) -> UsageRow | None:
     if not isinstance(payload, dict):
         return None
     metadata = payload.get("metadata") or {}
+    if metadata.get("user_api_key_alias") == LITTELM_INTERNAL_HEALTH_SERVICE_ACCOUNT_NAME:
+        return None  # LiteLLM's own background health probes are nobody's requests
+    if _is_health_check(payload, metadata):
+        return None
     status = "success" if payload.get("status") == "success" else "failure"
     started, ended = payload.get("startTime"), payload.get("endTime")
     first_token = payload.get("completionStartTime")
@@ -105,3 +110,13 @@ def _http_status(kwargs: dict[str, Any], payload: dict[str, Any]) -> int | None:
 
 
 hub_logger = HubLogger()
+
+
+# LiteLLM's background health checks (general_settings.background_health_checks) go through the
+# callbacks too, tagged with this service-account name: they are not usage, so they get no row.
+HEALTH_CHECK_ACCOUNT = "litellm-internal-health-check"
+
+
+def _is_health_check(payload: dict[str, Any], metadata: dict[str, Any]) -> bool:
+    identities = (metadata.get("user_api_key_user_id"), metadata.get("user_api_key_alias"))
+    return HEALTH_CHECK_ACCOUNT in (payload.get("request_tags") or []) or HEALTH_CHECK_ACCOUNT in identities
