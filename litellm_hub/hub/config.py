@@ -12,7 +12,8 @@ DEFAULT_SPOOL_DIR = HUB_DIR.parent / ".stack"
 
 
 class HubSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=HUB_DIR / ".env", extra="ignore")
+    # The seed's values in .env.example are the defaults (as for `make up`); .env and the environment override.
+    model_config = SettingsConfigDict(env_file=(HUB_DIR / ".env.example", HUB_DIR / ".env"), extra="ignore")
 
     # Not DATABASE_URL: LiteLLM would see that name and start its own Prisma database layer.
     hub_database_url: SecretStr = SecretStr("postgresql://litellm:litellm@localhost:5433/litellm")
