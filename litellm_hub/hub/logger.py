@@ -21,6 +21,9 @@ from hub.tokens import mask_secrets
 log = logging.getLogger("hub.logger")
 
 MAX_ERROR_CHARS = 1000
+# LiteLLM's background health checks (general_settings.background_health_checks) go through the
+# callbacks too, tagged with this service account: they are nobody's requests, so they get no row.
+HEALTH_CHECK_ACCOUNT = LITTELM_INTERNAL_HEALTH_SERVICE_ACCOUNT_NAME
 
 
 class HubLogger(CustomLogger):
@@ -58,8 +61,6 @@ def usage_row(kwargs: dict[str, Any]) -> UsageRow | None:
     if not isinstance(payload, dict):
         return None
     metadata = payload.get("metadata") or {}
-    if metadata.get("user_api_key_alias") == LITTELM_INTERNAL_HEALTH_SERVICE_ACCOUNT_NAME:
-        return None  # LiteLLM's own background health probes are nobody's requests
     if _is_health_check(payload, metadata):
         return None
     status = "success" if payload.get("status") == "success" else "failure"
@@ -91,6 +92,11 @@ def usage_row(kwargs: dict[str, Any]) -> UsageRow | None:
     )
 
 
+def _is_health_check(payload: dict[str, Any], metadata: dict[str, Any]) -> bool:
+    identities = (metadata.get("user_api_key_user_id"), metadata.get("user_api_key_alias"))
+    return HEALTH_CHECK_ACCOUNT in (payload.get("request_tags") or []) or HEALTH_CHECK_ACCOUNT in identities
+
+
 def _requested_model(kwargs: dict[str, Any]) -> str | None:
     """The model the client asked for, which a fallback's event no longer names."""
     litellm_params = kwargs.get("litellm_params") or {}
@@ -110,13 +116,3 @@ def _http_status(kwargs: dict[str, Any], payload: dict[str, Any]) -> int | None:
 
 
 hub_logger = HubLogger()
-
-
-# LiteLLM's background health checks (general_settings.background_health_checks) go through the
-# callbacks too, tagged with this service-account name: they are not usage, so they get no row.
-HEALTH_CHECK_ACCOUNT = "litellm-internal-health-check"
-
-
-def _is_health_check(payload: dict[str, Any], metadata: dict[str, Any]) -> bool:
-    identities = (metadata.get("user_api_key_user_id"), metadata.get("user_api_key_alias"))
-    return HEALTH_CHECK_ACCOUNT in (payload.get("request_tags") or []) or HEALTH_CHECK_ACCOUNT in identities

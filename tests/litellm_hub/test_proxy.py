@@ -13,10 +13,12 @@ def test_liveliness_answers_without_a_key(client: httpx.Client) -> None:
     assert response.status_code == 200
 
 
-def test_models_lists_every_configured_group_for_the_master_key(client: httpx.Client) -> None:
+def test_models_lists_the_served_groups_for_the_master_key(client: httpx.Client) -> None:
     response = client.get("/v1/models", headers=bearer(MASTER_KEY))
     assert response.status_code == 200
-    assert {model["id"] for model in response.json()["data"]} == SEED_MODELS
+    listed = {model["id"] for model in response.json()["data"]}
+    # Seed models without a backend may be hidden once a health check has seen them fail.
+    assert SMOLLM in listed and listed <= SEED_MODELS
 
 
 def test_chat_completion_with_the_master_key_answers(client: httpx.Client) -> None:

@@ -17,6 +17,7 @@ from hub.errors import (
     RevokedKey,
 )
 from hub.keystore import parse_duration
+from hub.logger import usage_row as usage_row_from_event
 from hub.records import KeyRecord, UsageRow
 from hub.tokens import display_prefix, hash_key, mask_key, mask_secrets, new_key
 
@@ -159,3 +160,30 @@ async def test_spend_counts_costs_not_yet_written_to_the_database() -> None:
     assert entry.spend(ledger) == pytest.approx(1.75)
     ledger.add_committed("h", 0.75)  # written meanwhile: the cached sum does not know, nothing changes
     assert entry.spend(ledger) == pytest.approx(1.75)
+
+
+def logging_event(alias: str | None, status: str = "success") -> dict[str, object]:
+    """The parts of LiteLLM's logging kwargs the hub reads (its `standard_logging_object`)."""
+    return {
+        "standard_logging_object": {
+            "litellm_call_id": "call-1", "id": "chatcmpl-1", "status": status, "startTime": 100.0,
+            "endTime": 100.5, "completionStartTime": 100.2, "model": "ollama_chat/smollm2:135m",
+            "model_id": "smollm2-135m-runtime1", "model_group": "smollm2:135m", "api_base": "http://x/api/chat",
+            "prompt_tokens": 30, "completion_tokens": 4, "response_cost": 0.0, "stream": True,
+            "metadata": {"user_api_key_hash": "h", "user_api_key_alias": alias},
+            "error_str": "boom for sk-abcdefghijklmnop\x00" if status == "failure" else None,
+            "error_information": {"error_code": "404"},
+        }
+    }  # fmt: skip
+
+
+def test_a_logging_event_becomes_a_row_with_ttft_and_masked_error() -> None:
+    row = usage_row_from_event(logging_event("team-a", status="failure"))
+    assert row is not None
+    assert (row.request_id, row.key_alias, row.status, row.http_status) == ("call-1", "team-a", "failure", 404)
+    assert row.ttft_ms == pytest.approx(200) and row.latency_ms == pytest.approx(500)
+    assert row.error == "boom for sk-...mnop"
+
+
+def test_litellms_own_health_probes_are_not_logged() -> None:
+    assert usage_row_from_event(logging_event("litellm-internal-health-check")) is None
