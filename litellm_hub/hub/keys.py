@@ -1,8 +1,9 @@
 """Virtual-key administration: python -m hub.keys create|list|revoke|usage.
 
-It acts with the master key's authority, so LITELLM_MASTER_KEY must be set, and it talks to the hub's
-PostgreSQL directly rather than through the proxy: the proxy runs without LiteLLM's key database and
-so has no key-management API, and an administrator can still revoke a key while the proxy is down.
+It acts with the master key's authority, so it needs LITELLM_MASTER_KEY (environment, litellm_hub/.env,
+or the seed's value in .env.example), and it talks to the hub's PostgreSQL directly rather than through
+the proxy: the proxy runs without LiteLLM's key database and so has no key-management API, and an
+administrator can still revoke a key while the proxy is down.
 """
 
 import argparse
