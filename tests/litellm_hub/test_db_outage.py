@@ -4,6 +4,7 @@ This module has its own PostgreSQL and proxy (with a one-second key cache, so th
 taken on every request), so stopping the database never disturbs the shared fixtures.
 """
 
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ def own_postgres() -> Iterator[PostgresInstance]:
     instance = start_postgres()
     yield instance
     instance.stop()
+    shutil.rmtree(instance.cluster.data_dir.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
