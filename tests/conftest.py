@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from procs import ManagedProcess, PostgresInstance, start_postgres, start_proxy, start_runtime
+from procs import MASTER_KEY, ManagedProcess, PostgresInstance, start_postgres, start_proxy, start_runtime
 
-MASTER_KEY = "sk-test-master-0123456789"
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 

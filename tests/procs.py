@@ -14,6 +14,9 @@ from devstack.config import REPO_ROOT
 from devstack.probe import free_port, http_ok, postgres_ok, wait_until
 
 PYTHON = sys.executable
+# The session proxy's master key (tests/conftest.py); imported from here because inside a test folder
+# `import conftest` finds that folder's own conftest.
+MASTER_KEY = "sk-test-master-0123456789"
 BIN_DIR = Path(PYTHON).parent
 
 
@@ -125,6 +128,8 @@ def start_proxy(
         "OLLAMA_BASE_URL": runtime_url,
         "RUNTIME2_BASE_URL": runtime2_url,
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        # Test proxies never spool into the repo's .stack/, where a real stack would pick the rows up.
+        "HUB_SPOOL_DIR": os.environ.get("HUB_SPOOL_DIR") or tempfile.mkdtemp(prefix="hub-test-spool-"),
     }
     process = ManagedProcess(
         f"proxy:{port}",

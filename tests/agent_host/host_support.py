@@ -1,20 +1,15 @@
 """Starts the agent host as a real process against the test proxy and Postgres."""
 
-import ast
 import json
-import os
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from devstack.probe import free_port, http_ok
-from procs import PYTHON, ManagedProcess
+from procs import MASTER_KEY, PYTHON, ManagedProcess
 
 # Test proxies must never spool into the repo's .stack/, where a real stack would pick the rows up.
-os.environ.setdefault("HUB_SPOOL_DIR", tempfile.mkdtemp(prefix="hub-test-spool-"))
 
 HOST_KEY = "sk-agent-host-test-key"
 MODEL = "smollm2:135m"
@@ -74,9 +69,5 @@ def sse_data(lines: list[str]) -> list[dict[str, Any]]:
 
 
 def shared_master_key() -> str:
-    """The session proxy's master key, read rather than imported: here `conftest` is this folder's own."""
-    tree = ast.parse((Path(__file__).resolve().parents[1] / "conftest.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "MASTER_KEY" for t in node.targets):
-            return str(ast.literal_eval(node.value))
-    raise LookupError("tests/conftest.py defines no MASTER_KEY")
+    """The session proxy's master key."""
+    return MASTER_KEY

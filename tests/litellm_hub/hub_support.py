@@ -1,10 +1,8 @@
 """Helpers for the hub tests: the key CLI as a subprocess, request-log queries, and private proxies."""
 
-import ast
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,26 +16,12 @@ import yaml
 from psycopg.rows import dict_row
 
 from hub.records import UsageRow
-from procs import ManagedProcess, start_proxy
-
-# Test proxies must never spool into the repo's .stack/, where a real stack would pick the rows up.
-os.environ.setdefault("HUB_SPOOL_DIR", tempfile.mkdtemp(prefix="hub-test-spool-"))
+from procs import MASTER_KEY, ManagedProcess, start_proxy
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
 REPO_CONFIG = TESTS_DIR.parent / "litellm_hub" / "litellm_config.yaml"
 
 
-def _shared_master_key() -> str:
-    """The master key the session `proxy` fixture uses. Read from tests/conftest.py rather than
-    imported: inside this folder `import conftest` resolves to the folder's own conftest."""
-    tree = ast.parse((TESTS_DIR / "conftest.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "MASTER_KEY" for t in node.targets):
-            return str(ast.literal_eval(node.value))
-    raise LookupError("tests/conftest.py defines no MASTER_KEY")
-
-
-MASTER_KEY = _shared_master_key()
 SMOLLM = "smollm2:135m"
 
 
