@@ -82,17 +82,19 @@ def up(settings: StackSettings) -> None:
     # Dependency order: the database, both runtimes together, the proxy, the agent host, then the UI.
     for group in ([postgres], [runtime, runtime2], [proxy], [agent_host], [ui]):
         for service in group:
-            if service.program is not None:
+            if service is postgres:
+                _start_postgres(settings, supervisor, service)  # starts, bootstraps and waits itself
+            elif service.program is not None:
                 supervisor.start(service.name)
         for service in group:
-            if service is postgres:
-                _start_postgres(settings, supervisor, service)
-            _wait_healthy(settings, supervisor, service)
+            if service is not postgres:
+                _wait_healthy(settings, supervisor, service)
     print_table(settings, services, supervisor)
 
 
 def _start_postgres(settings: StackSettings, supervisor: Supervisor, postgres: Service) -> None:
-    if postgres.program is None:
+    if postgres.program is None:  # an external server: only check that it answers
+        _wait_healthy(settings, supervisor, postgres)
         return
     supervisor.start(postgres.name)
     # The role and databases must exist before the configured URL can connect.

@@ -5,7 +5,6 @@ with the helpers in procs.py, so they never disturb the shared ones.
 """
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,8 +19,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 def postgres() -> Iterator[PostgresInstance]:
     instance = start_postgres()
     yield instance
-    instance.stop()
-    shutil.rmtree(instance.cluster.data_dir.parent, ignore_errors=True)
+    instance.remove()
 
 
 @pytest.fixture(scope="session")

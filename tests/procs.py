@@ -1,6 +1,7 @@
 """Real service processes for the tests: started on free ports, health-checked, stoppable mid-test."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -81,6 +82,11 @@ class PostgresInstance:
 
     def start(self) -> None:
         self.process.start()
+
+    def remove(self) -> None:
+        """Stops the server and deletes its cluster: the end of a test's private PostgreSQL."""
+        self.stop()
+        shutil.rmtree(self.cluster.data_dir.parent, ignore_errors=True)
 
 
 def start_postgres() -> PostgresInstance:

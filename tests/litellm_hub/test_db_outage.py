@@ -4,7 +4,6 @@ This module has its own PostgreSQL and proxy (with a one-second key cache, so th
 taken on every request), so stopping the database never disturbs the shared fixtures.
 """
 
-import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,8 +21,7 @@ from procs import ManagedProcess, PostgresInstance, start_postgres
 def own_postgres() -> Iterator[PostgresInstance]:
     instance = start_postgres()
     yield instance
-    instance.stop()
-    shutil.rmtree(instance.cluster.data_dir.parent, ignore_errors=True)
+    instance.remove()
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from runtime_support import RuntimeProcess, free_port
+from runtime_support import RuntimeProcess
+
+from procs import start_runtime
 
 
 @pytest.fixture(scope="session")
@@ -15,10 +17,11 @@ def runtime_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def runtime(runtime_models_dir: Path) -> Iterator[RuntimeProcess]:
-    process = RuntimeProcess(runtime_models_dir, free_port())
+    # One llama.cpp thread: with as many threads as cores, its spinning thread barrier runs 3x (and at
+    # worst 50x) slower whenever another process wants a core, which made timing tests flaky.
+    process, url = start_runtime(runtime_models_dir, RUNTIME_THREADS="1")
     try:
-        process.wait_ready()
-        yield process
+        yield RuntimeProcess(process, url)
     finally:
         process.stop()
 

@@ -45,7 +45,7 @@ def main() -> int:
     finally:
         for process in (proxy, runtime):
             process.stop()
-        postgres.stop()
+        postgres.remove()
 
 
 if __name__ == "__main__":
