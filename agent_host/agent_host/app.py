@@ -1,7 +1,7 @@
 """The FastAPI application: clients built once in the lifespan, one router per capability."""
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 from fastapi import Depends, FastAPI
@@ -36,13 +36,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.chat_client = client
         app.state.session_store = store
+        app.state.db_pool = pool
         app.state.pipeline = ChatPipeline(client, store, catalog, TokenCounter(), settings)
-        try:
-            yield
-        finally:
-            await pool.close()
-            await client.close()
-            await probe.aclose()
+        async with AsyncExitStack() as capabilities:
+            # Each capability opens its services here and closes them in reverse order.
+            # [rag: open]
+            # [mcp: open]
+            # [agents: open]
+            try:
+                yield
+            finally:
+                await pool.close()
+                await client.close()
+                await probe.aclose()
 
     app = FastAPI(
         title="GenAILabs agent host",
@@ -57,4 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(chat.router, dependencies=protected)
     app.include_router(sessions.router, dependencies=protected)
     app.include_router(ws.router)  # checks the key itself: a WebSocket is refused with a close code
+    # [rag: routers]
+    # [mcp: routers]
+    # [agents: routers]
     return app

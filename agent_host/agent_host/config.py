@@ -7,6 +7,8 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
+# The repository root: .stack/ there holds the embedded stack's data (Chroma, exported models, notes).
+STACK_DIR = SERVICE_DIR.parent / ".stack"
 
 
 class Settings(BaseSettings):
@@ -36,6 +38,45 @@ class Settings(BaseSettings):
     recent_messages: int = Field(default=4, ge=0)
     summary_tokens: int = Field(default=128, ge=16)
     log_level: str = "INFO"
+
+    # RAG. Chroma persists under chroma_path unless CHROMA_URL points at a `chroma run` server.
+    chroma_path: Path = STACK_DIR / "chroma"
+    chroma_url: str | None = None
+    # Default embedding model for new collections (a collection keeps the one it was created with).
+    embedding_model: str = "all-MiniLM-L6-v2"
+    # Where derived model files (the ONNX export of the embedding model) are cached.
+    model_cache_dir: Path = STACK_DIR / "models"
+    rag_max_file_bytes: int = Field(default=20_000_000, ge=1024)
+    rag_max_upload_bytes: int = Field(default=200_000_000, ge=1024)
+    rag_max_files: int = Field(default=200, ge=1)
+    # Chunk size in embedding-model tokens: MiniLM was trained on passages of up to 128 tokens.
+    rag_chunk_tokens: int = Field(default=100, ge=16, le=512)
+    rag_chunk_overlap: int = Field(default=15, ge=0)
+    rag_top_k: int = Field(default=4, ge=1, le=50)
+    # Cosine similarity a chunk needs to count as relevant at all: irrelevant questions retrieve nothing.
+    rag_min_score: float = Field(default=0.3, ge=-1.0, le=1.0)
+    rag_vector_weight: float = Field(default=1.0, ge=0.0)
+    rag_bm25_weight: float = Field(default=1.0, ge=0.0)
+    rag_rrf_k: int = Field(default=60, ge=1)
+    # Share of the prompt budget retrieved chunks may take.
+    rag_context_share: float = Field(default=0.5, gt=0.0, le=0.9)
+
+    # MCP servers in the mcpServers format (Claude Desktop's), read at start.
+    mcp_servers_file: Path = SERVICE_DIR / "mcp_servers.json"
+    mcp_connect_timeout: float = Field(default=15.0, gt=0)
+    mcp_call_timeout: float = Field(default=20.0, gt=0)
+    # Seconds between reconnection attempts to a server marked down.
+    mcp_retry_interval: float = Field(default=15.0, gt=0)
+
+    # Agents: named agents, and the limits every run is held to.
+    agents_file: Path = SERVICE_DIR / "agents.yaml"
+    agent_max_steps: int = Field(default=6, ge=1)
+    agent_max_tool_calls: int = Field(default=8, ge=0)
+    agent_tool_timeout: float = Field(default=20.0, gt=0)
+    agent_total_timeout: float = Field(default=180.0, gt=0)
+    # A tool result longer than this is cut before it enters the context.
+    tool_result_max_chars: int = Field(default=4000, ge=100)
+    notes_dir: Path = STACK_DIR / "notes"
 
 
 @lru_cache
