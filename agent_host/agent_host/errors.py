@@ -58,3 +58,50 @@ class UpstreamError(AgentHostError):
 
 class DatabaseUnavailable(AgentHostError):
     type, status = "database_unavailable", 503
+
+
+# RAG
+
+
+class CollectionNotFound(AgentHostError):
+    type, status = "collection_not_found", 404
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"collection {name!r} does not exist")
+
+
+class CollectionExists(AgentHostError):
+    type, status = "collection_exists", 409
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"collection {name!r} already exists")
+
+
+class DocumentNotFound(AgentHostError):
+    type, status = "document_not_found", 404
+
+
+class JobNotFound(AgentHostError):
+    type, status = "job_not_found", 404
+
+
+class UnsupportedDocumentType(AgentHostError):
+    type, status = "unsupported_media_type", 415
+
+
+class DocumentTooLarge(AgentHostError):
+    type, status = "file_too_large", 413
+
+
+class UnreadableDocument(AgentHostError):
+    """Empty, scanned (no text layer), encrypted or corrupt: the message names the file."""
+
+    type, status = "unreadable_document", 422
+
+
+class EmbeddingModelUnknown(AgentHostError):
+    type, status = "embedding_model_unknown", 422
+
+
+class VectorStoreUnavailable(AgentHostError):
+    type, status = "vector_store_unavailable", 503
