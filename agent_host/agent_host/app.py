@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # [rag: open]
             # [mcp: open]
             # [agents: open]
+            app.state.pipeline.rag = getattr(app.state, "rag", None)  # chat turns retrieve through it
             try:
                 yield
             finally:

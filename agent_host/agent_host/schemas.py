@@ -6,6 +6,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent_host.rag.schemas import RagOptions
+
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -26,6 +28,10 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     # Extensions: the session whose history frames this turn (and stores it).
     session_id: str | None = None
+    # Retrieve from these collections and answer from the chunks, with citations.
+    rag: RagOptions | None = None
+    # Run an agent (named in agents.yaml, or chosen by the router) instead of a plain completion.
+    agent: dict[str, Any] | None = None
 
     def upstream_options(self) -> dict[str, Any]:
         """Fields forwarded to the proxy as they came, minus the ones the host handles itself."""
@@ -46,6 +52,8 @@ class ContextFacts(BaseModel):
     session_id: str | None = None
     session_stored: bool = False
     warning: str | None = None
+    # Retrieved chunks in the prompt, numbered [1]..[n] for citations.
+    sources: int = 0
 
     def headers(self) -> dict[str, str]:
         headers = {
@@ -56,6 +64,8 @@ class ContextFacts(BaseModel):
             "x-context-summarised-messages": str(self.summarised_messages),
             "x-context-trimmed-messages": str(self.trimmed_messages),
         }
+        if self.sources:
+            headers["x-context-sources"] = str(self.sources)
         if self.session_id:
             headers["x-session-id"] = self.session_id
         if self.warning:
@@ -69,12 +79,15 @@ class SessionCreate(BaseModel):
     title: str = Field(default="New chat", max_length=200)
     model: str | None = None
     system_prompt: str | None = None
+    # RAG collections every turn of the session retrieves from.
+    collections: list[str] = Field(default_factory=list, max_length=20)
 
 
 class SessionUpdate(BaseModel):
     title: str | None = Field(default=None, max_length=200)
     model: str | None = None
     system_prompt: str | None = None
+    collections: list[str] | None = Field(default=None, max_length=20)
 
 
 class SessionPublic(BaseModel):
@@ -82,6 +95,7 @@ class SessionPublic(BaseModel):
     title: str
     model: str | None
     system_prompt: str | None
+    collections: list[str] = Field(default_factory=list)
     summary: str | None
     summarised_messages: int
     message_count: int

@@ -1,4 +1,7 @@
-"""One chat turn: retrieve → decide tools → build prompt → call model → post-process (store)."""
+"""One chat turn: load the session → retrieve (RAG) → build the prompt → call the model → store.
+
+Agent runs (tools) take their own path: agents/.
+"""
 
 import asyncio
 import logging
@@ -7,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import anyio
-from openai import AsyncOpenAI, AsyncStream
+from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from agent_host.config import Settings
@@ -24,9 +27,11 @@ from agent_host.context.budget import (
 from agent_host.context.compression import summarise
 from agent_host.context.tokens import TokenCounter
 from agent_host.context.windows import ModelCatalog
-from agent_host.errors import AgentHostError, DatabaseUnavailable
-from agent_host.pipeline.steps import decide_tools, retrieve
+from agent_host.errors import AgentHostError, DatabaseUnavailable, VectorStoreUnavailable
+from agent_host.pipeline.canned import CannedStream, ChunkStream, canned_completion
+from agent_host.pipeline.retrieval import Retrieved, Retriever, nothing_found_reply, retrieve_sources
 from agent_host.pipeline.upstream import upstream_errors
+from agent_host.rag.schemas import RagOptions
 from agent_host.schemas import ChatCompletionRequest, ContextFacts
 from agent_host.sessions.store import NewMessage, SessionStore
 
@@ -42,6 +47,12 @@ class PreparedTurn:
     max_tokens: int
     facts: ContextFacts
     to_store: list[NewMessage] = field(default_factory=list)
+    retrieved: Retrieved = field(default_factory=Retrieved)
+
+    @property
+    def canned_reply(self) -> str | None:
+        """Answered by the host itself: retrieval found nothing, so the model is not asked to guess."""
+        return nothing_found_reply(self.retrieved.collections) if self.retrieved.nothing_relevant else None
 
 
 @dataclass
@@ -52,6 +63,7 @@ class LoadedHistory:
     summary: str | None = None
     session_id: str | None = None  # set when the turn will be stored with its session
     warning: str | None = None
+    collections: list[str] = field(default_factory=list)  # the session's RAG collections
 
 
 class ChatPipeline:
@@ -63,6 +75,7 @@ class ChatPipeline:
         self.catalog = catalog
         self.counter = counter
         self.settings = settings
+        self.rag: Retriever | None = None  # set once the RAG service is open
         self._background: set[asyncio.Future[None]] = set()
 
     async def prepare(self, request: ChatCompletionRequest) -> PreparedTurn:
@@ -76,8 +89,6 @@ class ChatPipeline:
         loaded = await self._load_session(request, model, system, turn)
         system, turn = loaded.system, loaded.turn
 
-        retrieved = await retrieve(request)
-        tool_results = await decide_tools(request)
         parts = PromptParts(
             system=system,
             system_tokens=self._cost(model, system),
@@ -86,12 +97,10 @@ class ChatPipeline:
             history=loaded.history,
             summary=loaded.summary,
             summary_tokens=self.counter.count(model, SUMMARY_PREFIX + loaded.summary) if loaded.summary else 0,
-            retrieved=retrieved,
-            retrieved_tokens=self._cost(model, retrieved),
-            tool_results=tool_results,
-            tool_tokens=self._cost(model, tool_results),
         )
         requested = request.max_tokens or request.max_completion_tokens
+        retrieved = await self._retrieve(request, loaded, parts, usable, requested)
+        parts = replace(parts, retrieved=retrieved.messages, retrieved_tokens=self._cost(model, retrieved.messages))
         reply = reply_allowance(usable, fixed_tokens(parts), requested, self.settings.reply_tokens)
         summarised = 0
         summary_updated = False
@@ -114,13 +123,38 @@ class ChatPipeline:
             session_id=request.session_id,
             session_stored=loaded.session_id is not None,
             warning=loaded.warning,
+            sources=len(retrieved.citations),
         )
+        if retrieved.hits_found and not retrieved.citations:
+            facts.warning = f"{retrieved.hits_found} relevant passages found, but none fits the model's context window"
         to_store = []
         if loaded.session_id is not None:
             to_store = [
                 NewMessage(str(m["role"]), str(m.get("content") or ""), self._count_content(model, m)) for m in turn
             ]
-        return PreparedTurn(request, plan.messages, plan.reply_tokens, facts, to_store)
+        return PreparedTurn(request, plan.messages, plan.reply_tokens, facts, to_store, retrieved)
+
+    async def _retrieve(
+        self,
+        request: ChatCompletionRequest,
+        loaded: "LoadedHistory",
+        parts: PromptParts,
+        usable: int,
+        requested: int | None,
+    ) -> Retrieved:
+        """The retrieve step: the request's `rag`, else the session's collections, else nothing."""
+        options = request.rag or (RagOptions(collections=loaded.collections) if loaded.collections else None)
+        if options is None:
+            return Retrieved()
+        if self.rag is None:
+            raise VectorStoreUnavailable("retrieval is not available: the RAG service did not start (see the host log)")
+        reply = reply_allowance(usable, fixed_tokens(parts), requested, self.settings.reply_tokens)
+        budget = min(int(usable * self.settings.rag_context_share), usable - fixed_tokens(parts) - reply)
+        question = last_user_text(loaded.turn)
+        model = request.model
+        return await retrieve_sources(
+            self.rag, options, question, budget, lambda text: self.counter.count(model, text), self.settings.rag_top_k
+        )
 
     async def _load_session(
         self, request: ChatCompletionRequest, model: str, system: list[dict[str, Any]], turn: list[dict[str, Any]]
@@ -136,7 +170,9 @@ class ChatPipeline:
             if session.system_prompt and not system:
                 system = [{"role": "system", "content": session.system_prompt}]
             history = [HistoryItem(m.id, m.role, m.content, m.tokens) for m in stored]
-            return LoadedHistory(system, turn, history, session.summary, request.session_id)
+            loaded = LoadedHistory(system, turn, history, session.summary, request.session_id)
+            loaded.collections = list(session.collections)
+            return loaded
         if len(turn) <= 1:
             return LoadedHistory(system, turn)
         # A stateless client sends its own history: the last user turn is new, the rest may be trimmed.
@@ -177,6 +213,10 @@ class ChatPipeline:
         return replace(parts, history=recent, summary=summary, summary_tokens=tokens), len(older)
 
     async def complete(self, turn: PreparedTurn) -> ChatCompletion:
+        if turn.canned_reply is not None:
+            response = canned_completion(turn.request.model, turn.canned_reply)
+            await self.record(turn, turn.canned_reply, incomplete=False)
+            return response
         async with upstream_errors():
             response = await self.client.chat.completions.create(
                 model=turn.request.model,
@@ -188,8 +228,10 @@ class ChatPipeline:
         await self.record(turn, reply, incomplete=False)
         return response
 
-    async def open_stream(self, turn: PreparedTurn) -> AsyncStream[ChatCompletionChunk]:
+    async def open_stream(self, turn: PreparedTurn) -> ChunkStream:
         """Starts the proxy's stream, so a proxy failure is an HTTP error before any byte is sent."""
+        if turn.canned_reply is not None:
+            return CannedStream(turn.request.model, turn.canned_reply)
         async with upstream_errors():
             return await self.client.chat.completions.create(
                 model=turn.request.model,
@@ -201,7 +243,7 @@ class ChatPipeline:
             )
 
     async def relay(
-        self, turn: PreparedTurn, upstream: AsyncStream[ChatCompletionChunk], include_usage: bool = True
+        self, turn: PreparedTurn, upstream: ChunkStream, include_usage: bool = True
     ) -> AsyncGenerator[ChatCompletionChunk, None]:
         """Yields the proxy's chunks; what was generated is stored even if the consumer goes away."""
         parts: list[str] = []
@@ -244,3 +286,14 @@ class ChatPipeline:
 
     def _cost(self, model: str, messages: list[dict[str, Any]]) -> int:
         return sum(self.counter.count_message(model, message) for message in messages)
+
+
+def last_user_text(turn: list[dict[str, Any]]) -> str:
+    """The newest user message as plain text (the parts' text for multi-part content)."""
+    for message in reversed(turn):
+        if message["role"] == "user":
+            content = message.get("content") or ""
+            if isinstance(content, list):
+                return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+            return str(content)
+    return ""

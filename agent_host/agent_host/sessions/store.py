@@ -35,10 +35,13 @@ CREATE TABLE IF NOT EXISTS agent_messages (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS agent_messages_session ON agent_messages (session_id, id);
+-- RAG collections the session answers from (issue 5); added to tables created before it existed.
+ALTER TABLE agent_sessions ADD COLUMN IF NOT EXISTS collections text[] NOT NULL DEFAULT '{}';
 """
 
-SESSION_COLUMNS = """s.id::text AS id, s.title, s.model, s.system_prompt, s.summary, s.summarised_messages,
-    s.created_at, s.updated_at, (SELECT count(*) FROM agent_messages m WHERE m.session_id = s.id) AS message_count"""
+SESSION_COLUMNS = """s.id::text AS id, s.title, s.model, s.system_prompt, s.collections, s.summary,
+    s.summarised_messages, s.created_at, s.updated_at,
+    (SELECT count(*) FROM agent_messages m WHERE m.session_id = s.id) AS message_count"""
 
 
 @dataclass(frozen=True)
@@ -84,9 +87,9 @@ class SessionStore:
         session_id = body.id or uuid.uuid4()
         async with self.connection() as conn:
             cursor = await conn.execute(
-                "INSERT INTO agent_sessions (id, title, model, system_prompt) VALUES (%s, %s, %s, %s) "
+                "INSERT INTO agent_sessions (id, title, model, system_prompt, collections) VALUES (%s, %s, %s, %s, %s) "
                 "ON CONFLICT (id) DO NOTHING",
-                (session_id, body.title, body.model, body.system_prompt),
+                (session_id, body.title, body.model, body.system_prompt, body.collections),
             )
         if cursor.rowcount == 0:
             raise SessionExists(str(session_id))

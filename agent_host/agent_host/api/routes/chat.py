@@ -22,20 +22,30 @@ log = logging.getLogger(__name__)
 async def chat_completions(body: ChatCompletionRequest, pipeline: PipelineDep) -> JSONResponse | StreamingResponse:
     """Chat completions as the proxy serves them; `session_id` in the body adds history and storage."""
     turn = await pipeline.prepare(body)
+    citations = [citation.model_dump() for citation in turn.retrieved.citations]
     if body.stream:
         include_usage = bool((body.model_extra or {}).get("stream_options", {}).get("include_usage"))
         chunks = pipeline.relay(turn, await pipeline.open_stream(turn), include_usage)
-        return StreamingResponse(sse_events(chunks), media_type="text/event-stream", headers=turn.facts.headers())
+        events = sse_events(chunks, citations if turn.retrieved.requested else None)
+        return StreamingResponse(events, media_type="text/event-stream", headers=turn.facts.headers())
     response = await pipeline.complete(turn)
     content = response.model_dump(exclude_unset=True)
     content["context"] = turn.facts.model_dump()
+    if turn.retrieved.requested:
+        content["citations"] = citations
     return JSONResponse(content, headers=turn.facts.headers())
 
 
-async def sse_events(chunks: AsyncIterator[ChatCompletionChunk]) -> AsyncIterator[str]:
+async def sse_events(
+    chunks: AsyncIterator[ChatCompletionChunk], citations: list[dict[str, Any]] | None = None
+) -> AsyncIterator[str]:
+    """The proxy's chunks; with RAG, the first chunk also carries `citations` (what [1], [2] refer to)."""
     try:
         async for chunk in chunks:
-            yield f"data: {chunk.model_dump_json(exclude_unset=True)}\n\n"
+            data = chunk.model_dump(exclude_unset=True, mode="json")
+            if citations is not None:
+                data["citations"], citations = citations, None
+            yield f"data: {json.dumps(data)}\n\n"
     except AgentHostError as exc:
         log.warning("stream ended with %s: %s", exc.type, exc.message)
         yield f"data: {json.dumps({'error': {'type': exc.type, 'message': exc.message}})}\n\n"

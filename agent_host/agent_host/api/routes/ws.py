@@ -1,7 +1,8 @@
 """/ws/chat: the chat stream over a WebSocket, with cancel.
 
 Client → {"type": "chat", <chat completion body>} or {"type": "cancel"}.
-Host → {"type": "context", ...facts}, {"type": "token", "content"}..., {"type": "usage", "usage", "context"},
+Host → {"type": "context", ...facts}, with RAG {"type": "citations", "citations"},
+{"type": "token", "content"}..., {"type": "usage", "usage", "context"},
 then {"type": "done", "finish_reason"} or {"type": "cancelled"}; failures send {"type": "error", "error": {...}}.
 """
 
@@ -61,6 +62,9 @@ async def run_turn(
         request = ChatCompletionRequest.model_validate({**body, "stream": True})
         turn = await pipeline.prepare(request)
         await websocket.send_json({"type": "context", **turn.facts.model_dump()})
+        if turn.retrieved.requested:
+            citations = [citation.model_dump() for citation in turn.retrieved.citations]
+            await websocket.send_json({"type": "citations", "citations": citations})
         finish_reason: str | None = None
         usage: dict[str, Any] | None = None
         stream = pipeline.relay(turn, await pipeline.open_stream(turn))
