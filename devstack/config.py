@@ -29,6 +29,7 @@ class StackSettings(BaseSettings):
     runtime2_port: int = 11435
     ui_port: int = 8501
     agent_host_port: int = 8000
+    ui_via_agent_host: bool = True
 
     stack_dir: Path = REPO_ROOT / ".stack"
     # Seconds `up` waits for each service to become healthy.

@@ -122,6 +122,9 @@ def _agent_host(settings: StackSettings) -> Service:
             "LITELLM_BASE_URL": f"{settings.proxy_url}/v1",
             "DATABASE_URL": sessions_db,
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            # The stack's own data dir; the exported embedding model stays shared in the repo's .stack/models.
+            "CHROMA_PATH": str(settings.stack_dir / "chroma"),
+            "NOTES_DIR": str(settings.stack_dir / "notes"),
         },
     )
     url = settings.agent_host_url
@@ -152,6 +155,9 @@ def _ui(settings: StackSettings) -> Service:
             "DATABASE_URL": history_db,
             "HUB_DATABASE_URL": settings.database_url,
             "RUNTIME_URLS": f"{settings.ollama_base_url},{settings.runtime2_base_url}",
+            # Phase 2: chat, documents (RAG) and agents go through the agent host; UI_VIA_AGENT_HOST=false
+            # makes the UI talk to the proxy directly as in phase 1.
+            "AGENT_HOST_URL": settings.agent_host_url if settings.ui_via_agent_host else "",
         },
     )
     url = f"http://localhost:{settings.ui_port}"
