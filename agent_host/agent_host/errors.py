@@ -105,3 +105,26 @@ class EmbeddingModelUnknown(AgentHostError):
 
 class VectorStoreUnavailable(AgentHostError):
     type, status = "vector_store_unavailable", 503
+
+
+# MCP
+
+
+class McpServerNotFound(AgentHostError):
+    type, status = "mcp_server_not_found", 404
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"MCP server {name!r} is not configured")
+
+
+class McpServerExists(AgentHostError):
+    type, status = "mcp_server_exists", 409
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"MCP server {name!r} is already configured")
+
+
+class McpConfigInvalid(AgentHostError):
+    """The mcpServers file or a server's config is wrong: the message names the file and the field."""
+
+    type, status = "invalid_mcp_config", 422

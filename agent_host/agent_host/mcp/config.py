@@ -1,0 +1,142 @@
+"""The `mcpServers` file (Claude Desktop's format): stdio servers by `command`, streamable HTTP servers by `url`.
+
+    {"mcpServers": {
+        "files": {"command": "python",
+                  "args": ["-m", "agent_host.mcp.examples.files_server", "--root", ".stack/notes"]},
+        "remote": {"url": "http://127.0.0.1:9000/mcp", "headers": {"Authorization": "Bearer ..."}}}}
+
+A stdio `command` of `python`/`python3` runs with the host's own interpreter, so the venv's packages are there.
+Stdio servers start in the repository root (unless `cwd` says otherwise): relative paths in `args` are relative to it.
+Keys other than `mcpServers` are kept as they are when the host rewrites the file.
+"""
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from agent_host.config import SERVICE_DIR
+from agent_host.errors import McpConfigInvalid
+
+REPO_ROOT = SERVICE_DIR.parent
+# Short enough that `<server>__<tool>` leaves room for the tool in OpenAI's 64-character function names.
+SERVER_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
+Transport = Literal["stdio", "http"]
+
+
+class McpServerConfig(BaseModel):
+    """One entry of `mcpServers`: either `command` (stdio) or `url` (streamable HTTP)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Optional, as other clients write it; the transport follows from `command` or `url` anyway.
+    type: Literal["stdio", "http", "streamable-http", "streamableHttp"] | None = None
+    command: str | None = Field(default=None, min_length=1)
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    url: str | None = Field(default=None, pattern=r"^https?://")
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def one_transport(self) -> "McpServerConfig":
+        if (self.command is None) == (self.url is None):
+            raise ValueError('give either "command" (a stdio server) or "url" (a streamable HTTP server)')
+        if self.command is not None and (self.headers or self.type not in (None, "stdio")):
+            raise ValueError('"headers" and an HTTP "type" need "url", not "command"')
+        if self.url is not None and (self.args or self.env or self.cwd or self.type == "stdio"):
+            raise ValueError('"args", "env", "cwd" and type "stdio" need "command", not "url"')
+        return self
+
+    @property
+    def transport(self) -> Transport:
+        return "stdio" if self.command is not None else "http"
+
+    def describe(self) -> str:
+        """Where the server runs, without env values or headers (they may hold secrets)."""
+        if self.url is not None:
+            return self.url
+        return " ".join([self.command or "", *self.args])
+
+    def to_file(self) -> dict[str, Any]:
+        return self.model_dump(exclude_defaults=True)
+
+
+class McpServersFile(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    mcpServers: dict[str, McpServerConfig] = Field(default_factory=dict)  # the file format's name
+
+    @model_validator(mode="after")
+    def names_fit(self) -> "McpServersFile":
+        for name in self.mcpServers:
+            check_name(name)
+        return self
+
+
+def check_name(name: str) -> None:
+    if not re.fullmatch(SERVER_NAME, name):
+        raise ValueError(f"server name {name!r}: use 1-32 letters, digits, '_' or '-', not starting with '_' or '-'")
+
+
+def load_servers(path: Path) -> dict[str, McpServerConfig]:
+    """The configured servers; a missing file means none. A bad file raises McpConfigInvalid naming the problem."""
+    return _read(path).mcpServers
+
+
+def _read(path: Path) -> McpServersFile:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return McpServersFile()
+    except OSError as exc:
+        raise McpConfigInvalid(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        return McpServersFile.model_validate_json(text)
+    except ValidationError as exc:
+        raise McpConfigInvalid(f"{path}: {describe_errors(exc)}") from None
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """Pydantic's errors as one readable line: `mcpServers.files.args: Input should be a valid list`."""
+    problems = []
+    for error in exc.errors()[:3]:
+        where = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(problems)
+
+
+def save_server(path: Path, name: str, config: McpServerConfig | None) -> None:
+    """Adds, replaces (config) or removes (None) one server in the file, keeping everything else as it was."""
+    try:
+        raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raw = {}
+    except (OSError, ValueError) as exc:
+        raise McpConfigInvalid(f"{path}: cannot update the file: {exc}") from None
+    servers = raw.setdefault("mcpServers", {})
+    if config is None:
+        servers.pop(name, None)
+    else:
+        servers[name] = config.to_file()
+    _write_atomically(path, json.dumps(raw, indent=2) + "\n")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    # A crash mid-write must leave the old file, never half a file: write beside it, then rename over it.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
