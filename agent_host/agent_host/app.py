@@ -8,13 +8,17 @@ from fastapi import Depends, FastAPI
 from openai import AsyncOpenAI
 
 from agent_host.api.errors import install_error_handlers
-from agent_host.api.middleware import RequestContextMiddleware
-from agent_host.api.routes import chat, health, sessions, ws
+from agent_host.api.middleware import RequestContextMiddleware, allow_large_bodies
+from agent_host.api.routes import chat, health, mcp, rag, sessions, ws
 from agent_host.config import Settings, get_settings
 from agent_host.context.tokens import TokenCounter
 from agent_host.context.windows import ModelCatalog
 from agent_host.deps import require_api_key
+from agent_host.mcp.config import load_servers
+from agent_host.mcp.manager import open_mcp
+from agent_host.mcp.server import host_mcp_route, serve_host_mcp
 from agent_host.pipeline.chat import ChatPipeline
+from agent_host.rag.service import open_rag
 from agent_host.sessions.store import SessionStore, open_pool
 
 
@@ -41,7 +45,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with AsyncExitStack() as capabilities:
             # Each capability opens its services here and closes them in reverse order.
             # [rag: open]
+            app.state.rag = await capabilities.enter_async_context(open_rag(settings, pool))
             # [mcp: open]
+            app.state.mcp = await capabilities.enter_async_context(open_mcp(settings))
+            app.state.mcp_endpoint = await capabilities.enter_async_context(serve_host_mcp(app.state))
             # [agents: open]
             app.state.pipeline.rag = getattr(app.state, "rag", None)  # chat turns retrieve through it
             try:
@@ -65,6 +72,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sessions.router, dependencies=protected)
     app.include_router(ws.router)  # checks the key itself: a WebSocket is refused with a close code
     # [rag: routers]
+    app.include_router(rag.router, dependencies=protected)
+    allow_large_bodies(app, "POST", rag.UPLOAD_PATH, settings.rag_max_upload_bytes)
     # [mcp: routers]
+    load_servers(settings.mcp_servers_file)  # a bad servers file stops the start here, before uvicorn runs
+    app.include_router(mcp.router, dependencies=protected)
+    app.router.routes.append(host_mcp_route(settings))  # /mcp exactly, so /mcp/servers stays the router's
     # [agents: routers]
     return app

@@ -9,7 +9,9 @@ from openai import AsyncOpenAI
 
 from agent_host.config import Settings
 from agent_host.errors import Unauthorized
+from agent_host.mcp.manager import McpManager
 from agent_host.pipeline.chat import ChatPipeline
+from agent_host.rag.service import RagService
 from agent_host.sessions.store import SessionStore
 
 
@@ -52,3 +54,17 @@ def is_authorised(connection: HTTPConnection, settings: Settings) -> bool:
 async def require_api_key(request: Request, settings: SettingsDep) -> None:
     if not is_authorised(request, settings):
         raise Unauthorized("missing or wrong API key: send Authorization: Bearer <AGENT_HOST_API_KEY>")
+
+
+def _mcp(request: HTTPConnection) -> McpManager:
+    return request.app.state.mcp  # type: ignore[no-any-return]
+
+
+McpManagerDep = Annotated[McpManager, Depends(_mcp)]
+
+
+def _rag(request: HTTPConnection) -> RagService:
+    return request.app.state.rag  # type: ignore[no-any-return]
+
+
+RagServiceDep = Annotated[RagService, Depends(_rag)]

@@ -132,6 +132,8 @@ def public(server: ServerConnection) -> McpServerPublic:
 async def open_mcp(settings: Settings) -> AsyncIterator[McpManager]:
     """Starts connecting to every configured server without waiting: a slow or dead one never holds up the host."""
     configs = load_servers(settings.mcp_servers_file)
+    # The HTTP transport's client logs every request at INFO: a heartbeat line per server every few seconds.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
     manager = McpManager(settings)
     for name, config in configs.items():
         manager.start(name, config)

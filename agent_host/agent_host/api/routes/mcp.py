@@ -1,0 +1,37 @@
+"""MCP servers the host is a client of: list with status and per-tool stats, add, remove, refresh."""
+
+from fastapi import APIRouter, Response
+
+from agent_host.deps import McpManagerDep
+from agent_host.mcp.manager import public
+from agent_host.mcp.schemas import McpServerCreate, McpServerPublic
+
+router = APIRouter(prefix="/mcp/servers", tags=["mcp"])
+
+
+@router.get("")
+async def list_servers(manager: McpManagerDep) -> list[McpServerPublic]:
+    return [public(server) for server in manager.servers()]
+
+
+@router.post("", status_code=201)
+async def add_server(body: McpServerCreate, manager: McpManagerDep) -> McpServerPublic:
+    """Connects the server (answering once its first attempt has ended) and saves it to the servers file."""
+    return public(await manager.add(body.name, body.config))
+
+
+@router.get("/{name}")
+async def get_server(name: str, manager: McpManagerDep) -> McpServerPublic:
+    return public(manager.server(name))
+
+
+@router.delete("/{name}", status_code=204)
+async def remove_server(name: str, manager: McpManagerDep) -> Response:
+    await manager.remove(name)
+    return Response(status_code=204)
+
+
+@router.post("/{name}/refresh")
+async def refresh_server(name: str, manager: McpManagerDep) -> McpServerPublic:
+    """Reconnects and rediscovers the server's tools."""
+    return public(await manager.refresh(name))
