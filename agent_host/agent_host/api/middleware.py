@@ -2,9 +2,12 @@
 
 import json
 import logging
+import re
 import time
 import uuid
+from dataclasses import dataclass
 
+from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_host.logs import request_id
@@ -14,6 +17,19 @@ log = logging.getLogger("agent_host.access")
 
 class BodyLimitExceeded(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class BodyLimit:
+    method: str
+    path: re.Pattern[str]
+    max_bytes: int
+
+
+def allow_large_bodies(app: Starlette, method: str, path: str, max_bytes: int) -> None:
+    """Lets one route (a file upload) take bodies up to max_bytes instead of the app-wide limit."""
+    limits: list[BodyLimit] = getattr(app.state, "body_limits", [])
+    app.state.body_limits = [*limits, BodyLimit(method.upper(), re.compile(path), max_bytes)]
 
 
 class RequestContextMiddleware:
@@ -30,24 +46,34 @@ class RequestContextMiddleware:
         token = request_id.set(rid)
         started = time.perf_counter()
         status = 0
+        limit = self._limit(scope)
+        responded = False
         try:
-            if scope["type"] == "http" and int(headers.get("content-length") or 0) > self.max_body_bytes:
+            if scope["type"] == "http" and int(headers.get("content-length") or 0) > limit:
                 status = 413
-                await _send_json(send, 413, rid, "request_too_large", self._too_large())
+                await _send_json(send, 413, rid, "request_too_large", _too_large(limit))
                 return
             received = 0
 
             async def limited_receive() -> Message:
-                nonlocal received
+                nonlocal received, responded, status
                 message = await receive()
                 if message["type"] == "http.request":
                     received += len(message.get("body", b""))
-                    if received > self.max_body_bytes:
-                        raise BodyLimitExceeded(self._too_large())
+                    if received > limit:
+                        if status:  # the response has started: all that is left is to stop the handler
+                            raise BodyLimitExceeded(_too_large(limit))
+                        # Answer 413 here and tell the handler the client left: body parsers turn an
+                        # exception from receive() into a 400, which would hide the real reason.
+                        status, responded = 413, True
+                        await _send_json(send, 413, rid, "request_too_large", _too_large(limit))
+                        return {"type": "http.disconnect"}
                 return message
 
             async def send_with_id(message: Message) -> None:
                 nonlocal status
+                if responded:
+                    return
                 if message["type"] == "http.response.start":
                     status = message["status"]
                     message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
@@ -64,8 +90,16 @@ class RequestContextMiddleware:
             )
             request_id.reset(token)
 
-    def _too_large(self) -> str:
-        return f"request body is larger than the limit of {self.max_body_bytes} bytes"
+    def _limit(self, scope: Scope) -> int:
+        state = getattr(scope.get("app"), "state", None)
+        for rule in getattr(state, "body_limits", ()):
+            if scope.get("method") == rule.method and rule.path.fullmatch(scope["path"]):
+                return int(rule.max_bytes)
+        return self.max_body_bytes
+
+
+def _too_large(limit: int) -> str:
+    return f"request body is larger than the limit of {limit} bytes"
 
 
 async def _send_json(send: Send, status: int, rid: str, kind: str, message: str) -> None:

@@ -1,0 +1,230 @@
+"""The ingestion worker: chunk, embed in batches and write to Chroma as a pipeline, then make documents visible."""
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from agent_host.errors import AgentHostError, DocumentNotFound
+from agent_host.rag.bm25 import KeywordCorpus
+from agent_host.rag.chunking import Chunk, chunk_document
+from agent_host.rag.embeddings import Embedder
+from agent_host.rag.jobs import FileWork, Job
+from agent_host.rag.registry import Registry
+from agent_host.rag.retrieval import KeywordIndexes, Visibility
+from agent_host.rag.schemas import CollectionPublic
+from agent_host.rag.store import VectorStore, chunk_id, chunk_metadata
+
+log = logging.getLogger(__name__)
+
+EMBED_BATCH = 64
+# A BM25 rebuild that takes longer than this is deferred while a job runs (always done before the job ends).
+QUICK_REBUILD_SECONDS = 0.25
+
+Batch = list[tuple[FileWork, Chunk]]
+
+
+@dataclass
+class _KeywordChanges:
+    """Chunks to add to, and (document, generation) pairs to drop from, the collection's BM25 corpus."""
+
+    added: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    removed: list[tuple[str, int]] = field(default_factory=list)
+
+    def apply(self, corpus: KeywordCorpus) -> None:
+        for document_id, generation in self.removed:
+            corpus.remove(document_id, generation)
+        corpus.add(self.added)
+
+
+class Ingestor:
+    """One worker task runs queued jobs in order, so writes to the index never interleave."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        store: VectorStore,
+        visibility: Visibility,
+        keywords: KeywordIndexes,
+        embedder: Callable[[str], Awaitable[Embedder]],
+        changes: asyncio.Lock,
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.visibility = visibility
+        self.keywords = keywords
+        self.embedder = embedder
+        # Held while a document becomes visible or is deleted, so a delete never races a job's last step.
+        self.changes = changes
+        self._queue: asyncio.Queue[Job] = asyncio.Queue()
+        self._rebuild_seconds: dict[str, float] = {}
+
+    def submit(self, job: Job) -> None:
+        self._queue.put_nowait(job)
+
+    async def run(self) -> None:
+        while True:
+            job = await self._queue.get()
+            try:
+                await self._process(job)
+            except Exception as exc:  # the worker outlives any one job
+                log.exception("ingestion job %s failed", job.id)
+                for work in job.files:
+                    if not work.finished:
+                        await self._fail(job, work, exc)
+            finally:
+                if not job.done.is_set():
+                    job.finish()
+
+    async def _process(self, job: Job) -> None:
+        job.status = "running"
+        collection = await self.registry.get_collection(job.collection)
+        embedder = await self.embedder(collection.embedding_model)
+        pending = _KeywordChanges()
+        batches: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=2)
+        writer = asyncio.create_task(self._write(job, collection, batches, pending))
+        try:
+            waiting: Batch = []
+            for work in job.files:
+                await self._chunk(job, work, collection, embedder)
+                waiting.extend((work, chunk) for chunk in work.chunks or ())
+                while len(waiting) >= EMBED_BATCH:
+                    await self._embed(job, waiting[:EMBED_BATCH], embedder, batches)
+                    waiting = waiting[EMBED_BATCH:]
+            if waiting:
+                await self._embed(job, waiting, embedder, batches)
+        finally:
+            await batches.put(None)
+            await writer
+        await self._refresh_keywords(job.collection, pending, force=True)
+        job.finish()
+
+    async def _chunk(self, job: Job, work: FileWork, collection: CollectionPublic, embedder: Embedder) -> None:
+        try:
+            if job.kind == "reindex":
+                generation = await self.registry.begin_reindex(work.document_id)
+                if generation is None:
+                    raise DocumentNotFound(f"document {work.document_id} was deleted or is still being indexed")
+                work.generation = generation
+            chunks = await asyncio.to_thread(
+                chunk_document, work.document, collection.chunk_tokens, collection.chunk_overlap, embedder.count_tokens
+            )
+            if not chunks:
+                raise ValueError(f"{work.result.filename}: no text to index")
+            work.chunks = chunks
+        except Exception as exc:
+            await self._fail(job, work, exc)
+
+    async def _embed(self, job: Job, batch: Batch, embedder: Embedder, batches: asyncio.Queue[Batch | None]) -> None:
+        """Embeds while the writer stores the previous batch: the two stages overlap."""
+        batch = [(work, chunk) for work, chunk in batch if not work.finished]
+        if not batch:
+            return
+        try:
+            vectors = await asyncio.to_thread(embedder.embed_documents, [chunk.text for _, chunk in batch])
+        except Exception as exc:
+            for work in {id(w): w for w, _ in batch}.values():
+                await self._fail(job, work, exc)
+            return
+        await batches.put(_with_vectors(batch, vectors))
+
+    async def _write(
+        self, job: Job, collection: CollectionPublic, batches: asyncio.Queue[Any], pending: _KeywordChanges
+    ) -> None:
+        while (item := await batches.get()) is not None:
+            batch, vectors = item
+            live = [i for i, (work, _) in enumerate(batch) if not work.finished]
+            if not live:
+                continue
+            ids = [chunk_id(batch[i][0].document_id, batch[i][0].generation, batch[i][1].index) for i in live]
+            metadatas = [_metadata(*batch[i]) for i in live]
+            texts = [batch[i][1].text for i in live]
+            try:
+                await asyncio.to_thread(self.store.add, job.collection, ids, vectors[live], texts, metadatas)
+            except Exception as exc:
+                for work in {id(batch[i][0]): batch[i][0] for i in live}.values():
+                    await self._fail(job, work, exc)
+                continue
+            for i in live:
+                batch[i][0].written += 1
+            for work in {id(batch[i][0]): batch[i][0] for i in live}.values():
+                if work.chunks is not None and work.written == len(work.chunks) and not work.finished:
+                    await self._finalise(job, work, pending)
+            await self._refresh_keywords(job.collection, pending, force=False)
+
+    async def _finalise(self, job: Job, work: FileWork, pending: _KeywordChanges) -> None:
+        """Every chunk is written: the document (or its new generation) becomes visible in one step."""
+        count = len(work.chunks or ())
+        async with self.changes:
+            if job.kind == "ingest":
+                ready = await self.registry.mark_ready(work.document_id, count)
+                previous = None
+            else:
+                previous = await self.registry.finish_reindex(work.document_id, work.generation, count)
+                ready = previous is not None
+            if ready:
+                self.visibility.show(job.collection, work.document_id, work.generation, replaces=previous)
+        if not ready:
+            await self._fail(job, work, DocumentNotFound(f"{work.result.filename} was deleted while being indexed"))
+            return
+        work.finished = True
+        work.result.status, work.result.chunks = "indexed", count
+        pending.added.extend(
+            (chunk_id(work.document_id, work.generation, chunk.index), chunk.text, _metadata(work, chunk))
+            for chunk in work.chunks or ()
+        )
+        if previous is not None:
+            pending.removed.append((work.document_id, previous))
+            await asyncio.to_thread(self.store.delete_document, job.collection, work.document_id, previous)
+
+    async def _fail(self, job: Job, work: FileWork, error: Exception) -> None:
+        """Nothing half-indexed: the chunks written so far go, and so does the row (or the pending re-index)."""
+        if not isinstance(error, AgentHostError):
+            log.warning("indexing %s failed: %s", work.result.filename, error)
+        work.fail(error)
+        if work.generation is None:  # a re-index that never reserved its generation wrote nothing
+            return
+        try:
+            await asyncio.to_thread(self.store.delete_document, job.collection, work.document_id, work.generation)
+            if job.kind == "ingest":
+                await self.registry.remove_document(work.document_id)
+            else:
+                await self.registry.abort_reindex(work.document_id)
+        except AgentHostError as exc:
+            # The row stays 'indexing' (or pending): the next start cleans it up.
+            log.warning("could not clean up %s: %s", work.document_id, exc.message)
+
+    async def _refresh_keywords(self, collection: str, pending: _KeywordChanges, force: bool) -> None:
+        """Rebuilds BM25 with the finished documents: always at the end of a job, mid-job only when quick."""
+        if not pending.added and not pending.removed:
+            return
+        if not force and self._rebuild_seconds.get(collection, 0.0) > QUICK_REBUILD_SECONDS:
+            return
+        changes = _KeywordChanges(list(pending.added), list(pending.removed))
+        pending.added.clear()
+        pending.removed.clear()
+        started = time.perf_counter()
+        await self.keywords.rebuild(collection, changes.apply)
+        self._rebuild_seconds[collection] = time.perf_counter() - started
+
+
+def _with_vectors(batch: Batch, vectors: np.ndarray) -> tuple[Batch, np.ndarray]:
+    return batch, np.asarray(vectors, dtype=np.float32)
+
+
+def _metadata(work: FileWork, chunk: Chunk) -> dict[str, Any]:
+    return chunk_metadata(
+        work.document_id,
+        work.generation,
+        work.result.filename,
+        work.document.type,
+        chunk.index,
+        chunk.page,
+        chunk.section,
+        chunk.start,
+        chunk.end,
+    )

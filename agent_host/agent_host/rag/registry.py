@@ -1,0 +1,260 @@
+"""Collections and documents in PostgreSQL (the `genailabs` database): what exists, and what is fully indexed."""
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from agent_host.errors import CollectionExists, CollectionNotFound, DatabaseUnavailable, DocumentNotFound
+from agent_host.rag.schemas import CollectionPublic, DocumentPublic
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS rag_collections (
+    name text PRIMARY KEY,
+    description text NOT NULL DEFAULT '',
+    chunk_tokens integer NOT NULL,
+    chunk_overlap integer NOT NULL,
+    embedding_model text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS rag_documents (
+    id uuid PRIMARY KEY,
+    collection text NOT NULL REFERENCES rag_collections(name) ON DELETE CASCADE,
+    filename text NOT NULL,
+    type text NOT NULL,
+    size bigint NOT NULL,
+    sha256 text NOT NULL,
+    pages integer,
+    chunks integer NOT NULL DEFAULT 0,
+    status text NOT NULL CHECK (status IN ('indexing', 'ready')),
+    generation integer NOT NULL DEFAULT 0,
+    -- set while a re-index writes generation + 1, so a crash mid-way can be cleaned up at start
+    pending_generation integer,
+    sections jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (collection, sha256)
+);
+"""
+
+COLLECTION_COLUMNS = """c.name, c.description, c.chunk_tokens, c.chunk_overlap, c.embedding_model, c.created_at,
+    (SELECT count(*) FROM rag_documents d WHERE d.collection = c.name AND d.status = 'ready') AS documents,
+    (SELECT coalesce(sum(d.chunks), 0) FROM rag_documents d WHERE d.collection = c.name AND d.status = 'ready')
+        AS chunks"""
+DOCUMENT_COLUMNS = "id::text AS id, collection, filename, type, size, sha256, pages, chunks, status, created_at"
+
+
+@dataclass(frozen=True)
+class NewDocument:
+    collection: str
+    filename: str
+    type: str
+    size: int
+    sha256: str
+    pages: int | None
+    sections: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    public: DocumentPublic
+    generation: int
+    sections: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A document a crash left half-written: a first index (no generation served yet) or a re-index."""
+
+    collection: str
+    document_id: str
+    generation: int
+    first_index: bool
+
+
+class Registry:
+    """All RAG SQL lives here; a database outage surfaces as DatabaseUnavailable."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+        self._schema_ready = False
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[dict[str, Any]]]:
+        try:
+            async with self.pool.connection() as conn:
+                conn.row_factory = dict_row  # type: ignore[assignment]
+                if not self._schema_ready:
+                    await conn.execute(SCHEMA)
+                    self._schema_ready = True
+                yield conn  # type: ignore[misc]
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise DatabaseUnavailable("the RAG registry database is unreachable") from exc
+
+    async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        async with self.connection() as conn:
+            cursor = await conn.execute(sql, params)
+            return await cursor.fetchall()
+
+    async def create_collection(
+        self, name: str, description: str, chunk_tokens: int, chunk_overlap: int, embedding_model: str
+    ) -> CollectionPublic:
+        async with self.connection() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO rag_collections (name, description, chunk_tokens, chunk_overlap, embedding_model) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING",
+                (name, description, chunk_tokens, chunk_overlap, embedding_model),
+            )
+        if cursor.rowcount == 0:
+            raise CollectionExists(name)
+        return await self.get_collection(name)
+
+    async def get_collection(self, name: str) -> CollectionPublic:
+        rows = await self._rows(f"SELECT {COLLECTION_COLUMNS} FROM rag_collections c WHERE c.name = %s", (name,))
+        if not rows:
+            raise CollectionNotFound(name)
+        return CollectionPublic(**rows[0])
+
+    async def list_collections(self) -> list[CollectionPublic]:
+        rows = await self._rows(f"SELECT {COLLECTION_COLUMNS} FROM rag_collections c ORDER BY c.name")
+        return [CollectionPublic(**row) for row in rows]
+
+    async def delete_collection(self, name: str) -> None:
+        async with self.connection() as conn:
+            cursor = await conn.execute("DELETE FROM rag_collections WHERE name = %s", (name,))
+        if cursor.rowcount == 0:
+            raise CollectionNotFound(name)
+
+    async def find_by_hash(self, collection: str, sha256: str) -> str | None:
+        rows = await self._rows(
+            "SELECT id::text AS id FROM rag_documents WHERE collection = %s AND sha256 = %s", (collection, sha256)
+        )
+        return str(rows[0]["id"]) if rows else None
+
+    async def insert_document(self, document: NewDocument) -> str | None:
+        """The new row's id, status 'indexing'; None when the collection already holds this content."""
+        document_id = uuid.uuid4()
+        async with self.connection() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO rag_documents (id, collection, filename, type, size, sha256, pages, status, sections) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, 'indexing', %s) ON CONFLICT (collection, sha256) DO NOTHING",
+                (
+                    document_id,
+                    document.collection,
+                    document.filename,
+                    document.type,
+                    document.size,
+                    document.sha256,
+                    document.pages,
+                    Jsonb(document.sections),
+                ),
+            )
+        return str(document_id) if cursor.rowcount else None
+
+    async def mark_ready(self, document_id: str, chunks: int) -> bool:
+        """False when the document was deleted while it was being indexed."""
+        async with self.connection() as conn:
+            cursor = await conn.execute(
+                "UPDATE rag_documents SET status = 'ready', chunks = %s WHERE id = %s AND status = 'indexing'",
+                (chunks, _parse_id(document_id)),
+            )
+        return cursor.rowcount > 0
+
+    async def begin_reindex(self, document_id: str) -> int | None:
+        """Reserves generation + 1 for a re-index; None if the document is gone or not ready."""
+        rows = await self._rows(
+            "UPDATE rag_documents SET pending_generation = generation + 1 WHERE id = %s AND status = 'ready' "
+            "RETURNING pending_generation",
+            (_parse_id(document_id),),
+        )
+        return int(rows[0]["pending_generation"]) if rows else None
+
+    async def finish_reindex(self, document_id: str, generation: int, chunks: int) -> int | None:
+        """Switches the document to its new generation; the old one, or None if the document was deleted."""
+        key = _parse_id(document_id)
+        async with self.connection() as conn, conn.transaction():
+            cursor = await conn.execute(
+                "SELECT generation FROM rag_documents WHERE id = %s AND pending_generation = %s FOR UPDATE",
+                (key, generation),
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                return None
+            await conn.execute(
+                "UPDATE rag_documents SET generation = %s, chunks = %s, pending_generation = NULL WHERE id = %s",
+                (generation, chunks, key),
+            )
+        return int(row["generation"])
+
+    async def abort_reindex(self, document_id: str) -> None:
+        async with self.connection() as conn:
+            await conn.execute(
+                "UPDATE rag_documents SET pending_generation = NULL WHERE id = %s", (_parse_id(document_id),)
+            )
+
+    async def remove_document(self, document_id: str) -> None:
+        async with self.connection() as conn:
+            await conn.execute("DELETE FROM rag_documents WHERE id = %s", (_parse_id(document_id),))
+
+    async def delete_document(self, collection: str, document_id: str) -> None:
+        key = _parse_id(document_id, collection)
+        async with self.connection() as conn:
+            cursor = await conn.execute(
+                "DELETE FROM rag_documents WHERE id = %s AND collection = %s", (key, collection)
+            )
+        if cursor.rowcount == 0:
+            raise DocumentNotFound(f"document {document_id} is not in collection {collection!r}")
+
+    async def get_document(self, collection: str, document_id: str) -> StoredDocument:
+        rows = await self._rows(
+            f"SELECT {DOCUMENT_COLUMNS}, generation, sections FROM rag_documents WHERE id = %s AND collection = %s",
+            (_parse_id(document_id, collection), collection),
+        )
+        if not rows:
+            raise DocumentNotFound(f"document {document_id} is not in collection {collection!r}")
+        row = rows[0]
+        generation, sections = row.pop("generation"), row.pop("sections")
+        return StoredDocument(public=DocumentPublic(**row), generation=generation, sections=sections)
+
+    async def list_documents(self, collection: str) -> list[DocumentPublic]:
+        await self.get_collection(collection)
+        rows = await self._rows(
+            f"SELECT {DOCUMENT_COLUMNS} FROM rag_documents WHERE collection = %s ORDER BY created_at, filename",
+            (collection,),
+        )
+        return [DocumentPublic(**row) for row in rows]
+
+    async def ready_generations(self) -> list[tuple[str, str, int]]:
+        """(collection, document id, generation) of every document queries may return."""
+        rows = await self._rows(
+            "SELECT collection, id::text AS id, generation FROM rag_documents WHERE status = 'ready'"
+        )
+        return [(row["collection"], row["id"], row["generation"]) for row in rows]
+
+    async def leftovers(self) -> list[Leftover]:
+        rows = await self._rows(
+            "SELECT collection, id::text AS id, generation, pending_generation, status FROM rag_documents "
+            "WHERE status = 'indexing' OR pending_generation IS NOT NULL"
+        )
+        return [
+            Leftover(
+                collection=row["collection"],
+                document_id=row["id"],
+                generation=row["generation"] if row["status"] == "indexing" else row["pending_generation"],
+                first_index=row["status"] == "indexing",
+            )
+            for row in rows
+        ]
+
+
+def _parse_id(document_id: str, collection: str | None = None) -> uuid.UUID:
+    try:
+        return uuid.UUID(document_id)
+    except ValueError:
+        where = f" in collection {collection!r}" if collection else ""
+        raise DocumentNotFound(f"document {document_id} does not exist{where}") from None

@@ -1,0 +1,105 @@
+"""Checks each uploaded file (size, type, duplicate, readable) and registers the accepted ones as 'indexing'."""
+
+import asyncio
+import dataclasses
+import hashlib
+import logging
+
+from agent_host.config import Settings
+from agent_host.errors import AgentHostError, DocumentTooLarge, UnreadableDocument, UnsupportedDocumentType
+from agent_host.rag.jobs import FileWork
+from agent_host.rag.loaders import LoadedDocument, Section, detect_type, load_document, safe_filename
+from agent_host.rag.registry import NewDocument, Registry, StoredDocument
+from agent_host.rag.schemas import FileProblem, FileResult
+
+log = logging.getLogger(__name__)
+
+# A file with one of these problems is rejected on its own; anything else (the database is down) fails the request.
+FILE_PROBLEMS = (DocumentTooLarge, UnsupportedDocumentType, UnreadableDocument)
+
+
+class TooManyFiles(AgentHostError):
+    type, status = "too_many_files", 413
+
+
+async def accept_files(
+    registry: Registry, settings: Settings, collection: str, files: list[tuple[str, str | None, bytes]]
+) -> tuple[list[FileResult], list[FileWork]]:
+    """A result per file in upload order, and the work for the files to index."""
+    if len(files) > settings.rag_max_files:
+        raise TooManyFiles(f"{len(files)} files in one upload; the limit is {settings.rag_max_files} (RAG_MAX_FILES)")
+    results: list[FileResult] = []
+    accepted: list[FileWork] = []
+    for name, content_type, data in files:
+        filename = safe_filename(name)
+        result = FileResult(filename=filename, status="queued")
+        results.append(result)
+        try:
+            work = await _accept(registry, settings, collection, filename, content_type, data, result)
+        except FILE_PROBLEMS as exc:
+            result.status = "rejected"
+            result.error = FileProblem(type=exc.type, message=exc.message, status=exc.status)
+            continue
+        if work is not None:
+            accepted.append(work)
+    return results, accepted
+
+
+async def _accept(
+    registry: Registry,
+    settings: Settings,
+    collection: str,
+    filename: str,
+    content_type: str | None,
+    data: bytes,
+    result: FileResult,
+) -> FileWork | None:
+    if len(data) > settings.rag_max_file_bytes:
+        raise DocumentTooLarge(
+            f"{filename} is {len(data)} bytes; the limit is {settings.rag_max_file_bytes} (RAG_MAX_FILE_BYTES)"
+        )
+    doc_type = detect_type(filename, content_type)
+    digest = hashlib.sha256(data).hexdigest()
+    # Checked before parsing so a re-upload costs nothing; the UNIQUE constraint decides races.
+    existing = await registry.find_by_hash(collection, digest)
+    if existing is None:
+        document = await _load(filename, data)
+        new = NewDocument(
+            collection=collection,
+            filename=filename,
+            type=doc_type,
+            size=len(data),
+            sha256=digest,
+            pages=document.pages,
+            sections=[dataclasses.asdict(section) for section in document.sections],
+        )
+        document_id = await registry.insert_document(new)
+        if document_id is not None:
+            result.document_id = document_id
+            return FileWork(result=result, document_id=document_id, document=document)
+        existing = await registry.find_by_hash(collection, digest)
+    result.status, result.document_id = "duplicate", existing
+    return None
+
+
+async def _load(filename: str, data: bytes) -> LoadedDocument:
+    try:
+        return await asyncio.to_thread(load_document, filename, data)
+    except AgentHostError:
+        raise
+    except Exception as exc:  # a loader library choking on a malformed file is still the file's problem
+        log.warning("loading %s failed: %r", filename, exc)
+        raise UnreadableDocument(f"{filename} could not be read: {type(exc).__name__}") from exc
+
+
+def stored_document(stored: StoredDocument) -> FileWork:
+    """Work for re-indexing a document from the sections kept in the registry (no original file needed)."""
+    public = stored.public
+    document = LoadedDocument(
+        filename=public.filename,
+        type=public.type,
+        sections=[Section(**section) for section in stored.sections],
+        pages=public.pages,
+    )
+    result = FileResult(filename=public.filename, status="queued", document_id=public.id)
+    return FileWork(result=result, document_id=public.id, document=document, generation=None)
