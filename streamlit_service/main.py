@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from chat_ui import chat_view, session, sidebar, turn
+from chat_ui import chat_view, knowledge, session, sidebar, turn
 from chat_ui.config import get_settings
 
 st.set_page_config(page_title="GenAILabs chat", page_icon=":material/chat:", layout="wide")
@@ -19,6 +19,7 @@ with st.sidebar:
 conversation = st.session_state.conversation
 st.subheader(conversation.title if conversation else "New chat")
 chat_view.model_picker(settings, store)
+knowledge.picker(settings)
 chat_view.controls(settings, store)
 chat_view.history(settings)
 

@@ -6,7 +6,7 @@ import time
 import uuid
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import httpx
 import openai
@@ -14,6 +14,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from pydantic import BaseModel
 
 from chat_ui.config import Settings
+from chat_ui.rag_models import Citation
 from chat_ui.schemas import Facts, GenerationParams
 
 TITLE_PROMPT = "Write a title of at most six words for this conversation. Reply with the title only."
@@ -105,6 +106,8 @@ class Reply:
     stopped: bool = False
     error: Exception | None = None
     context: dict[str, int] = field(default_factory=dict)
+    # What the agent host's first chunk says the answer may cite (None: no retrieval was asked for).
+    citations: list[Citation] | None = None
 
     def facts(self) -> Facts:
         end = self.ended or time.perf_counter()
@@ -133,6 +136,7 @@ def stream_reply(
     reply: Reply,
     poll: float = 0.05,
     session_id: str | None = None,
+    extra_body: dict[str, Any] | None = None,
 ) -> Generator[str | None, None, None]:
     """Yields text pieces as they arrive, and None every `poll` seconds while waiting.
 
@@ -143,6 +147,7 @@ def stream_reply(
     pieces: queue.Queue[object] = queue.Queue()
     holder: dict[str, openai.Stream[object]] = {}
     cancelled = threading.Event()
+    body = {**(extra_body or {}), **({"session_id": session_id} if session_id else {})}
 
     def read() -> None:
         try:
@@ -155,7 +160,7 @@ def stream_reply(
                 top_p=params.top_p,
                 stream=True,
                 stream_options={"include_usage": True},
-                extra_body={"session_id": session_id} if session_id else None,
+                extra_body=body or None,
             )
             reply.context = context_facts(raw.headers)
             stream = raw.parse()
@@ -234,6 +239,9 @@ def ensure_host_session(settings: Settings, conversation_id: int, title: str) ->
 
 
 def _absorb(reply: Reply, chunk: object) -> str:
+    extra = getattr(chunk, "model_extra", None) or {}
+    if "citations" in extra:  # the agent host's extension, on the first chunk of a RAG answer
+        reply.citations = [Citation.model_validate(item) for item in extra["citations"] or []]
     model = getattr(chunk, "model", None)
     if model:
         reply.model = str(model)

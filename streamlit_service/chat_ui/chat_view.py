@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from chat_ui import session
+from chat_ui import session, sources
 from chat_ui.config import Settings
 from chat_ui.schemas import SYSTEM_PROMPT_MAX, TEMPERATURE_RANGE, Message
 from chat_ui.store import HistoryStore, StoreUnavailable
@@ -72,9 +72,13 @@ def history(settings: Settings) -> None:
     messages = session.messages()
     if not messages:
         st.caption("Pick a model and ask something. Answers stream in; Stop ends one early.")
+    saved = sources.conversation_extras(settings)
     for message in messages:
         with st.chat_message(message.role):
+            extras = sources.extras_of(message, saved) if message.role == "assistant" else None
             st.markdown(message.content or "_(no text)_")
+            if extras is not None:
+                sources.render(extras.citations, extras.collections)
             label = "facts · copy" if message.facts else "copy"
             with st.expander(label):
                 if message.facts:

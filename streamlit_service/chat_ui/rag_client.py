@@ -82,8 +82,10 @@ class RagClient:
             raise error_of(response)
         return response
 
-    def collections(self) -> list[Collection]:
-        return [Collection.model_validate(item) for item in self._call("GET", "/rag/collections").json()]
+    def collections(self, timeout: float | None = None) -> list[Collection]:
+        """Every collection; `timeout` shorter than the client's for callers that must not hang the page."""
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        return [Collection.model_validate(item) for item in self._call("GET", "/rag/collections", **extra).json()]
 
     def create_collection(
         self, name: str, description: str = "", chunk_tokens: int | None = None, chunk_overlap: int | None = None

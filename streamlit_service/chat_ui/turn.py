@@ -5,10 +5,11 @@ from datetime import datetime
 import openai
 import streamlit as st
 
-from chat_ui import session
+from chat_ui import knowledge, session, sources
 from chat_ui.backend import Reply, ensure_host_session, fallback_title, generate_title, stream_reply
 from chat_ui.config import Settings
 from chat_ui.errors import explain
+from chat_ui.extras_store import AnswerExtras
 from chat_ui.schemas import MESSAGE_MAX, Facts, GenerationParams, Message, Role
 from chat_ui.store import HistoryStore, StoreUnavailable
 
@@ -58,6 +59,7 @@ def run(settings: Settings, store: HistoryStore, text: str | None) -> None:
         st.error(f"Not sent: {refused}.")
         return
     session.set_problem(None)
+    rag = knowledge.rag_body(settings)  # read before the first message turns the draft into a conversation
     history = session.messages()
     if text is not None:
         history.append(_save(store, "user", text))
@@ -70,6 +72,8 @@ def run(settings: Settings, store: HistoryStore, text: str | None) -> None:
     client = _client(settings.chat_base_url, settings.chat_api_key, settings.request_timeout)
     reply = Reply(params)
     conversation = st.session_state.conversation
+    if rag and first_exchange and conversation is not None:
+        knowledge.remember(settings, conversation.id, rag["collections"])
     session_id = None
     if settings.agent_host_url and conversation is not None and text is not None:
         session_id = ensure_host_session(settings, conversation.id, conversation.title)
@@ -83,7 +87,9 @@ def run(settings: Settings, store: HistoryStore, text: str | None) -> None:
             help="Stops the answer here; the model stops generating too",
         )
         shown.markdown("_waiting for the model…_")
-        pieces = stream_reply(client, params, [(m.role, m.content) for m in history], reply, session_id=session_id)
+        pairs: list[tuple[str, str]] = [(m.role, m.content) for m in history]
+        extra = {"rag": rag} if rag else None
+        pieces = stream_reply(client, params, pairs, reply, session_id=session_id, extra_body=extra)
         try:
             for piece in pieces:
                 if piece is not None:
@@ -92,20 +98,24 @@ def run(settings: Settings, store: HistoryStore, text: str | None) -> None:
                     shown.markdown("_waiting for the model…_")  # also where a Stop click is noticed
         finally:
             pieces.close()  # on Stop (a rerun raised above) this closes the connection: the server stops too
-            _finish(settings, store, reply, question)
+            _finish(settings, store, reply, question, rag["collections"] if rag else [])
         stop.empty()
     if reply.error is None and first_exchange and st.session_state.conversation is not None:
         _name(settings, store, client, params.model, question, reply.text)
     st.rerun()
 
 
-def _finish(settings: Settings, store: HistoryStore, reply: Reply, question: str) -> None:
+def _finish(settings: Settings, store: HistoryStore, reply: Reply, question: str, searched: list[str]) -> None:
     if reply.error is not None:
-        problem = explain(reply.error, reply.params.model, settings.chat_base_url, settings.chat_api_key)
+        problem = knowledge.explain_rag(reply.error) or explain(
+            reply.error, reply.params.model, settings.chat_base_url, settings.chat_api_key
+        )
         session.set_problem(problem, question)
         return
     if reply.text or not reply.stopped:
-        session.messages().append(_save(store, "assistant", reply.text, reply.facts()))
+        message = _save(store, "assistant", reply.text, reply.facts())
+        session.messages().append(message)
+        sources.keep(settings, message, AnswerExtras(collections=searched, citations=reply.citations or []))
 
 
 def _name(
