@@ -1,10 +1,10 @@
-"""The sidebar: conversations (new, search, open, rename, delete, export) and the connection status."""
+"""The sidebar: conversations (new, search, open, rename, delete, export), agent mode and the connection status."""
 
 import time
 
 import streamlit as st
 
-from chat_ui import session
+from chat_ui import agent_view, session
 from chat_ui.config import Settings
 from chat_ui.export import file_stem, to_json, to_markdown
 from chat_ui.status import check_all
@@ -23,6 +23,8 @@ def render(settings: Settings, store: HistoryStore) -> None:
     st.text_input("Search chats", key="search", placeholder="title or text…")
     conversation_list(store)
     current_conversation(store)
+    st.divider()
+    agent_view.sidebar_controls(settings)
     st.divider()
     status_panel(settings, store)
 
