@@ -62,6 +62,7 @@ class ServerConnection:
         self._reconnect = False
         self._waiters: list[asyncio.Future[None]] = []
         self._task: asyncio.Task[None] | None = None
+        self._scope: anyio.CancelScope | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._supervise(), name=f"mcp:{self.name}")
@@ -69,7 +70,12 @@ class ServerConnection:
     async def stop(self) -> None:
         if self._task is None:
             return
-        self._task.cancel()
+        # anyio's cancellation, not Task.cancel(): a native cancel breaks through the stdio transport's shielded
+        # shutdown and leaves the server process running.
+        if self._scope is not None:
+            self._scope.cancel()
+        else:
+            self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         self._task = None
 
@@ -86,30 +92,35 @@ class ServerConnection:
         self._wake.set()
 
     async def _supervise(self) -> None:
-        while True:
-            waiters, self._waiters = self._waiters, []
-            self._reconnect = False
-            self._wake.clear()
-            self.status = "connecting"
-            # A stdio server's stderr goes to a private file: when it dies, its last words explain why.
-            errlog = _stderr_file() if self.config.command is not None else None
-            try:
-                await self._serve(waiters, errlog)
-            except TimeoutError:
-                timeout = self.limits.connect_timeout
-                self._mark_down(f"no answer within the connect timeout ({timeout:g} s)" + _tail(errlog))
-            except Exception as exc:  # anyio's transports raise ExceptionGroups; any failure means down
-                self._mark_down(explain(exc) + _tail(errlog))
-            finally:
-                self._client = None
-                _release(waiters)
-                self.settled.set()
-                if errlog is not None:
-                    errlog.close()
-            if self._reconnect:
-                continue
-            with anyio.move_on_after(self.limits.retry_interval):
-                await self._wake.wait()
+        with anyio.CancelScope() as self._scope:
+            while True:
+                await self._attempt()
+                if self._reconnect:
+                    continue
+                with anyio.move_on_after(self.limits.retry_interval):
+                    await self._wake.wait()
+
+    async def _attempt(self) -> None:
+        """One connection: up until it fails or a reconnect is asked for; any failure marks the server down."""
+        waiters, self._waiters = self._waiters, []
+        self._reconnect = False
+        self._wake.clear()
+        self.status = "connecting"
+        # A stdio server's stderr goes to a private file: when it dies, its last words explain why.
+        errlog = _stderr_file() if self.config.command is not None else None
+        try:
+            await self._serve(waiters, errlog)
+        except TimeoutError:
+            timeout = self.limits.connect_timeout
+            self._mark_down(f"no answer within the connect timeout ({timeout:g} s)" + _tail(errlog))
+        except Exception as exc:  # anyio's transports raise ExceptionGroups; any failure means down
+            self._mark_down(explain(exc) + _tail(errlog))
+        finally:
+            self._client = None
+            _release(waiters)
+            self.settled.set()
+            if errlog is not None:
+                errlog.close()
 
     async def _serve(self, waiters: list[asyncio.Future[None]], errlog: IO[bytes] | None) -> None:
         # One deadline for the whole handshake (the SDK's per-request timeout would allow one per probe), lifted
