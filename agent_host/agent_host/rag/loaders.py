@@ -1,0 +1,335 @@
+"""Uploaded files to text sections, page or heading path kept: pypdf, python-docx, BeautifulSoup, a Markdown scan."""
+
+import io
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import PurePosixPath
+from typing import Any
+
+from agent_host.errors import UnreadableDocument, UnsupportedDocumentType
+from agent_host.rag.schemas import DocumentType
+
+SEPARATOR = "\n\n"
+EXTENSIONS: dict[str, DocumentType] = {
+    ".pdf": "pdf",
+    ".txt": "txt",
+    ".text": "txt",
+    ".md": "md",
+    ".markdown": "md",
+    ".html": "html",
+    ".htm": "html",
+    ".docx": "docx",
+}
+# Only consulted when the file name has no extension at all.
+CONTENT_TYPES: dict[str, DocumentType] = {
+    "application/pdf": "pdf",
+    "text/plain": "txt",
+    "text/markdown": "md",
+    "text/x-markdown": "md",
+    "text/html": "html",
+    "application/xhtml+xml": "html",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+}
+# Share of control characters above which decoded "text" is taken for binary data.
+MAX_CONTROL_SHARE = 0.05
+
+
+@dataclass(frozen=True)
+class Part:
+    """A section before it has an offset; `body` is False for a heading with nothing under it."""
+
+    text: str
+    page: int | None = None
+    heading: str | None = None
+    body: bool = True
+
+
+@dataclass(frozen=True)
+class Section:
+    text: str
+    page: int | None
+    heading: str | None
+    start: int
+
+
+@dataclass(frozen=True)
+class LoadedDocument:
+    filename: str
+    type: DocumentType
+    sections: list[Section]
+    pages: int | None
+
+    @cached_property
+    def text(self) -> str:
+        """The sections joined by blank lines: every Section.start is an offset into this."""
+        return SEPARATOR.join(section.text for section in self.sections)
+
+
+def safe_filename(name: str) -> str:
+    """The base name only, without control characters; never empty."""
+    base = PurePosixPath(name.replace("\\", "/")).name
+    base = "".join(char for char in base if unicodedata.category(char)[0] != "C").strip()
+    if base in {"", ".", ".."}:
+        return "document"
+    if len(base) > 255:  # keep the extension, which decides the loader
+        stem, dot, extension = base.rpartition(".")
+        base = f"{stem[: 254 - len(extension)]}.{extension}" if dot and len(extension) < 16 else base[:255]
+    return base
+
+
+def detect_type(filename: str, content_type: str | None = None) -> DocumentType:
+    """The document type from the extension (or, with no extension at all, from the content type)."""
+    suffix = PurePosixPath(filename).suffix.lower()
+    found = EXTENSIONS.get(suffix)
+    if found is None and not suffix and content_type:
+        found = CONTENT_TYPES.get(content_type.split(";")[0].strip().lower())
+    if found is None:
+        accepted = " ".join(EXTENSIONS)
+        raise UnsupportedDocumentType(f"{filename} is not a supported document type; accepted: {accepted}")
+    return found
+
+
+def load_document(filename: str, data: bytes, doc_type: DocumentType | None = None) -> LoadedDocument:
+    """Parse one file into sections; raises UnreadableDocument (naming the file) when there is no text to index."""
+    filename = safe_filename(filename)
+    kind = doc_type or detect_type(filename)
+    pages: int | None = None
+    if kind == "pdf":
+        parts, pages = _pdf_parts(filename, data)
+    elif kind == "docx":
+        parts = _guarded(filename, "Word", lambda: _docx_parts(data))
+    elif kind == "html":
+        parts = _guarded(filename, "HTML", lambda: _html_parts(data))
+    elif kind == "md":
+        parts = _markdown_parts(_decode(filename, data))
+    else:
+        parts = [Part(normalise_text(_decode(filename, data)))]
+    return _assemble(filename, kind, parts, pages)
+
+
+def normalise_text(text: str) -> str:
+    """Unix newlines, no trailing spaces, at most one blank line in a row, no leading/trailing blank lines."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    text = re.sub(r"[ \t\f\v]+\n", "\n", text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _pdf_text(text: str) -> str:
+    """pypdf's layout noise: runs of spaces, words hyphenated across lines, ligatures and odd spaces."""
+    text = unicodedata.normalize("NFKC", text)
+    text = re.sub(r"(\w)-\n(\w)", r"\1\2", text)
+    text = re.sub(r"[ \t\u00a0]+", " ", text)
+    return normalise_text("\n".join(line.strip() for line in text.split("\n")))
+
+
+def _pdf_parts(filename: str, data: bytes) -> tuple[list[Part], int]:
+    from pypdf import PdfReader
+    from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise UnreadableDocument(f"{filename} is encrypted and needs a password; upload a decrypted copy")
+        parts = [Part(_pdf_text(page.extract_text() or ""), page=number) for number, page in enumerate(reader.pages, 1)]
+        pages = len(reader.pages)
+    except UnreadableDocument:
+        raise
+    except (FileNotDecryptedError, DependencyError) as exc:
+        raise UnreadableDocument(f"{filename} is encrypted and cannot be opened: {exc}") from exc
+    except (PdfReadError, Exception) as exc:  # pypdf raises many types on damaged files
+        raise UnreadableDocument(f"{filename} is not a readable PDF: {exc}") from exc
+    if pages and not any(part.text for part in parts):
+        raise UnreadableDocument(f"{filename} has no text layer (scanned?): run OCR on it first")
+    return parts, pages
+
+
+def _guarded(filename: str, what: str, parse: Callable[[], list[Part]]) -> list[Part]:
+    try:
+        return parse()
+    except Exception as exc:  # python-docx and lxml raise assorted types on damaged files
+        raise UnreadableDocument(f"{filename} is not a readable {what} document: {exc}") from exc
+
+
+def _decode(filename: str, data: bytes) -> str:
+    """UTF-8 (with or without BOM), else the encoding charset_normalizer finds; binary data is refused."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        from charset_normalizer import from_bytes
+
+        best = None if b"\x00" in data else from_bytes(data).best()
+        if best is None:
+            raise UnreadableDocument(f"{filename} is not text in any known encoding (binary file?)") from None
+        text = str(best)
+    control = sum(1 for char in text if unicodedata.category(char) == "Cc" and char not in "\n\r\t\f")
+    if text and control / len(text) > MAX_CONTROL_SHARE:
+        raise UnreadableDocument(f"{filename} looks like binary data, not text")
+    return text
+
+
+def _assemble(filename: str, kind: DocumentType, parts: list[Part], pages: int | None) -> LoadedDocument:
+    parts = [part for part in parts if part.text]
+    # A heading directly followed by another adds nothing a chunk's section path does not already say.
+    with_body = [part for part in parts if part.body] or parts
+    if not with_body:
+        raise UnreadableDocument(f"{filename} is empty: no text to index")
+    sections: list[Section] = []
+    offset = 0
+    for part in with_body:
+        sections.append(Section(part.text, part.page, part.heading, offset))
+        offset += len(part.text) + len(SEPARATOR)
+    return LoadedDocument(filename, kind, sections, pages)
+
+
+class _Outline:
+    """Collects sections while a document is walked in order; a heading starts a new one."""
+
+    def __init__(self, joiner: str) -> None:
+        self.joiner = joiner
+        self.parts: list[Part] = []
+        self.path: list[tuple[int, str]] = []
+        self.blocks: list[str] = []
+        self.body = False
+
+    def heading(self, level: int, title: str, block: str) -> None:
+        self.flush()
+        self.path = [(depth, name) for depth, name in self.path if depth < level] + [(level, title)]
+        self.blocks, self.body = [block], False
+
+    def add(self, block: str) -> None:
+        if block.strip():
+            self.blocks.append(block)
+            self.body = True
+
+    def flush(self) -> None:
+        heading = " > ".join(name for _, name in self.path if name) or None
+        self.parts.append(Part(self.joiner.join(self.blocks).strip(), heading=heading, body=self.body))
+        self.blocks, self.body = [], False
+
+
+ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+
+
+def _markdown_parts(text: str) -> list[Part]:
+    """One part per ATX header block, the header line included; '#' lines inside fenced code are not headers."""
+    outline = _Outline("\n")
+    fence = ""
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        opening = FENCE.match(line)
+        if fence:
+            if opening and opening.group(1).startswith(fence) and not line.strip().strip(fence[0]):
+                fence = ""
+        elif opening:
+            fence = opening.group(1)
+        elif header := ATX_HEADING.match(line):
+            outline.heading(len(header.group(1)), (header.group(2) or "").strip(), line)
+            continue
+        outline.blocks.append(line)
+        outline.body = outline.body or bool(line.strip())
+    outline.flush()
+    return outline.parts
+
+
+HTML_DROPPED = ["script", "style", "nav", "header", "footer", "noscript", "template", "iframe", "svg", "head"]
+HTML_SECTIONS = {"h1": 1, "h2": 2, "h3": 3}
+HTML_BLOCKS = {"p", "div", "section", "article", "main", "ul", "ol", "dl", "table", "blockquote", "figure", "pre"}
+HTML_BLOCKS |= {"h4", "h5", "h6", "address", "details", "summary", "fieldset", "body"}
+HTML_LINES = {"li", "tr", "br", "dt", "dd", "caption", "figcaption", "hr"}
+HTML_CELLS = {"td", "th"}
+# Break marks while walking (text nodes have their whitespace collapsed, so these cannot come from the page).
+PARAGRAPH, CELL = "\x1e", "\x1f"
+
+
+def _html_parts(data: bytes) -> list[Part]:
+    """Visible text in reading order; h1-h3 open sections; block tags become line or paragraph breaks."""
+    from bs4 import BeautifulSoup, NavigableString, Tag
+    from bs4.element import PreformattedString
+
+    soup = BeautifulSoup(data, "lxml")
+    for tag in soup(HTML_DROPPED):
+        tag.decompose()
+    outline = _Outline("")
+
+    def walk(node: Tag) -> None:
+        for child in node.children:
+            if isinstance(child, PreformattedString):  # comments, doctype, CDATA
+                continue
+            if isinstance(child, NavigableString):
+                outline.add(re.sub(r"\s+", " ", str(child)))
+            elif isinstance(child, Tag) and child.name in HTML_SECTIONS:
+                title = child.get_text(" ", strip=True)
+                outline.heading(HTML_SECTIONS[child.name], title, title + PARAGRAPH)
+            elif isinstance(child, Tag):
+                mark = PARAGRAPH if child.name in HTML_BLOCKS else "\n" if child.name in HTML_LINES else ""
+                mark = CELL if child.name in HTML_CELLS else mark
+                outline.blocks.append(mark)
+                walk(child)
+                outline.blocks.append(mark)
+
+    walk(soup)
+    outline.flush()
+    return [Part(_tidy_html(part.text), heading=part.heading, body=part.body) for part in outline.parts]
+
+
+def _tidy_html(text: str) -> str:
+    """Break marks to text: a paragraph mark anywhere in a run of marks makes a blank line, cells join with ' | '."""
+    lines: list[str] = []
+    pending = ""
+    for piece in re.split(f"([\n{PARAGRAPH}])", text):
+        if piece in ("\n", PARAGRAPH):
+            pending = "\n\n" if piece == PARAGRAPH or pending == "\n\n" else "\n"
+            continue
+        cells = [" ".join(cell.split()) for cell in piece.split(CELL)]
+        if line := " | ".join(cell for cell in cells if cell):
+            lines.append((pending if lines else "") + line)
+            pending = ""
+    return "".join(lines)
+
+
+def _docx_parts(data: bytes) -> list[Part]:
+    """Paragraphs and tables in document order; 'Title' and 'Heading N' paragraphs open sections."""
+    from docx import Document
+    from docx.table import Table
+
+    outline = _Outline("\n\n")
+    for block in Document(io.BytesIO(data)).iter_inner_content():
+        if isinstance(block, Table):
+            outline.add("\n".join(_docx_rows(block)))
+            continue
+        text = block.text.strip()
+        level = _docx_heading_level(block)
+        if level is not None and text:
+            outline.heading(level, text, text)
+        else:
+            outline.add(text)
+    outline.flush()
+    return outline.parts
+
+
+def _docx_heading_level(paragraph: Any) -> int | None:
+    name = paragraph.style.name if paragraph.style is not None else ""
+    if name == "Title":
+        return 0
+    found = re.fullmatch(r"Heading (\d)", name or "")
+    return int(found.group(1)) if found else None
+
+
+def _docx_rows(table: Any) -> list[str]:
+    """One line per row, cells joined with ' | '; a merged cell (repeated by python-docx) counts once."""
+    rows = []
+    for row in table.rows:
+        seen: set[int] = set()
+        cells = []
+        for cell in row.cells:
+            if id(cell._tc) in seen:
+                continue
+            seen.add(id(cell._tc))
+            if text := " ".join(cell.text.split()):
+                cells.append(text)
+        if cells:
+            rows.append(" | ".join(cells))
+    return rows
