@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,10 @@ def settings(path: Path) -> Settings:
     return Settings(agent_host_api_key=HOST_KEY, agent_host_proxy_key="unused", mcp_servers_file=path)  # type: ignore[arg-type]
 
 
+def port_open(port: int) -> str | None:
+    return None if port_in_use(port) else f"port {port} not open yet"
+
+
 @contextmanager
 def http_servers(count: int) -> Iterator[list[str]]:
     """`count` test MCP servers over streamable HTTP, each its own process; yields their /mcp URLs."""
@@ -78,7 +83,7 @@ def http_servers(count: int) -> Iterator[list[str]]:
                 )
             )
             urls.append(f"http://127.0.0.1:{port}/mcp")
-            if wait_until(lambda port=port: None if port_in_use(port) else "not yet", 30) is not None:
+            if wait_until(partial(port_open, port), 30) is not None:
                 raise RuntimeError(f"the HTTP MCP server on {port} did not start")
         yield urls
     finally:
