@@ -33,8 +33,9 @@ CONTENT_TYPES: dict[str, DocumentType] = {
     "application/xhtml+xml": "html",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
 }
-# Share of control characters above which decoded "text" is taken for binary data.
+# Share of control characters (tab, newlines and form feed aside) above which decoded "text" is binary data.
 MAX_CONTROL_SHARE = 0.05
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class LoadedDocument:
 
 def safe_filename(name: str) -> str:
     """The base name only, without control characters; never empty."""
-    base = PurePosixPath(name.replace("\\", "/")).name
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
     base = "".join(char for char in base if unicodedata.category(char)[0] != "C").strip()
     if base in {"", ".", ".."}:
         return "document"
@@ -127,7 +128,7 @@ def _pdf_text(text: str) -> str:
 
 def _pdf_parts(filename: str, data: bytes) -> tuple[list[Part], int]:
     from pypdf import PdfReader
-    from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
+    from pypdf.errors import DependencyError, FileNotDecryptedError
 
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -139,7 +140,7 @@ def _pdf_parts(filename: str, data: bytes) -> tuple[list[Part], int]:
         raise
     except (FileNotDecryptedError, DependencyError) as exc:
         raise UnreadableDocument(f"{filename} is encrypted and cannot be opened: {exc}") from exc
-    except (PdfReadError, Exception) as exc:  # pypdf raises many types on damaged files
+    except Exception as exc:  # pypdf raises many types (PdfReadError, ValueError, KeyError...) on damaged files
         raise UnreadableDocument(f"{filename} is not a readable PDF: {exc}") from exc
     if pages and not any(part.text for part in parts):
         raise UnreadableDocument(f"{filename} has no text layer (scanned?): run OCR on it first")
@@ -160,12 +161,14 @@ def _decode(filename: str, data: bytes) -> str:
     except UnicodeDecodeError:
         from charset_normalizer import from_bytes
 
-        best = None if b"\x00" in data else from_bytes(data).best()
+        matches = from_bytes(data)
+        best = matches.best()
         if best is None:
             raise UnreadableDocument(f"{filename} is not text in any known encoding (binary file?)") from None
-        text = str(best)
-    control = sum(1 for char in text if unicodedata.category(char) == "Cc" and char not in "\n\r\t\f")
-    if text and control / len(text) > MAX_CONTROL_SHARE:
+        # Short Western texts fit cp1250/cp1252/cp1257 equally well: take Windows' Western default on a tie.
+        tied = [m for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
+        text = str(next((m for m in tied if m.encoding == "cp1252"), best))
+    if text and len(CONTROL_CHARS.findall(text)) > MAX_CONTROL_SHARE * len(text):
         raise UnreadableDocument(f"{filename} looks like binary data, not text")
     return text
 
