@@ -7,9 +7,11 @@ import httpx
 from fastapi import Depends, FastAPI
 from openai import AsyncOpenAI
 
+from agent_host.agents.registry import load_agents
+from agent_host.agents.service import build_agent_service
 from agent_host.api.errors import install_error_handlers
 from agent_host.api.middleware import RequestContextMiddleware, allow_large_bodies
-from agent_host.api.routes import chat, health, mcp, rag, sessions, ws
+from agent_host.api.routes import agents, chat, health, mcp, rag, sessions, ws
 from agent_host.config import Settings, get_settings
 from agent_host.context.tokens import TokenCounter
 from agent_host.context.windows import ModelCatalog
@@ -50,6 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.mcp = await capabilities.enter_async_context(open_mcp(settings))
             app.state.mcp_endpoint = await capabilities.enter_async_context(serve_host_mcp(app.state))
             # [agents: open]
+            rag_service, mcp_manager = getattr(app.state, "rag", None), getattr(app.state, "mcp", None)
+            app.state.agents = build_agent_service(settings, app.state.agents_registry, pool, rag_service, mcp_manager)
             app.state.pipeline.rag = getattr(app.state, "rag", None)  # chat turns retrieve through it
             try:
                 yield
@@ -79,4 +83,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(mcp.router, dependencies=protected)
     app.router.routes.append(host_mcp_route(settings))  # /mcp exactly, so /mcp/servers stays the router's
     # [agents: routers]
+    app.state.agents_registry = load_agents(settings.agents_file)  # a bad agents file stops the start here
+    app.include_router(agents.router, dependencies=protected)
     return app

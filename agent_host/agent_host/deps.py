@@ -7,6 +7,7 @@ from fastapi import Depends, Request
 from fastapi.requests import HTTPConnection
 from openai import AsyncOpenAI
 
+from agent_host.agents.service import AgentService
 from agent_host.config import Settings
 from agent_host.errors import Unauthorized
 from agent_host.mcp.manager import McpManager
@@ -68,3 +69,10 @@ def _rag(request: HTTPConnection) -> RagService:
 
 
 RagServiceDep = Annotated[RagService, Depends(_rag)]
+
+
+def _agents(request: HTTPConnection) -> AgentService:
+    return request.app.state.agents  # type: ignore[no-any-return]
+
+
+AgentServiceDep = Annotated[AgentService, Depends(_agents)]

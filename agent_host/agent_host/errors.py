@@ -128,3 +128,19 @@ class McpConfigInvalid(AgentHostError):
     """The mcpServers file or a server's config is wrong: the message names the file and the field."""
 
     type, status = "invalid_mcp_config", 422
+
+
+# Agents
+
+
+class AgentNotFound(AgentHostError):
+    type, status = "agent_not_found", 404
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"agent {name!r} does not exist; agents: {', '.join(known)}")
+
+
+class AgentConfigError(AgentHostError):
+    """agents.yaml cannot be read or is invalid: the message names the file and the field."""
+
+    type, status = "invalid_agents_config", 500

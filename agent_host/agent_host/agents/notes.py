@@ -1,0 +1,85 @@
+"""A session's notes in PostgreSQL (the `genailabs` database), written and read by the notes tools."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from agent_host.errors import DatabaseUnavailable, SessionNotFound
+from agent_host.sessions.store import SCHEMA as SESSIONS_SCHEMA
+
+# Notes belong to a session and go with it: the sessions' tables are created first for the reference.
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS agent_notes (
+    id bigserial PRIMARY KEY,
+    session_id uuid NOT NULL REFERENCES agent_sessions(id) ON DELETE CASCADE,
+    text text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS agent_notes_session ON agent_notes (session_id, id);
+"""
+MAX_NOTES_LISTED = 100
+
+
+@dataclass(frozen=True)
+class Note:
+    id: int
+    text: str
+    created_at: datetime
+
+
+class NotesStore:
+    """All notes SQL; an unknown session is SessionNotFound, an outage DatabaseUnavailable."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+        self._schema_ready = False
+
+    async def _ensure_schema(self, conn: psycopg.AsyncConnection[dict[str, object]]) -> None:
+        if not self._schema_ready:
+            await conn.execute(SESSIONS_SCHEMA)
+            await conn.execute(SCHEMA)
+            self._schema_ready = True
+
+    async def add(self, session_id: str, text: str) -> Note:
+        key = _parse_id(session_id)
+        try:
+            async with self.pool.connection() as conn:
+                conn.row_factory = dict_row  # type: ignore[assignment]
+                await self._ensure_schema(conn)  # type: ignore[arg-type]
+                cursor = await conn.execute(
+                    "INSERT INTO agent_notes (session_id, text) VALUES (%s, %s) RETURNING id, text, created_at",
+                    (key, text),
+                )
+                row = await cursor.fetchone()
+        except psycopg.errors.ForeignKeyViolation:
+            raise SessionNotFound(session_id) from None
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise DatabaseUnavailable("the notes database is unreachable") from exc
+        assert row is not None
+        return Note(**row)  # type: ignore[arg-type]
+
+    async def list_notes(self, session_id: str) -> list[Note]:
+        key = _parse_id(session_id)
+        try:
+            async with self.pool.connection() as conn:
+                conn.row_factory = dict_row  # type: ignore[assignment]
+                await self._ensure_schema(conn)  # type: ignore[arg-type]
+                cursor = await conn.execute(
+                    "SELECT id, text, created_at FROM agent_notes WHERE session_id = %s ORDER BY id LIMIT %s",
+                    (key, MAX_NOTES_LISTED),
+                )
+                rows = await cursor.fetchall()
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise DatabaseUnavailable("the notes database is unreachable") from exc
+        return [Note(**row) for row in rows]  # type: ignore[arg-type]
+
+
+def _parse_id(session_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(session_id)
+    except ValueError:
+        raise SessionNotFound(session_id) from None
