@@ -29,7 +29,7 @@ from agent_host.context.tokens import TokenCounter
 from agent_host.context.windows import ModelCatalog
 from agent_host.errors import AgentHostError, DatabaseUnavailable, VectorStoreUnavailable
 from agent_host.pipeline.canned import CannedStream, ChunkStream, canned_completion
-from agent_host.pipeline.retrieval import Retrieved, Retriever, nothing_found_reply, retrieve_sources
+from agent_host.pipeline.retrieval import Retrieved, Retriever, retrieve_sources
 from agent_host.pipeline.upstream import upstream_errors
 from agent_host.rag.schemas import RagOptions
 from agent_host.schemas import ChatCompletionRequest, ContextFacts
@@ -51,8 +51,7 @@ class PreparedTurn:
 
     @property
     def canned_reply(self) -> str | None:
-        """Answered by the host itself: retrieval found nothing, so the model is not asked to guess."""
-        return nothing_found_reply(self.retrieved.collections) if self.retrieved.nothing_relevant else None
+        return self.retrieved.canned_reply
 
 
 @dataclass

@@ -31,8 +31,17 @@ class Retrieved:
     hits_found: int = 0
 
     @property
-    def nothing_relevant(self) -> bool:
-        return self.requested and not self.citations
+    def canned_reply(self) -> str | None:
+        """The host's own answer when no source reaches the prompt: the model is not asked to guess."""
+        if not self.requested or self.citations:
+            return None
+        if self.hits_found == 0:
+            return nothing_found_reply(self.collections)
+        return (
+            f"I found {self.hits_found} relevant passages in {', '.join(self.collections)}, but none fits in what "
+            "the model's context window leaves after the reply. Ask for a shorter reply (max_tokens) or start a "
+            "new conversation, and ask again."
+        )
 
 
 def label(hit: Hit) -> str:
