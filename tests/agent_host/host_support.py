@@ -1,7 +1,11 @@
 """Starts the agent host as a real process against the test proxy and Postgres."""
 
+import atexit
 import json
+import shutil
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,8 +20,17 @@ MODEL = "smollm2:135m"
 
 
 def start_host(proxy_url: str, database_url: str, proxy_key: str, **env: str) -> tuple[ManagedProcess, str]:
+    """A host with its own data dirs (Chroma, notes) and no MCP servers unless `env` says otherwise.
+
+    The exported embedding model stays in the repo's .stack/models, shared by every test host and run.
+    """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    data = Path(tempfile.mkdtemp(prefix=f"agent-host-{port}-"))
+    atexit.register(shutil.rmtree, data, ignore_errors=True)
+    servers = data / "mcp_servers.json"
+    servers.write_text('{"mcpServers": {}}')
+    defaults = {"CHROMA_PATH": str(data / "chroma"), "NOTES_DIR": str(data / "notes"), "MCP_SERVERS_FILE": str(servers)}
     process = ManagedProcess(
         f"agent_host:{port}",
         [PYTHON, "-m", "agent_host", "--port", str(port)],
@@ -27,6 +40,7 @@ def start_host(proxy_url: str, database_url: str, proxy_key: str, **env: str) ->
             "AGENT_HOST_PROXY_KEY": proxy_key,
             "LITELLM_BASE_URL": f"{proxy_url}/v1",
             "DATABASE_URL": database_url,
+            **defaults,
             **env,
         },
         startup_timeout=60.0,
