@@ -97,7 +97,7 @@ def pick_collection(collections: list[Collection]) -> str:
     names = [c.name for c in collections]
     if st.session_state.get("documents_collection") not in names:
         st.session_state.documents_collection = names[0]
-    left, right = st.columns([5, 1], vertical_alignment="bottom")
+    left, right = st.columns([4, 1], vertical_alignment="bottom")
     name: str = left.selectbox("Collection", names, key="documents_collection")
     right.button("Delete collection", icon=":material/delete:", key="delete-collection", on_click=_ask_delete)
     return name
@@ -204,17 +204,21 @@ def show_report(report: UploadReport) -> None:
     job = report.job
     if job is not None:
         indexed = sum(1 for result in report.files if result.status == "indexed")
-        done = f"Done: {indexed} of {len(report.files)} files indexed, {job.chunks_done} chunks"
+        done = f"Done: {indexed} of {len(report.files)} files indexed, {plural(job.chunks_done, 'chunk')}"
         st.progress(job.progress, text=done)
     if report.problem:
         st.error(report.problem, icon=":material/error:")
     for result in report.files:
         line = f"**{result.filename}** · {STATUS_WORDS.get(result.status, result.status)}"
         if result.chunks is not None and result.status == "indexed":
-            line += f" · {result.chunks} chunks"
+            line += f" · {plural(result.chunks, 'chunk')}"
         if result.error is not None:
             line += f": {result.error.message} ({result.error.status})"
         st.markdown(line)
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def documents_section(client: RagClient, collection: str) -> None:
@@ -227,9 +231,9 @@ def documents_section(client: RagClient, collection: str) -> None:
     if not documents:
         st.caption("No documents in this collection yet.")
         return
-    widths = [4, 1, 1, 1, 1, 1, 1]
+    widths = [3, 0.7, 0.7, 0.7, 0.8, 1.2, 1.2]
     header = st.columns(widths)
-    for column, title in zip(header, ["file", "type", "pages", "chunks", "status", "", ""], strict=True):
+    for column, title in zip(header, ["file", "type", "pages", "chunks", "status"], strict=False):
         column.markdown(f"**{title}**")
     for document in documents:
         cells = st.columns(widths, vertical_alignment="center")

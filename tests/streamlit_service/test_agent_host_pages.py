@@ -118,6 +118,10 @@ def documents_of(url: str, collection: str) -> dict[str, dict[str, Any]]:
     return {document["filename"]: document for document in response.json()}
 
 
+def chunks(count: int) -> str:
+    return "1 chunk" if count == 1 else f"{count} chunks"
+
+
 def button(app: AppTest, label: str):  # type: ignore[no-untyped-def]
     return next(b for b in app.button if b.label == label)
 
@@ -179,10 +183,10 @@ def test_create_a_collection_upload_several_files_and_see_progress_and_chunk_cou
     assert set(listed) == {"penguins.md", "etna.txt"}
     bar = page.progress[0]
     total = sum(document["chunks"] for document in listed.values())
-    assert bar.value == 100 and bar.text == f"Done: 2 of 3 files indexed, {total} chunks"
+    assert bar.value == 100 and bar.text == f"Done: 2 of 3 files indexed, {chunks(total)}"
     shown = texts(page)
     for filename, document in listed.items():
-        assert f"**{filename}** · :green[indexed] · {document['chunks']} chunks" in shown
+        assert f"**{filename}** · :green[indexed] · {chunks(document['chunks'])}" in shown
     refused = next(line for line in shown.splitlines() if line.startswith("**blank.txt**"))
     assert "blank.txt" in refused and "(422)" in refused  # the host's reason, with its status
     table = page.dataframe[0].value

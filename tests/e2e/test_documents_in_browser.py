@@ -1,0 +1,182 @@
+"""Documents and chat with sources in a real browser (headless Debian chromium), the UI in agent-host mode.
+
+Real processes: PostgreSQL, two runtimes, the LiteLLM proxy, the agent host (real Chroma, real embedding model)
+and the Streamlit UI.
+"""
+
+import re
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from devstack.config import REPO_ROOT
+from devstack.probe import free_port, http_ok
+from procs import BIN_DIR, MASTER_KEY, PYTHON, ManagedProcess, PostgresInstance
+
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+SCREENSHOTS = REPO_ROOT / "docs" / "img"
+HOST_KEY = "sk-e2e-documents-host-key"
+MODEL_CACHE = Path(tempfile.gettempdir()) / "genailabs-test-models"
+PENGUINS_MD = """# Emperor penguins
+
+Emperor penguins breed in the middle of the Antarctic winter. The male keeps the single egg warm on his feet
+for about two months, without eating, while the female feeds at sea.
+"""
+VOLCANO_TXT = (
+    "Mount Etna on Sicily is one of the most active volcanoes in the world. Its eruptions send lava flows "
+    "down the eastern slopes into the Valle del Bove, a wide valley that protects the villages below."
+)
+COLLECTION = "zoo-notes"
+pytestmark = pytest.mark.timeout(300)
+
+
+def start_host(proxy: str, postgres: PostgresInstance, scratch: Path) -> tuple[ManagedProcess, str, str]:
+    """An agent host on its own database (the UI's history lives there too, as in the stack)."""
+    database = f"e2e_docs_{uuid.uuid4().hex[:8]}"
+    postgres.cluster.bootstrap(postgres.user, postgres.password, [database])
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = ManagedProcess(
+        f"agent_host:{port}",
+        [PYTHON, "-m", "agent_host", "--port", str(port)],
+        health=lambda: http_ok(f"{url}/health"),
+        env={
+            "AGENT_HOST_API_KEY": HOST_KEY,
+            "AGENT_HOST_PROXY_KEY": MASTER_KEY,
+            "LITELLM_BASE_URL": f"{proxy}/v1",
+            "DATABASE_URL": postgres.url(database),
+            "CHROMA_PATH": str(scratch / "chroma"),
+            "MODEL_CACHE_DIR": str(MODEL_CACHE),
+            "NOTES_DIR": str(scratch / "notes"),
+            "HF_HUB_OFFLINE": "1",
+            "HOME": str(scratch),
+        },
+        startup_timeout=120.0,
+    )
+    process.start()
+    return process, url, postgres.url(database)
+
+
+def start_ui(host_url: str, database_url: str, proxy: str, runtimes: tuple[str, str]) -> tuple[ManagedProcess, str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = ManagedProcess(
+        f"ui:{port}",
+        [str(BIN_DIR / "streamlit"), "run", str(REPO_ROOT / "streamlit_service" / "main.py"), "--server.port",
+         str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+        health=lambda: http_ok(f"{url}/_stcore/health"),
+        env={
+            "LITELLM_BASE_URL": f"{proxy}/v1",
+            "LITELLM_API_KEY": MASTER_KEY,
+            "AGENT_HOST_URL": host_url,
+            "AGENT_HOST_API_KEY": HOST_KEY,
+            "DATABASE_URL": database_url,
+            "RUNTIME_URLS": ",".join(runtimes),
+        },
+    )  # fmt: skip
+    process.start()
+    return process, url
+
+
+@pytest.fixture(scope="module")
+def ui_url(
+    proxy: str, postgres: PostgresInstance, runtimes: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    host, host_url, database_url = start_host(proxy, postgres, tmp_path_factory.mktemp("e2e-docs-host"))
+    try:
+        ui, url = start_ui(host_url, database_url, proxy, runtimes)
+    except Exception:
+        host.stop()
+        raise
+    yield url
+    ui.stop()
+    host.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser: Browser, ui_url: str) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 1300})
+    tab = context.new_page()
+    tab.set_default_timeout(30_000)
+    yield tab
+    context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def test_upload_two_files_and_watch_them_indexed(page: Page, ui_url: str, tmp_path: Path) -> None:
+    page.goto(f"{ui_url}/Documents")
+    page.get_by_text("New collection").click()
+    page.get_by_label("Name", exact=True).fill(COLLECTION)
+    page.get_by_role("button", name="Create").click()
+    expect(page.get_by_text(f"Collection {COLLECTION} created.")).to_be_visible()
+    (tmp_path / "penguins.md").write_text(PENGUINS_MD)
+    (tmp_path / "etna.txt").write_text(VOLCANO_TXT)
+    page.locator("[data-testid=stFileUploaderDropzoneInput]").set_input_files(
+        [str(tmp_path / "penguins.md"), str(tmp_path / "etna.txt")]
+    )
+    page.get_by_role("button", name="Upload and index").click()
+    done = page.get_by_text(re.compile(r"Done: 2 of 2 files indexed, \d+ chunks?"))
+    expect(done).to_be_visible(timeout=120_000)
+    expect(page.locator("[data-testid=stProgress]").first).to_be_visible()
+    for filename in ("penguins.md", "etna.txt"):
+        expect(page.get_by_text(re.compile(rf"{re.escape(filename)} · indexed · \d+ chunks?"))).to_be_visible()
+    expect(page.get_by_role("button", name="Re-index")).to_have_count(2)
+    page.get_by_role("heading", name="Documents").first.scroll_into_view_if_needed()
+    shot(page, "documents")
+
+
+def test_retrieval_testing_shows_the_right_chunk(page: Page) -> None:
+    page.get_by_label("Question").fill("Which volcano sends lava into the Valle del Bove?")
+    page.locator("[data-testid=stFormSubmitButton] button", has_text="Search").click()
+    expect(page.get_by_text(re.compile(r"#1 · score [\d.]+ · etna\.txt"))).to_be_visible()
+
+
+def test_a_question_with_the_collection_selected_shows_its_source(page: Page, ui_url: str) -> None:
+    page.goto(ui_url)
+    page.get_by_text("Settings for this chat").click()
+    max_tokens = page.get_by_label("Max tokens")
+    max_tokens.fill("32")
+    max_tokens.press("Enter")
+    page.get_by_text("Settings for this chat").click()
+    picker = page.locator("[data-testid=stMultiSelect]")
+    picker.click()
+    page.get_by_role("option", name=COLLECTION).click()
+    page.keyboard.press("Escape")
+    chat = page.locator("[data-testid=stChatInput] textarea")
+    chat.fill("How long does the male emperor penguin keep the egg warm?")
+    chat.press("Enter")
+    source = page.get_by_text(re.compile(r"\[1\] penguins\.md"))
+    expect(source).to_be_visible(timeout=120_000)
+    expect(page.get_by_role("button", name="Regenerate")).to_be_visible(timeout=60_000)
+    page.get_by_text(re.compile(r"\[1\] penguins\.md")).click()
+    expect(page.get_by_text("keeps the single egg warm").first).to_be_visible()
+    page.wait_for_timeout(600)  # the expander's opening animation
+    shot(page, "chat-sources")
+
+
+def test_sources_are_still_there_after_a_reload(page: Page) -> None:
+    page.reload()
+    conversation = page.locator("[data-testid=stSidebar] [class*='st-key-open-'] button").first
+    expect(conversation).to_be_visible()
+    conversation.click()
+    expect(page.get_by_text(re.compile(r"\[1\] penguins\.md"))).to_be_visible()
