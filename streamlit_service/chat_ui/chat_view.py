@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from chat_ui import session, sources
+from chat_ui import agent_view, session, sources
 from chat_ui.config import Settings
 from chat_ui.schemas import SYSTEM_PROMPT_MAX, TEMPERATURE_RANGE, Message
 from chat_ui.store import HistoryStore, StoreUnavailable
@@ -76,9 +76,13 @@ def history(settings: Settings) -> None:
     for message in messages:
         with st.chat_message(message.role):
             extras = sources.extras_of(message, saved) if message.role == "assistant" else None
+            if extras is not None and extras.steps:
+                agent_view.render_events(extras.steps)
             st.markdown(message.content or "_(no text)_")
             if extras is not None:
                 sources.render(extras.citations, extras.collections)
+                if extras.steps:
+                    st.caption(agent_view.run_summary(extras.steps))
             label = "facts · copy" if message.facts else "copy"
             with st.expander(label):
                 if message.facts:

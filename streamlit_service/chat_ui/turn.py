@@ -1,11 +1,13 @@
 """One exchange with the model: save the question, stream the answer with a Stop button, save it."""
 
 from datetime import datetime
+from typing import Any
 
 import openai
 import streamlit as st
 
-from chat_ui import knowledge, session, sources
+from chat_ui import agent_turn, agent_view, knowledge, session, sources
+from chat_ui.agent_client import AgentReply
 from chat_ui.backend import Reply, ensure_host_session, fallback_title, generate_title, stream_reply
 from chat_ui.config import Settings
 from chat_ui.errors import explain
@@ -70,13 +72,39 @@ def run(settings: Settings, store: HistoryStore, text: str | None) -> None:
     question = history[-1].content
     first_exchange = len(history) == 1
     client = _client(settings.chat_base_url, settings.chat_api_key, settings.request_timeout)
-    reply = Reply(params)
     conversation = st.session_state.conversation
     if rag and first_exchange and conversation is not None:
         knowledge.remember(settings, conversation.id, rag["collections"])
-    session_id = None
-    if settings.agent_host_url and conversation is not None and text is not None:
-        session_id = ensure_host_session(settings, conversation.id, conversation.title)
+    pairs: list[tuple[str, str]] = [(m.role, m.content) for m in history]
+    if agent_view.active(settings):
+        # Agent runs are not stored by the host, so the session (for notes) is safe on a resend too.
+        session_id = ensure_host_session(settings, conversation.id, conversation.title) if conversation else None
+        agent_reply = agent_turn.stream(
+            settings, params, pairs, session_id, lambda done: _finish_agent(settings, store, done, question, params)
+        )
+        answer, failed = agent_reply.text, agent_reply.error is not None
+    else:
+        session_id = None
+        if settings.agent_host_url and conversation is not None and text is not None:
+            session_id = ensure_host_session(settings, conversation.id, conversation.title)
+        reply = Reply(params)
+        _stream_chat(settings, store, client, pairs, reply, session_id, rag, question)
+        answer, failed = reply.text, reply.error is not None
+    if not failed and first_exchange and st.session_state.conversation is not None:
+        _name(settings, store, client, params.model, question, answer)
+    st.rerun()
+
+
+def _stream_chat(
+    settings: Settings,
+    store: HistoryStore,
+    client: openai.OpenAI,
+    pairs: list[tuple[str, str]],
+    reply: Reply,
+    session_id: str | None,
+    rag: dict[str, Any] | None,
+    question: str,
+) -> None:
     with st.chat_message("assistant"):
         shown = st.empty()
         stop = st.empty()
@@ -87,9 +115,8 @@ def run(settings: Settings, store: HistoryStore, text: str | None) -> None:
             help="Stops the answer here; the model stops generating too",
         )
         shown.markdown("_waiting for the model…_")
-        pairs: list[tuple[str, str]] = [(m.role, m.content) for m in history]
         extra = {"rag": rag} if rag else None
-        pieces = stream_reply(client, params, pairs, reply, session_id=session_id, extra_body=extra)
+        pieces = stream_reply(client, reply.params, pairs, reply, session_id=session_id, extra_body=extra)
         try:
             for piece in pieces:
                 if piece is not None:
@@ -100,9 +127,18 @@ def run(settings: Settings, store: HistoryStore, text: str | None) -> None:
             pieces.close()  # on Stop (a rerun raised above) this closes the connection: the server stops too
             _finish(settings, store, reply, question, rag["collections"] if rag else [])
         stop.empty()
-    if reply.error is None and first_exchange and st.session_state.conversation is not None:
-        _name(settings, store, client, params.model, question, reply.text)
-    st.rerun()
+
+
+def _finish_agent(
+    settings: Settings, store: HistoryStore, reply: AgentReply, question: str, params: GenerationParams
+) -> None:
+    if reply.error is not None:
+        session.set_problem(agent_turn.problem(reply.error), question)
+        return
+    if reply.text or not reply.stopped:
+        message = _save(store, "assistant", reply.text, agent_turn.facts(reply, params))
+        session.messages().append(message)
+        sources.keep(settings, message, AnswerExtras(agent=reply.agent, steps=reply.events))
 
 
 def _finish(settings: Settings, store: HistoryStore, reply: Reply, question: str, searched: list[str]) -> None:

@@ -299,3 +299,40 @@ def test_a_deleted_collection_is_a_readable_error_not_a_model_error(host_ui: str
     assert not app.exception
     assert "Pick the chat's collections again" in shown and "not served" not in shown
     assert f"No longer on the agent host: {name}." in shown
+
+
+# Agent mode.
+
+
+def test_agent_mode_shows_each_step_and_keeps_them_with_the_answer(host_ui: str) -> None:
+    app = open_page()
+    app.toggle(key="agent_mode").set_value(True).run()
+    assert "math" in app.selectbox(key="agent_name").options  # read from the host's GET /agents
+    app.selectbox(key="agent_name").set_value("math").run()
+    app = send(app, "What is 12 times 7?")
+    assert not app.exception, app.exception
+    labels = [expander.label for expander in app.expander]
+    assert "Step 1: calculator" in labels, labels
+    store = HistoryStore(ui_database())
+    conversation = store.summaries()[0]
+    answer = store.messages(conversation.id)[-1]
+    assert answer.role == "assistant" and answer.content.strip()
+    extras = ExtrasStore(store, ui_database()).for_conversation(conversation.id)[answer.id]
+    assert extras.agent == "math"
+    results = [step for step in extras.steps if step["type"] == "tool_result"]
+    assert results[0]["name"] == "calculator" and results[0]["content"].strip() == "84"
+    reopened = open_page(c=str(conversation.id))
+    assert "Step 1: calculator" in [expander.label for expander in reopened.expander]
+
+
+def test_agent_mode_with_the_host_gone_explains_and_keeps_the_question(
+    host_ui: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = open_page()
+    app.toggle(key="agent_mode").set_value(True).run()
+    monkeypatch.setenv("AGENT_HOST_URL", f"http://127.0.0.1:{free_port()}")
+    get_settings.cache_clear()
+    app = send(app, "What is 2 plus 2?")
+    assert not app.exception
+    assert "The agent run failed: cannot reach the agent host" in texts(app)
+    assert [m.content for m in HistoryStore(ui_database()).messages(1)] == ["What is 2 plus 2?"]
