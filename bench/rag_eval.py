@@ -5,7 +5,7 @@ corpus, asks every question in vector, BM25 and hybrid mode and prints one table
 answer@5 (the answer phrase is in a top-5 chunk) and query latency. Everything it started is removed at the end.
 
     .venv/bin/python bench/rag_eval.py [--embedding-model all-MiniLM-L6-v2-int8] [--chunk-tokens N]
-        [--model-cache .stack/models] [--limit N] [--json PATH]
+        [--model-cache .stack/models] [--env RAG_RRF_K=20] [--limit N] [--json PATH]
     .venv/bin/python bench/rag_eval.py --host http://127.0.0.1:8000 --api-key KEY   # an already running host
 """
 
@@ -113,7 +113,7 @@ def batches(files: list[Path]) -> Iterator[list[Path]]:
 
 
 @contextmanager
-def private_host(model_cache: Path | None) -> Iterator[tuple[str, str]]:
+def private_host(model_cache: Path | None, extra_env: dict[str, str]) -> Iterator[tuple[str, str]]:
     """A private PostgreSQL and agent host on free ports, removed with their temp dirs on exit."""
     with ExitStack() as stack:
         work = Path(tempfile.mkdtemp(prefix="rag-eval-"))
@@ -136,6 +136,7 @@ def private_host(model_cache: Path | None) -> Iterator[tuple[str, str]]:
                 "CHROMA_PATH": str(work / "chroma"),
                 "MODEL_CACHE_DIR": str(model_cache or work / "models"),
                 "NOTES_DIR": str(work / "notes"),
+                **extra_env,
             },
             startup_timeout=180.0,
         )
@@ -195,6 +196,8 @@ def evaluate(url: str, key: str, args: argparse.Namespace) -> dict[str, Any]:
             spec["chunk_tokens"] = args.chunk_tokens
         client.post("/rag/collections", json=spec).raise_for_status()
         try:
+            # Loads the embedding model (and exports it to ONNX on a cold cache) before the clock starts.
+            client.post("/rag/query", json={"query": "warm-up", "collections": [collection], "mode": "vector"})
             seconds = ingest(client, collection, files)
             info = client.get(f"/rag/collections/{collection}").json()
             results = {mode: ModeResult() for mode in MODES}
@@ -208,6 +211,7 @@ def evaluate(url: str, key: str, args: argparse.Namespace) -> dict[str, Any]:
                 client.delete(f"/rag/collections/{collection}")
     return {
         "machine": machine(),
+        "host_env": args.env,
         "corpus": {
             "documents": len(files),
             "megabytes": round(sum(path.stat().st_size for path in files) / 1e6, 2),
@@ -232,6 +236,8 @@ def report(numbers: dict[str, Any]) -> None:
         f" {corpus['questions']} questions · {collection['embedding_model']}, chunks of {collection['chunk_tokens']}"
         f" tokens (overlap {collection['chunk_overlap']}) · top_k {TOP_K}, min_score -1"
     )
+    if numbers["host_env"]:
+        print("host settings: " + " ".join(numbers["host_env"]))
     print(
         f"ingestion: {ingest_['seconds']:.1f} s, {ingest_['chunks_per_second']:.0f} chunks/s"
         " end to end (HTTP upload, wait=true)"
@@ -263,6 +269,14 @@ def main() -> int:
     parser.add_argument("--embedding-model", default="all-MiniLM-L6-v2-int8")
     parser.add_argument("--chunk-tokens", type=int, help="chunk size of the collection (default: the host's)")
     parser.add_argument("--model-cache", type=Path, help="MODEL_CACHE_DIR of the private host, e.g. .stack/models")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra setting for the private host, e.g."
+        " RAG_RRF_K=20 (repeatable): tries fusion parameters without editing .env",
+    )
     parser.add_argument("--limit", type=int, help="ask only the first N questions")
     parser.add_argument("--keep", action="store_true", help="keep the collection afterwards")
     parser.add_argument("--json", type=Path, help="also write the numbers (and per-question ranks) here")
@@ -275,7 +289,8 @@ def main() -> int:
                 return 1
             numbers = evaluate(args.host.rstrip("/"), args.api_key, args)
         else:
-            with private_host(args.model_cache) as (url, key):
+            extra_env = dict(item.split("=", 1) for item in args.env)
+            with private_host(args.model_cache, extra_env) as (url, key):
                 numbers = evaluate(url, key, args)
     except KeyboardInterrupt:
         print("rag_eval: interrupted, cleaned up", file=sys.stderr)
