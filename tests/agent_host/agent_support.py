@@ -56,6 +56,11 @@ class ScriptedModel:
         self.app = FastAPI()
         self.app.post("/v1/chat/completions", response_model=None)(self._complete)
 
+    def script(self, replies: list[Reply]) -> None:
+        """Replaces what is left of the script and forgets the requests seen so far."""
+        self.replies = list(replies)
+        self.requests.clear()
+
     async def _complete(self, request: Request) -> JSONResponse | StreamingResponse:
         body = await request.json()
         self.requests.append(body)

@@ -116,7 +116,13 @@ def load_agents(path: Path) -> AgentRegistry:
     try:
         return AgentRegistry(AgentsFile.model_validate(raw))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'file'}: {error['msg']}" for error in exc.errors()[:8]
-        )
+        problems = "; ".join(_problem(error) for error in exc.errors()[:8])
         raise AgentConfigError(f"agents file {path}: {problems}") from exc
+
+
+def _problem(error: Any) -> str:
+    """`agents.1.max_steps: Input should be ...`, or a whole-file rule's own words."""
+    context = error.get("ctx") or {}
+    message = str(context["error"]) if "error" in context else error["msg"]
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {message}" if where else message

@@ -69,10 +69,14 @@ def example_messages(examples: list[ToolExample]) -> list[BaseMessage]:
     return messages
 
 
-def opening_messages(agent: AgentSpec, conversation: list[BaseMessage], extra_system: str = "") -> list[BaseMessage]:
+def opening_messages(
+    agent: AgentSpec, conversation: list[BaseMessage], tools: list[str], extra_system: str = ""
+) -> list[BaseMessage]:
+    """System prompt, the examples of the tools this run has (an MCP server may be down), the conversation."""
     system = "\n\n".join(part for part in (agent.system_prompt.strip(), extra_system.strip()) if part)
     head: list[BaseMessage] = [SystemMessage(system)] if system else []
-    return head + example_messages(agent.examples) + conversation
+    examples = [example for example in agent.examples if example.tool in tools]
+    return head + example_messages(examples) + conversation
 
 
 def _text(message: BaseMessage) -> str:

@@ -267,7 +267,7 @@ class AgentService:
             agent=agent,
             model=self.model(model, agent.temperature),
             tools=tools,
-            messages=opening_messages(agent, conversation, system),
+            messages=opening_messages(agent, conversation, [tool.name for tool in tools], system),
             max_steps=budget.limits.narrowed(agent.max_steps).max_steps,
             budget=budget,
             plan_step=plan_step,
