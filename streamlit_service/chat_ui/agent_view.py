@@ -13,6 +13,12 @@ AUTO = "auto"
 AGENT_HOST_ONLY = (
     "Documents (RAG) and agents need the agent host: this UI talks straight to the proxy (AGENT_HOST_URL is not set)."
 )
+ROUTES = {
+    "explicit": "as chosen",
+    "embedding": "picked by the router: closest to the request",
+    "keywords": "picked by the router: keywords",
+    "default": "the default agent",
+}
 STOP_WORDS = {
     "max_steps": "the step limit",
     "max_tool_calls": "the tool-call limit",
@@ -154,10 +160,8 @@ def render_other(event: dict[str, Any]) -> None:
     if kind == "start":
         route = event.get("route") or {}
         tools = ", ".join(event.get("tools") or []) or "none"
-        st.caption(
-            f"Agent **{event.get('agent')}** (picked by {route.get('method', '?')}) · model {event.get('model')} · "
-            f"tools: {tools}"
-        )
+        how = ROUTES.get(str(route.get("method")), str(route.get("method", "")))
+        st.caption(f"Agent **{event.get('agent')}** ({how}) · model {event.get('model')} · tools: {tools}")
     elif kind == "plan":
         items = event.get("steps") or []
         with st.expander(f"Plan: {len(items)} steps", icon=":material/checklist:"):
@@ -181,7 +185,8 @@ def run_summary(events: list[dict[str, Any]]) -> str:
     answer = next((e for e in events if e.get("type") == "answer"), None)
     if answer is None:
         return ""
-    line = f"{answer.get('steps', 0)} steps · {answer.get('tool_calls', 0)} tool calls"
+    steps, calls = int(answer.get("steps", 0)), int(answer.get("tool_calls", 0))
+    line = f"{steps} step{'' if steps == 1 else 's'} · {calls} tool call{'' if calls == 1 else 's'}"
     if answer.get("stopped_by"):
         line += f" · stopped by {STOP_WORDS.get(str(answer['stopped_by']), answer['stopped_by'])}"
     return line

@@ -153,12 +153,14 @@ def test_retrieval_testing_shows_the_right_chunk(page: Page) -> None:
 
 def test_a_question_with_the_collection_selected_shows_its_source(page: Page, ui_url: str) -> None:
     page.goto(ui_url)
+    picker = page.locator("[data-testid=stMultiSelect]")
+    expect(picker).to_be_visible()  # the page has run through: a click now is not undone by its first run
     page.get_by_text("Settings for this chat").click()
     max_tokens = page.get_by_label("Max tokens")
+    expect(max_tokens).to_be_visible()
     max_tokens.fill("32")
     max_tokens.press("Enter")
     page.get_by_text("Settings for this chat").click()
-    picker = page.locator("[data-testid=stMultiSelect]")
     picker.click()
     page.get_by_role("option", name=COLLECTION).click()
     page.keyboard.press("Escape")
