@@ -26,6 +26,7 @@ EMBED_BATCH = 64
 QUICK_REBUILD_SECONDS = 0.25
 
 Batch = list[tuple[FileWork, Chunk]]
+Embedded = tuple[Batch, np.ndarray]
 
 
 @dataclass
@@ -85,7 +86,7 @@ class Ingestor:
         collection = await self.registry.get_collection(job.collection)
         embedder = await self.embedder(collection.embedding_model)
         pending = _KeywordChanges()
-        batches: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=2)
+        batches: asyncio.Queue[Embedded | None] = asyncio.Queue(maxsize=2)
         writer = asyncio.create_task(self._write(job, collection, batches, pending))
         try:
             waiting: Batch = []
@@ -119,7 +120,7 @@ class Ingestor:
         except Exception as exc:
             await self._fail(job, work, exc)
 
-    async def _embed(self, job: Job, batch: Batch, embedder: Embedder, batches: asyncio.Queue[Batch | None]) -> None:
+    async def _embed(self, job: Job, batch: Batch, embedder: Embedder, batches: asyncio.Queue[Embedded | None]) -> None:
         """Embeds while the writer stores the previous batch: the two stages overlap."""
         batch = [(work, chunk) for work, chunk in batch if not work.finished]
         if not batch:
@@ -133,14 +134,14 @@ class Ingestor:
         await batches.put(_with_vectors(batch, vectors))
 
     async def _write(
-        self, job: Job, collection: CollectionPublic, batches: asyncio.Queue[Any], pending: _KeywordChanges
+        self, job: Job, collection: CollectionPublic, batches: asyncio.Queue[Embedded | None], pending: _KeywordChanges
     ) -> None:
         while (item := await batches.get()) is not None:
             batch, vectors = item
             live = [i for i, (work, _) in enumerate(batch) if not work.finished]
             if not live:
                 continue
-            ids = [chunk_id(batch[i][0].document_id, batch[i][0].generation, batch[i][1].index) for i in live]
+            ids = [chunk_id(batch[i][0].document_id, batch[i][0].gen, batch[i][1].index) for i in live]
             metadatas = [_metadata(*batch[i]) for i in live]
             texts = [batch[i][1].text for i in live]
             try:
@@ -164,17 +165,17 @@ class Ingestor:
                 ready = await self.registry.mark_ready(work.document_id, count)
                 previous = None
             else:
-                previous = await self.registry.finish_reindex(work.document_id, work.generation, count)
+                previous = await self.registry.finish_reindex(work.document_id, work.gen, count)
                 ready = previous is not None
             if ready:
-                self.visibility.show(job.collection, work.document_id, work.generation, replaces=previous)
+                self.visibility.show(job.collection, work.document_id, work.gen, replaces=previous)
         if not ready:
             await self._fail(job, work, DocumentNotFound(f"{work.result.filename} was deleted while being indexed"))
             return
         work.finished = True
         work.result.status, work.result.chunks = "indexed", count
         pending.added.extend(
-            (chunk_id(work.document_id, work.generation, chunk.index), chunk.text, _metadata(work, chunk))
+            (chunk_id(work.document_id, work.gen, chunk.index), chunk.text, _metadata(work, chunk))
             for chunk in work.chunks or ()
         )
         if previous is not None:
@@ -212,14 +213,14 @@ class Ingestor:
         self._rebuild_seconds[collection] = time.perf_counter() - started
 
 
-def _with_vectors(batch: Batch, vectors: np.ndarray) -> tuple[Batch, np.ndarray]:
+def _with_vectors(batch: Batch, vectors: np.ndarray) -> Embedded:
     return batch, np.asarray(vectors, dtype=np.float32)
 
 
 def _metadata(work: FileWork, chunk: Chunk) -> dict[str, Any]:
     return chunk_metadata(
         work.document_id,
-        work.generation,
+        work.gen,
         work.result.filename,
         work.document.type,
         chunk.index,

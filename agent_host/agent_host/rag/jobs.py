@@ -30,6 +30,13 @@ class FileWork:
     finished: bool = False
 
     @property
+    def gen(self) -> int:
+        """The generation being written (a re-index has reserved it by the time chunks exist)."""
+        if self.generation is None:
+            raise RuntimeError(f"{self.document_id}: no generation reserved")
+        return self.generation
+
+    @property
     def fraction(self) -> float:
         if self.finished:
             return 1.0

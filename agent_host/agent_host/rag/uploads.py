@@ -10,7 +10,7 @@ from agent_host.errors import AgentHostError, DocumentTooLarge, UnreadableDocume
 from agent_host.rag.jobs import FileWork
 from agent_host.rag.loaders import LoadedDocument, Section, detect_type, load_document, safe_filename
 from agent_host.rag.registry import NewDocument, Registry, StoredDocument
-from agent_host.rag.schemas import FileProblem, FileResult
+from agent_host.rag.schemas import DocumentType, FileProblem, FileResult
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ async def _accept(
     # Checked before parsing so a re-upload costs nothing; the UNIQUE constraint decides races.
     existing = await registry.find_by_hash(collection, digest)
     if existing is None:
-        document = await _load(filename, data)
+        document = await _load(filename, data, doc_type)
         new = NewDocument(
             collection=collection,
             filename=filename,
@@ -82,9 +82,9 @@ async def _accept(
     return None
 
 
-async def _load(filename: str, data: bytes) -> LoadedDocument:
+async def _load(filename: str, data: bytes, doc_type: DocumentType) -> LoadedDocument:
     try:
-        return await asyncio.to_thread(load_document, filename, data)
+        return await asyncio.to_thread(load_document, filename, data, doc_type)
     except AgentHostError:
         raise
     except Exception as exc:  # a loader library choking on a malformed file is still the file's problem
