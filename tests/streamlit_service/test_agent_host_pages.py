@@ -42,6 +42,7 @@ VOLCANO_TXT = (
     "Mount Etna on Sicily is one of the most active volcanoes in the world. Its eruptions send lava flows "
     "down the eastern slopes into the Valle del Bove, a wide valley that protects the villages below."
 )
+MAX_FILE_BYTES = 20_000
 PENGUIN_QUESTION = "How long does the male emperor penguin keep the egg warm?"
 pytestmark = pytest.mark.timeout(300)
 
@@ -68,6 +69,7 @@ def host(proxy: str, postgres: PostgresInstance, tmp_path_factory: pytest.TempPa
             "NOTES_DIR": str(tmp_path_factory.mktemp("ui-pages-notes")),
             "HF_HUB_OFFLINE": "1",
             "HOME": str(tmp_path_factory.mktemp("ui-pages-home")),
+            "RAG_MAX_FILE_BYTES": str(MAX_FILE_BYTES),
         },
         startup_timeout=120.0,
     )
@@ -175,6 +177,7 @@ def test_create_a_collection_upload_several_files_and_see_progress_and_chunk_cou
             ("penguins.md", PENGUINS_MD.encode(), "text/markdown"),
             ("etna.txt", VOLCANO_TXT.encode(), "text/plain"),
             ("blank.txt", b"   ", "text/plain"),
+            ("huge.txt", b"word " * (MAX_FILE_BYTES // 4), "text/plain"),
         ]
     ).run()
     page.button(key="upload").click().run(timeout=120)
@@ -183,12 +186,14 @@ def test_create_a_collection_upload_several_files_and_see_progress_and_chunk_cou
     assert set(listed) == {"penguins.md", "etna.txt"}
     bar = page.progress[0]
     total = sum(document["chunks"] for document in listed.values())
-    assert bar.value == 100 and bar.text == f"Done: 2 of 3 files indexed, {chunks(total)}"
+    assert bar.value == 100 and bar.text == f"Done: 2 of 4 files indexed, {chunks(total)}"
     shown = texts(page)
     for filename, document in listed.items():
         assert f"**{filename}** · :green[indexed] · {chunks(document['chunks'])}" in shown
     refused = next(line for line in shown.splitlines() if line.startswith("**blank.txt**"))
     assert "blank.txt" in refused and "(422)" in refused  # the host's reason, with its status
+    too_big = next(line for line in shown.splitlines() if line.startswith("**huge.txt**"))
+    assert ":red[rejected]" in too_big and "(413)" in too_big
     table = page.dataframe[0].value
     row = table[table["collection"] == name].iloc[0]
     assert (row["documents"], row["chunks"]) == (2, total)
@@ -202,6 +207,20 @@ def test_the_same_file_again_is_reported_as_a_duplicate(host_ui: str) -> None:
     page.file_uploader[0].set_value([("again.txt", VOLCANO_TXT.encode(), "text/plain")]).run()
     page.button(key="upload").click().run(timeout=60)
     assert "**again.txt** · :orange[duplicate" in texts(page)
+    assert set(documents_of(host_ui, name)) == {"penguins.md", "etna.txt"}
+
+
+def test_a_batch_refused_entirely_says_why_for_each_file(host_ui: str) -> None:
+    name = indexed_collection(host_ui)
+    page = open_page(DOCUMENTS_PAGE)
+    page.selectbox(key="documents_collection").set_value(name).run()
+    page.file_uploader[0].set_value([("empty.md", b"", "text/markdown"), ("blank.txt", b" ", "text/plain")]).run()
+    page.button(key="upload").click().run(timeout=60)
+    assert not page.exception and not page.progress
+    problem = str(page.error[0].value)
+    assert problem.startswith("Nothing indexed:") and "empty.md" in problem
+    shown = texts(page)
+    assert "**empty.md** · :red[rejected]" in shown and "**blank.txt** · :red[rejected]" in shown
     assert set(documents_of(host_ui, name)) == {"penguins.md", "etna.txt"}
 
 
