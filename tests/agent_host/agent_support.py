@@ -121,7 +121,11 @@ class ScriptedModel:
     def serving(self) -> Iterator[str]:
         """Runs the server in a thread on a free port; yields its OpenAI base URL."""
         port = free_port()
-        server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning"))
+        # A scripted delay outlives its client (a run cut by its time limit): shut down without waiting for it.
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=0.5
+        )
+        server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         deadline = time.monotonic() + 10

@@ -30,7 +30,8 @@ NUMBER = "#"
 # Numbers hint at arithmetic but appear in any request (codes, dates, times): they count for less.
 NUMBER_WEIGHT = 0.5
 # Where a request with several tasks splits: "what time is it, and then compute 2*3".
-CLAUSE = re.compile(r"\b(?:and then|then|and also|and|also|after that)\b|[;,.?!]", re.IGNORECASE)
+# Not at commas: "according to my files, when is the deadline" is one question.
+CLAUSE = re.compile(r"\b(?:and then|then|and also|and|also|after that)\b|[;?!]|\.(?!\d)", re.IGNORECASE)
 STOPWORDS = frozenset(
     " ".join(
         [
