@@ -8,7 +8,9 @@ import pytest
 from rag_files import PARAGRAPHS
 
 from agent_host.errors import EmbeddingModelUnknown
-from agent_host.rag.embeddings import MINILM, MINILM_INT8, Embedder, EmbedderRegistry
+from agent_host.rag import onnx_export
+from agent_host.rag.embeddings import MINILM, MINILM_INT8, Embedder, EmbedderRegistry, OnnxEmbedder, minilm_path
+from agent_host.rag.onnx_export import export_int8
 
 SENTENCES = [
     "How do I reset my password?",
@@ -142,17 +144,39 @@ def test_concurrent_first_use_loads_one_shared_model(model_cache: Path, int8: Em
     assert results[0] is not int8  # a registry of its own, sharing only the cache directory
 
 
-def test_the_int8_export_is_cached_and_reused(model_cache: Path, int8: Embedder, tmp_path: Path) -> None:
+def test_the_int8_export_is_cached_and_reused(model_cache: Path, int8: Embedder) -> None:
     exports = sorted(model_cache.glob("*.onnx"))
     assert len(exports) == 1
     before = exports[0].stat()
-    again = EmbedderRegistry(model_cache).get(MINILM_INT8)
+    EmbedderRegistry(model_cache).get(MINILM_INT8)
     assert sorted(model_cache.glob("*.onnx")) == exports
     after = exports[0].stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns), "the export was redone"
     assert not [path for path in model_cache.iterdir() if path.is_dir()], "a temporary export directory was left"
 
-    elsewhere = tmp_path / "other-cache"
-    other = EmbedderRegistry(elsewhere).get(MINILM_INT8)
-    assert [path.name for path in elsewhere.glob("*.onnx")] == [exports[0].name]
-    assert float(other.embed_query(SENTENCES[0]) @ again.embed_query(SENTENCES[0])) > 0.9999
+
+def test_two_exports_into_one_new_cache_run_once(
+    tmp_path: Path, int8: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exported: list[Path] = []
+    real_export = onnx_export._export_fp32
+
+    def spied(model_path: Path, destination: Path) -> None:
+        exported.append(destination)
+        real_export(model_path, destination)
+
+    monkeypatch.setattr(onnx_export, "_export_fp32", spied)
+    cache = tmp_path / "new-cache"
+    results: list[Path] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(export_int8(minilm_path(), cache, MINILM))) for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(exported) == 1, "the second export did not wait for the first one's file"
+    assert len(results) == 2 and results[0] == results[1] and results[0].parent == cache
+    assert [path.name for path in cache.glob("*.onnx")] == [results[0].name]
+    fresh = OnnxEmbedder(MINILM_INT8, minilm_path(), results[0])
+    assert float(fresh.embed_query(SENTENCES[0]) @ int8.embed_query(SENTENCES[0])) > 0.9999
