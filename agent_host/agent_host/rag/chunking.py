@@ -23,6 +23,8 @@ Span = tuple[int, int]
 
 @dataclass(frozen=True)
 class Chunk:
+    """A piece of one section: `text == doc.text[start:end]`, with the section's page and heading path."""
+
     index: int
     text: str
     page: int | None
@@ -47,7 +49,7 @@ def chunk_document(
 
 @dataclass(frozen=True)
 class Atom:
-    """A piece that fits a chunk; `cut` is how good a place the boundary before it is (0 paragraph ... 4 none)."""
+    """A piece that fits a chunk; `cut` rates the boundary before it: 0 paragraph break (best) ... 4 inside a word."""
 
     start: int
     end: int

@@ -50,6 +50,8 @@ class Part:
 
 @dataclass(frozen=True)
 class Section:
+    """A page of a PDF, or the text under one heading path; `start` is its offset in LoadedDocument.text."""
+
     text: str
     page: int | None
     heading: str | None
@@ -58,6 +60,8 @@ class Section:
 
 @dataclass(frozen=True)
 class LoadedDocument:
+    """A parsed file: its safe base name, type, sections in reading order and, for PDFs, its page count."""
+
     filename: str
     type: DocumentType
     sections: list[Section]
