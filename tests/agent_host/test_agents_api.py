@@ -10,6 +10,7 @@ import httpx
 import pytest
 from agent_support import ScriptedModel, call, events_of, say, write_agents_file
 from host_support import HOST_KEY, auth, new_session, sse_data, start_host
+from rag_support import MODEL_CACHE, create_collection, txt, upload
 
 from devstack.config import REPO_ROOT
 from devstack.probe import free_port
@@ -24,6 +25,7 @@ AGENTS = [
         "route_examples": ["What is 2 plus 2?"],
     },
     {"name": "keeper", "description": "Remember notes for the session.", "tools": ["add_note", "list_notes"]},
+    {"name": "reader", "description": "Search the uploaded documents.", "tools": ["search_documents"]},
 ]
 
 
@@ -52,7 +54,9 @@ def host_env(tmp: Path, agents_file: Path) -> dict[str, str]:
         "AGENTS_FILE": str(agents_file),
         "MCP_SERVERS_FILE": str(servers),
         "CHROMA_PATH": str(tmp / "chroma"),
-        "MODEL_CACHE_DIR": str(tmp / "models"),
+        "MODEL_CACHE_DIR": str(MODEL_CACHE),
+        "HF_HUB_OFFLINE": "1",
+        "HOME": str(tmp),  # Chroma's own cache
     }
 
 
@@ -66,7 +70,7 @@ def test_the_agents_are_listed_with_the_tools_they_can_call(host: str) -> None:
     response = httpx.get(f"{host}/agents", headers=auth(), timeout=10)
     assert response.status_code == 200
     agents = {agent["name"]: agent for agent in response.json()}
-    assert list(agents) == ["assistant", "math", "keeper"]
+    assert list(agents) == ["assistant", "math", "keeper", "reader"]
     assert agents["keeper"]["tools"] == ["add_note", "list_notes"] and agents["assistant"]["tools"] == []
     assert agents["math"]["model"] == "fake-model" and agents["math"]["max_steps"] >= 1
 
@@ -94,6 +98,18 @@ def test_a_run_without_stream_returns_the_steps_and_the_answer(host: str, model:
     assert result["agent"] == "keeper" and result["answer"] == "Noted." and result["stopped_by"] is None
     assert [step["type"] for step in result["steps"]] == ["start", "tool_call", "tool_result", "answer"]
     assert result["steps"][2]["content"].startswith("saved note")
+
+
+def test_document_search_finds_passages_of_an_uploaded_file(host: str, model: tuple[ScriptedModel, str]) -> None:
+    create_collection(host, "manuals")
+    text = "Returns. The warranty lasts two years from the date of purchase and covers parts and labour."
+    assert upload(host, "manuals", [txt("warranty.txt", text)]).status_code in (200, 201)
+    model[0].script([call("search_documents", query="how long is the warranty"), say("Two years.")])
+    _, events, _ = stream_run(host, {"task": "How long is the warranty?", "agent": "reader"})
+    result = events_of("tool_result", events)[0]
+    assert not result["is_error"] and result["content"].startswith("[1] warranty.txt")
+    assert "two years from the date of purchase" in result["content"]
+    assert "warranty.txt" in str(model[0].requests[1]["messages"][-1]["content"])
 
 
 def test_a_model_failure_mid_stream_ends_with_an_error_event(host: str, model: tuple[ScriptedModel, str]) -> None:

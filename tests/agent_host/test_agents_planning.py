@@ -108,6 +108,7 @@ async def test_the_router_honours_a_named_agent_and_classifies_the_rest_by_keywo
         "Calculate 12 times 19": "math",
         "What time is it in Lima?": "clock",
         "Please remember my locker code": "notes",
+        "Show me my saved notes": "recall",
         "What do my documents say about refunds?": "researcher",
         "Tell me a joke": "assistant",
         "What time is it in Lima, and then calculate 12 times 19?": "planner",
