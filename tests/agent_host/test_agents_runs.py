@@ -82,6 +82,15 @@ async def test_a_run_calls_the_calculator_then_answers_from_its_result(pool: Any
     assert answer["content"] == "37 times 91 is 3367." and answer["steps"] == 2 and answer["tool_calls"] == 1
 
 
+async def test_text_the_model_writes_beside_a_tool_call_is_reported_as_a_thought(pool: Any) -> None:
+    model = ScriptedModel([call("calculator", content="I should multiply.", expression="6*7"), say("42.")])
+    with model.serving() as url:
+        events = await run(service(url, pool))
+    assert kinds(events) == ["start", "thought", "tool_call", "tool_result", "answer"]
+    assert events_of("thought", events)[0]["text"] == "I should multiply."
+    assert events[-1]["content"] == "42."
+
+
 async def test_arguments_that_break_the_schema_go_back_as_an_error_and_the_run_continues(pool: Any) -> None:
     model = ScriptedModel([call("calculator", expr="1+1"), call("calculator", expression="1+1"), say("It is 2.")])
     with model.serving() as url:
