@@ -104,7 +104,7 @@ async def run_plan(context: PlanContext, outcome: Outcome) -> AsyncIterator[Any]
     response_format = {"type": "json_schema", "json_schema": {"name": "plan", "schema": plan_schema(names)}}
     reply = await context.model.ainvoke(plan_messages(context), response_format=response_format, max_tokens=PLAN_TOKENS)
     context.budget.model_calls += 1
-    parsed = parse_plan(reply.text if isinstance(reply.text, str) else str(reply.text()), set(names))
+    parsed = parse_plan(str(reply.text), set(names))
     fallback = None
     if isinstance(parsed, str):
         log.info("planner: %s; running the task as one step", parsed)
@@ -139,7 +139,7 @@ async def run_plan(context: PlanContext, outcome: Outcome) -> AsyncIterator[Any]
     parts: list[str] = []
     async for chunk in context.model.astream(aggregate_messages(context.task, done)):
         if isinstance(chunk, AIMessageChunk) and chunk.text:
-            piece = chunk.text if isinstance(chunk.text, str) else str(chunk.text())
+            piece = str(chunk.text)
             parts.append(piece)
             yield DeltaEvent(step=0, text=piece)
     context.budget.model_calls += 1

@@ -80,7 +80,7 @@ def opening_messages(
 
 
 def _text(message: BaseMessage) -> str:
-    return message.text if isinstance(message.text, str) else str(message.text())
+    return str(message.text)  # the text blocks of the content, joined
 
 
 def strict_reply(merged: AIMessageChunk | None) -> AIMessage:
