@@ -10,9 +10,8 @@ from chat_ui.config import Settings
 from chat_ui.rag_client import HostProblem
 
 AUTO = "auto"
-AGENT_HOST_ONLY = (
-    "Documents (RAG) and agents need the agent host: this UI talks straight to the proxy (AGENT_HOST_URL is not set)."
-)
+# Said without the word "proxy": the status panel below owns that word (and the browser tests look for it there).
+AGENT_HOST_ONLY = "Documents (RAG) and agents need the agent host: AGENT_HOST_URL is not set, so they are off."
 ROUTES = {
     "explicit": "as chosen",
     "embedding": "picked by the router: closest to the request",
