@@ -9,7 +9,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 from openai.types.chat import ChatCompletionChunk
 
-from agent_host.deps import ChatClientDep, PipelineDep
+from agent_host.agents.chat import open_chat_agent
+from agent_host.deps import AgentServiceDep, ChatClientDep, PipelineDep
 from agent_host.errors import AgentHostError
 from agent_host.pipeline.upstream import upstream_errors
 from agent_host.schemas import ChatCompletionRequest
@@ -19,8 +20,15 @@ log = logging.getLogger(__name__)
 
 
 @router.post("/chat/completions", response_model=None)
-async def chat_completions(body: ChatCompletionRequest, pipeline: PipelineDep) -> JSONResponse | StreamingResponse:
-    """Chat completions as the proxy serves them; `session_id` in the body adds history and storage."""
+async def chat_completions(
+    body: ChatCompletionRequest, pipeline: PipelineDep, agents: AgentServiceDep
+) -> JSONResponse | StreamingResponse:
+    """Chat completions as the proxy serves them; `session_id` adds history, `rag` sources, `agent` a tool run."""
+    if body.agent is not None:
+        run = await open_chat_agent(agents, body, body.agent)  # bad options or agent: an error before any byte
+        if body.stream:
+            return StreamingResponse(sse_events(run.chunks()), media_type="text/event-stream")
+        return JSONResponse((await run.complete()).model_dump(exclude_unset=True, mode="json"))
     turn = await pipeline.prepare(body)
     citations = [citation.model_dump() for citation in turn.retrieved.citations]
     if body.stream:
