@@ -6,13 +6,14 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack import pg
 from devstack.config import REPO_ROOT
-from devstack.probe import free_port, http_ok, postgres_ok, wait_until
+from devstack.probe import free_port, http_ok, postgres_ok
 
 PYTHON = sys.executable
 # The session proxy's master key (tests/conftest.py); imported from here because inside a test folder
@@ -39,10 +40,12 @@ class ManagedProcess:
             self.proc = subprocess.Popen(
                 self.argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, start_new_session=True
             )
-        reason = wait_until(self._health_or_exit, self.startup_timeout)
-        if reason is not None:
-            self.stop()
-            raise RuntimeError(f"{self.name} did not become healthy: {reason}\n{self.log_tail()}")
+        deadline = time.monotonic() + self.startup_timeout
+        while (reason := self._health_or_exit()) is not None:
+            if self.proc.poll() is not None or time.monotonic() > deadline:  # a dead child never gets healthy
+                self.stop()
+                raise RuntimeError(f"{self.name} did not become healthy: {reason}\n{self.log_tail()}")
+            time.sleep(0.3)
 
     def _health_or_exit(self) -> str | None:
         if self.proc is not None and self.proc.poll() is not None:
