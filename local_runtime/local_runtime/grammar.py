@@ -11,6 +11,10 @@ from local_runtime.prompting import TOOL_CALL_CLOSE, TOOL_CALL_OPEN, ToolSpec
 
 # The converter's own `char` admits raw control characters, which json.loads rejects.
 _STRICT_CHAR = r'[^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
+# In tool arguments a string may not open with a space or JSON punctuation: small models otherwise pick a
+# token such as `"}` or `".` right after `":`, whose tail becomes the argument's garbled first character.
+_TOOL_STRING = r'"\"" (string-first char*)? "\"" space'
+_TOOL_STRING_FIRST = r'[^"\\\x7F\x00-\x20}\],.:] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'
 
 
 def _converter() -> SchemaConverter:
@@ -69,6 +73,9 @@ def tool_grammar(tools: list[ToolSpec]) -> str:
         call_rule = converter.visit(schema, "call")
     except Exception as exc:
         raise InvalidRequest(f"invalid tool parameters schema: {exc}") from exc
+    if "string" in converter._rules:
+        converter._rules["string"] = _TOOL_STRING
+        converter._rules["string-first"] = _TOOL_STRING_FIRST
     # One call per turn: small models asked for a list keep appending unrelated calls.
     calls = f'"{TOOL_CALL_OPEN}[" space {call_rule} "]{TOOL_CALL_CLOSE}"'
     return f"root ::= {calls}\n{_rules(converter)}"

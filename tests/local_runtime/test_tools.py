@@ -81,3 +81,24 @@ def test_openai_required_tool_choice_always_calls_with_valid_json(http: httpx.Cl
     call = choice["message"]["tool_calls"][0]
     assert call["type"] == "function" and call["id"].startswith("call_")
     assert schema_violations(json.loads(call["function"]["arguments"]), ADD_PARAMETERS) == []
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["Read the file notes/todo.txt", "Show me what is in shopping.md", "Open the file called report 2024.txt"],
+)
+def test_string_arguments_never_open_with_punctuation_or_a_space(http: httpx.Client, question: str) -> None:
+    """A token like `"}` after `":` used to slip its tail into the argument ("}notes/todo.txt")."""
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "read_file",
+            "description": "Read a text file",
+            "parameters": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]},
+        },
+    }
+    body = {"model": MODEL, "messages": [{"role": "user", "content": question}], "tools": [tool], "temperature": 0}
+    body["tool_choice"] = "required"
+    reply = http.post("/v1/chat/completions", json=body).json()
+    path = json.loads(reply["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"])["path"]
+    assert path == "" or path[0] not in ' "}],.:', path
