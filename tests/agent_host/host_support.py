@@ -16,13 +16,15 @@ from procs import MASTER_KEY, PYTHON, ManagedProcess
 # Test proxies must never spool into the repo's .stack/, where a real stack would pick the rows up.
 
 HOST_KEY = "sk-agent-host-test-key"
+# The ONNX export of the embedding model, made once per machine (under a file lock) and reused by every host.
+MODEL_CACHE = Path(tempfile.gettempdir()) / "genailabs-test-models"
 MODEL = "smollm2:135m"
 
 
 def start_host(proxy_url: str, database_url: str, proxy_key: str, **env: str) -> tuple[ManagedProcess, str]:
     """A host with its own data dirs (Chroma, notes) and no MCP servers unless `env` says otherwise.
 
-    The exported embedding model stays in the repo's .stack/models, shared by every test host and run.
+    The exported embedding model is cached in one temp dir shared by every test host and run.
     """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -30,7 +32,12 @@ def start_host(proxy_url: str, database_url: str, proxy_key: str, **env: str) ->
     atexit.register(shutil.rmtree, data, ignore_errors=True)
     servers = data / "mcp_servers.json"
     servers.write_text('{"mcpServers": {}}')
-    defaults = {"CHROMA_PATH": str(data / "chroma"), "NOTES_DIR": str(data / "notes"), "MCP_SERVERS_FILE": str(servers)}
+    defaults = {
+        "CHROMA_PATH": str(data / "chroma"),
+        "NOTES_DIR": str(data / "notes"),
+        "MCP_SERVERS_FILE": str(servers),
+        "MODEL_CACHE_DIR": str(MODEL_CACHE),
+    }
     process = ManagedProcess(
         f"agent_host:{port}",
         [PYTHON, "-m", "agent_host", "--port", str(port)],

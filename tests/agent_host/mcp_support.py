@@ -55,13 +55,12 @@ def write_servers_file(path: Path, servers: dict[str, dict[str, Any]]) -> Path:
 
 
 def mcp_host_env(tmp: Path, servers_file: Path, retry_interval: float = 1.0) -> dict[str, str]:
-    """Settings for a host process of one test module: its own servers file, Chroma and caches, fast retries."""
+    """Settings for a host process of one test module: its own servers file and Chroma, fast retries."""
     return {
         "MCP_SERVERS_FILE": str(servers_file),
         "MCP_RETRY_INTERVAL": str(retry_interval),
         "MCP_CONNECT_TIMEOUT": "15",
         "CHROMA_PATH": str(tmp / "chroma"),
-        "MODEL_CACHE_DIR": str(tmp / "models"),
         "NOTES_DIR": str(tmp / "notes"),
     }
 

@@ -47,7 +47,6 @@ def host(proxy: str, postgres: PostgresInstance, tmp_path_factory: pytest.TempPa
         "AGENTS_FILE": str(tmp / "agents.yaml"),
         "MCP_SERVERS_FILE": str(write_servers_file(tmp / "mcp.json", {"web": http_entry(web_url)})),
         "CHROMA_PATH": str(tmp / "chroma"),
-        "MODEL_CACHE_DIR": str(tmp / "models"),
     }
     process, url = start_host(proxy, postgres.url("genailabs"), shared_master_key(), **env)
     yield url
