@@ -53,7 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.mcp_endpoint = await capabilities.enter_async_context(serve_host_mcp(app.state))
             # [agents: open]
             rag_service, mcp_manager = getattr(app.state, "rag", None), getattr(app.state, "mcp", None)
-            app.state.agents = build_agent_service(settings, app.state.agents_registry, pool, rag_service, mcp_manager)
+            app.state.agents = build_agent_service(
+                settings, app.state.agents_registry, pool, rag_service, mcp_manager, app.state.pipeline.counter
+            )
             app.state.pipeline.rag = getattr(app.state, "rag", None)  # chat turns retrieve through it
             try:
                 yield

@@ -1,7 +1,7 @@
 """`agent: {...}` on /v1/chat/completions: the real host, proxy and smollm2 run a tool and answer."""
 
 import httpx
-from host_support import auth, chat_body, sse_data
+from host_support import auth, chat_body, new_session, sse_data, stored_messages
 
 
 def test_streamed_chat_with_an_agent_shows_the_tool_call_its_result_then_the_answer(host: str) -> None:
@@ -44,3 +44,14 @@ def test_chat_with_malformed_agent_options_is_a_client_error(host: str) -> None:
     response = httpx.post(f"{host}/v1/chat/completions", json=body, headers=auth(), timeout=30)
     assert response.status_code == 400
     assert "agent options" in response.json()["error"]["message"]
+
+
+def test_an_agent_turn_in_a_session_joins_the_session_history(host: str) -> None:
+    session = new_session(host)
+    body = chat_body("What is 9 times 9?", max_tokens=64, agent={"name": "math"}, session_id=session)
+    response = httpx.post(f"{host}/v1/chat/completions", json=body, headers=auth(), timeout=180)
+    assert response.status_code == 200, response.text
+    answer = response.json()["choices"][0]["message"]["content"]
+    stored = stored_messages(host, session)
+    assert [(m["role"], m["content"]) for m in stored] == [("user", "What is 9 times 9?"), ("assistant", answer)]
+    assert all(m["tokens"] > 0 for m in stored)

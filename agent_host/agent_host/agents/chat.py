@@ -91,6 +91,7 @@ async def open_chat_agent(
         agent=parsed.name,
         model=request.model,
         session_id=request.session_id,
+        collections=request.rag.collections if request.rag else None,
         stream=request.stream,
         max_steps=parsed.max_steps,
         max_tool_calls=parsed.max_tool_calls,

@@ -27,6 +27,8 @@ MAX_NOTES_LISTED = 100
 @dataclass(frozen=True)
 class Note:
     id: int
+    # The note's place in its session (1, 2, ...): what the model and the user see, not the table's global id.
+    number: int
     text: str
     created_at: datetime
 
@@ -51,8 +53,10 @@ class NotesStore:
                 conn.row_factory = dict_row  # type: ignore[assignment]
                 await self._ensure_schema(conn)  # type: ignore[arg-type]
                 cursor = await conn.execute(
-                    "INSERT INTO agent_notes (session_id, text) VALUES (%s, %s) RETURNING id, text, created_at",
-                    (key, text),
+                    "WITH added AS (INSERT INTO agent_notes (session_id, text) VALUES (%s, %s) "
+                    "RETURNING id, text, created_at) SELECT added.*, "
+                    "(SELECT count(*) FROM agent_notes WHERE session_id = %s) + 1 AS number FROM added",
+                    (key, text, key),
                 )
                 row = await cursor.fetchone()
         except psycopg.errors.ForeignKeyViolation:
@@ -69,7 +73,8 @@ class NotesStore:
                 conn.row_factory = dict_row  # type: ignore[assignment]
                 await self._ensure_schema(conn)  # type: ignore[arg-type]
                 cursor = await conn.execute(
-                    "SELECT id, text, created_at FROM agent_notes WHERE session_id = %s ORDER BY id LIMIT %s",
+                    "SELECT id, row_number() OVER (ORDER BY id) AS number, text, created_at FROM agent_notes "
+                    "WHERE session_id = %s ORDER BY id LIMIT %s",
                     (key, MAX_NOTES_LISTED),
                 )
                 rows = await cursor.fetchall()

@@ -16,6 +16,8 @@ class AgentRunRequest(BaseModel):
     agent: str | None = None
     model: str | None = None
     session_id: str | None = None
+    # Document collections the search tool is limited to (the chat's selection); all when omitted.
+    collections: list[str] | None = Field(default=None, max_length=20)
     stream: bool = False
     # A request may tighten the host's limits, never loosen them.
     max_steps: int | None = Field(default=None, ge=1)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.tools import BaseTool
@@ -34,8 +35,10 @@ from agent_host.agents.runner import AgentRun, Outcome, conversation_from, openi
 from agent_host.agents.schemas import AgentPublic, AgentRunRequest, AgentRunResult
 from agent_host.agents.tools import DocumentSearch, ToolDeps, builtin_tools
 from agent_host.config import Settings
+from agent_host.context.tokens import TokenCounter
 from agent_host.errors import AgentHostError
 from agent_host.pipeline.upstream import upstream_errors
+from agent_host.sessions.store import NewMessage, SessionStore
 
 log = logging.getLogger(__name__)
 ModelFactory = Callable[[str, float], BaseChatModel]
@@ -55,6 +58,7 @@ class PreparedRun:
     task: str
     session_id: str | None
     limits: RunLimits
+    collections: list[str] | None = None
 
 
 class _Finished:
@@ -77,6 +81,8 @@ class AgentService:
         mcp: McpTools | None = None,
         extra_tools: Sequence[BaseTool] = (),
         model_factory: ModelFactory | None = None,
+        sessions: SessionStore | None = None,
+        counter: TokenCounter | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -85,6 +91,8 @@ class AgentService:
         self.rag = rag
         self.mcp = mcp
         self.extra_tools = list(extra_tools)
+        self.sessions = sessions
+        self.counter = counter or TokenCounter()
         self.limits = RunLimits.from_settings(settings)
         self._model_factory = model_factory or self._proxy_model
         self._models: dict[tuple[str, float], BaseChatModel] = {}
@@ -107,16 +115,19 @@ class AgentService:
             self._models[key] = self._model_factory(name, temperature)
         return self._models[key]
 
-    def catalogue(self, session_id: str | None) -> list[BaseTool]:
+    def catalogue(self, session_id: str | None, collections: list[str] | None = None) -> list[BaseTool]:
         """Every tool a run could use now: built-ins bound to the session, MCP tools of the servers that are up."""
-        deps = ToolDeps(rag=self.rag, notes=self.notes, session_id=session_id, top_k=self.settings.rag_top_k)
+        top_k = self.settings.rag_top_k
+        deps = ToolDeps(self.rag, self.notes, session_id, top_k, collections)
         tools = builtin_tools(deps) + self.extra_tools
         if self.mcp is not None:
             tools += mcp_tools(self.mcp, self.settings.agent_tool_timeout)
         return tools
 
-    def tools_for(self, agent: AgentSpec, session_id: str | None) -> list[BaseTool]:
-        return [tool for tool in self.catalogue(session_id) if agent.allows(tool.name)]
+    def tools_for(
+        self, agent: AgentSpec, session_id: str | None, collections: list[str] | None = None
+    ) -> list[BaseTool]:
+        return [tool for tool in self.catalogue(session_id, collections) if agent.allows(tool.name)]
 
     def agents(self) -> list[AgentPublic]:
         return [
@@ -149,6 +160,7 @@ class AgentService:
             task=task,
             session_id=request.session_id,
             limits=limits,
+            collections=request.collections,
         )
 
     async def run(self, prepared: PreparedRun) -> AgentRunResult:
@@ -173,7 +185,11 @@ class AgentService:
     async def events(self, prepared: PreparedRun, raise_errors: bool = False) -> AsyncIterator[AgentEvent]:
         """Start, every step, then the answer (or an error event); the total time limit cuts the run."""
         budget = RunBudget(prepared.limits)
-        tools = [] if prepared.agent.kind == "planner" else self.tools_for(prepared.agent, prepared.session_id)
+        tools = (
+            []
+            if prepared.agent.kind == "planner"
+            else self.tools_for(prepared.agent, prepared.session_id, prepared.collections)
+        )
         yield StartEvent(
             run_id=prepared.run_id,
             agent=prepared.agent.name,
@@ -215,11 +231,26 @@ class AgentService:
                 yield item
             stopped_by = outcome.stop.kind if outcome.stop else None
             yield _answer(outcome.answer, stopped_by, budget)
+            await self._remember(prepared, outcome.answer)
         finally:
             if not worker.done():
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
+
+    async def _remember(self, prepared: PreparedRun, answer: str) -> None:
+        """With a session, the task and the answer join its history, so a plain chat turn after it knows both."""
+        if self.sessions is None or prepared.session_id is None:
+            return
+        count = self.counter.count
+        messages = [
+            NewMessage("user", prepared.task, count(prepared.model, prepared.task)),
+            NewMessage("assistant", answer, count(prepared.model, answer)),
+        ]
+        try:
+            await self.sessions.append(prepared.session_id, messages)
+        except (AgentHostError, psycopg.Error) as exc:  # the answer was given; its storage is best effort
+            log.warning("agent run %s: not stored in session %s: %s", prepared.run_id, prepared.session_id, exc)
 
     def _body(
         self, prepared: PreparedRun, tools: list[BaseTool], budget: RunBudget, outcome: Outcome
@@ -235,7 +266,7 @@ class AgentService:
                     self.registry.model_for(delegate, prepared.requested_model),
                     [HumanMessage(text)],
                     system,
-                    self.tools_for(delegate, prepared.session_id),
+                    self.tools_for(delegate, prepared.session_id, prepared.collections),
                     budget,
                     index,
                 )
@@ -286,7 +317,12 @@ def _domain_error(error: BaseException) -> AgentHostError:
 
 
 def build_agent_service(
-    settings: Settings, registry: AgentRegistry, pool: AsyncConnectionPool, rag: Any | None, mcp: McpTools | None
+    settings: Settings,
+    registry: AgentRegistry,
+    pool: AsyncConnectionPool,
+    rag: Any | None,
+    mcp: McpTools | None,
+    counter: TokenCounter | None = None,
 ) -> AgentService:
     """The service with the host's capabilities; routing uses RAG's embedding model when RAG is there."""
     embedder = None
@@ -295,4 +331,6 @@ def build_agent_service(
         async def embedder() -> Embedder:
             return await rag.embedder(settings.embedding_model)  # type: ignore[no-any-return]
 
-    return AgentService(settings, registry, Router(registry, embedder), NotesStore(pool), rag, mcp)
+    sessions = SessionStore(pool)
+    router = Router(registry, embedder)
+    return AgentService(settings, registry, router, NotesStore(pool), rag, mcp, sessions=sessions, counter=counter)

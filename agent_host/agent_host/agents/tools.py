@@ -42,6 +42,8 @@ class ToolDeps:
     notes: NotesStore | None
     session_id: str | None
     top_k: int = 4
+    # The collections the run may search (the chat's selection); None: every collection.
+    collections: list[str] | None = None
 
 
 class SearchArgs(BaseModel):
@@ -77,7 +79,12 @@ def builtin_tools(deps: ToolDeps) -> list[BaseTool]:
         if deps.rag is None:
             raise ToolFailure("document search is unavailable: RAG is not enabled on this host")
         try:
-            names = [collection] if collection else [c.name for c in await deps.rag.list_collections()]
+            scope = (
+                deps.collections
+                if deps.collections is not None
+                else [c.name for c in await deps.rag.list_collections()]
+            )
+            names = [collection] if collection else scope
             if not names:
                 raise ToolFailure("there are no document collections yet: upload documents first")
             result = await deps.rag.query(QueryRequest(query=query, collections=names, top_k=deps.top_k))
@@ -121,7 +128,7 @@ def builtin_tools(deps: ToolDeps) -> list[BaseTool]:
             note = await store.add(session_id, text)
         except AgentHostError as exc:
             raise ToolFailure(exc.message) from None
-        return f"saved note {note.id}"
+        return f"saved note {note.number}"
 
     async def list_notes() -> str:
         """List the notes saved in this session."""
@@ -132,7 +139,7 @@ def builtin_tools(deps: ToolDeps) -> list[BaseTool]:
             raise ToolFailure(exc.message) from None
         if not notes:
             return "this session has no notes yet"
-        return "\n".join(f"{note.id}. {note.text}" for note in notes)
+        return "\n".join(f"{note.number}. {note.text}" for note in notes)
 
     functions: list[tuple[Callable[..., Awaitable[str]], type[BaseModel]]] = [
         (search_documents, SearchArgs),
