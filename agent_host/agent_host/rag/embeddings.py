@@ -68,7 +68,11 @@ class SentenceTransformerEmbedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         vectors = self.model.encode(
-            list(texts), batch_size=BATCH_SIZE, convert_to_numpy=True, normalize_embeddings=True
+            list(texts),
+            batch_size=BATCH_SIZE,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,  # it defaults to on whenever logging is at INFO, as the host's is
         )
         return np.asarray(vectors, dtype=np.float32)
 
