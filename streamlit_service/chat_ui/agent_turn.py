@@ -26,6 +26,8 @@ def stream(
     history: list[tuple[str, str]],
     session_id: str | None,
     finish: Callable[[AgentReply], None],
+    collections: list[str] | None = None,
+    remember: bool = True,
 ) -> AgentReply:
     """Runs the agent on the conversation and shows its steps as they come; `finish` keeps the outcome, Stop too."""
     agent = agent_view.chosen_agent()
@@ -33,7 +35,9 @@ def stream(
         "messages": chat_messages(params, history),
         "agent": agent,
         "model": params.model,
-        "session_id": session_id,  # the session's notes; the run itself is not stored by the host
+        "session_id": session_id,  # the session's notes, and its history on a new question
+        "remember": remember,  # a resend must not add the question to the host's history twice
+        "collections": collections,  # document search stays within the chat's collections
         "stream": True,
     }
     reply = AgentReply(agent=agent)

@@ -77,10 +77,16 @@ def run(settings: Settings, store: HistoryStore, text: str | None) -> None:
         knowledge.remember(settings, conversation.id, rag["collections"])
     pairs: list[tuple[str, str]] = [(m.role, m.content) for m in history]
     if agent_view.active(settings):
-        # Agent runs are not stored by the host, so the session (for notes) is safe on a resend too.
+        # The session is sent on a resend too (for its notes), but only a new question joins its history.
         session_id = ensure_host_session(settings, conversation.id, conversation.title) if conversation else None
         agent_reply = agent_turn.stream(
-            settings, params, pairs, session_id, lambda done: _finish_agent(settings, store, done, question, params)
+            settings,
+            params,
+            pairs,
+            session_id,
+            lambda done: _finish_agent(settings, store, done, question, params),
+            collections=rag["collections"] if rag else None,
+            remember=text is not None,
         )
         answer, failed = agent_reply.text, agent_reply.error is not None
     else:

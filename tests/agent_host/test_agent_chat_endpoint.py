@@ -55,3 +55,12 @@ def test_an_agent_turn_in_a_session_joins_the_session_history(host: str) -> None
     stored = stored_messages(host, session)
     assert [(m["role"], m["content"]) for m in stored] == [("user", "What is 9 times 9?"), ("assistant", answer)]
     assert all(m["tokens"] > 0 for m in stored)
+
+
+def test_an_agent_run_told_not_to_remember_leaves_the_session_history_alone(host: str) -> None:
+    session = new_session(host)
+    body = {"task": "What is 5 times 5?", "agent": "math", "session_id": session, "remember": False}
+    response = httpx.post(f"{host}/agents/run", json=body, headers=auth(), timeout=180)
+    assert response.status_code == 200, response.text
+    assert response.json()["answer"]
+    assert stored_messages(host, session) == []

@@ -16,6 +16,8 @@ class AgentRunRequest(BaseModel):
     agent: str | None = None
     model: str | None = None
     session_id: str | None = None
+    # With a session: add the task and the answer to its history (a client re-running a turn says false).
+    remember: bool = True
     # Document collections the search tool is limited to (the chat's selection); all when omitted.
     collections: list[str] | None = Field(default=None, max_length=20)
     stream: bool = False

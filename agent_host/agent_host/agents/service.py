@@ -59,6 +59,7 @@ class PreparedRun:
     session_id: str | None
     limits: RunLimits
     collections: list[str] | None = None
+    remember: bool = True
 
 
 class _Finished:
@@ -161,6 +162,7 @@ class AgentService:
             session_id=request.session_id,
             limits=limits,
             collections=request.collections,
+            remember=request.remember,
         )
 
     async def run(self, prepared: PreparedRun) -> AgentRunResult:
@@ -240,7 +242,7 @@ class AgentService:
 
     async def _remember(self, prepared: PreparedRun, answer: str) -> None:
         """With a session, the task and the answer join its history, so a plain chat turn after it knows both."""
-        if self.sessions is None or prepared.session_id is None:
+        if self.sessions is None or prepared.session_id is None or not prepared.remember:
             return
         count = self.counter.count
         messages = [
