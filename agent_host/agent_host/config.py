@@ -3,7 +3,7 @@
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
@@ -79,6 +79,18 @@ class Settings(BaseSettings):
     # A tool result longer than this is cut before it enters the context.
     tool_result_max_chars: int = Field(default=4000, ge=100)
     notes_dir: Path = STACK_DIR / "notes"
+
+
+    @field_validator("chroma_path", "model_cache_dir", "notes_dir")
+    @classmethod
+    def _from_repo_root(cls, path: Path) -> Path:
+        """Relative data dirs (.stack/chroma) mean the repository's, wherever the host is started from."""
+        return path if path.is_absolute() else SERVICE_DIR.parent / path
+
+    @field_validator("mcp_servers_file", "agents_file")
+    @classmethod
+    def _from_service_dir(cls, path: Path) -> Path:
+        return path if path.is_absolute() else SERVICE_DIR / path
 
 
 @lru_cache
