@@ -8,13 +8,15 @@ import pytest
 from rag_support import MODEL_CACHE, own_database
 
 from agent_host.config import Settings
+from agent_host.errors import VectorStoreUnavailable
 from agent_host.rag.embeddings import EmbedderRegistry
 from agent_host.rag.registry import Registry
 from agent_host.rag.schemas import CollectionCreate, QueryRequest, RagFilters
 from agent_host.rag.service import RagService
 from agent_host.rag.store import VectorStore
 from agent_host.sessions.store import open_pool
-from procs import PostgresInstance
+from devstack.probe import free_port, http_ok
+from procs import BIN_DIR, ManagedProcess, PostgresInstance
 
 # The service's worker task lives in the loop its fixture ran in: the tests must await in that same loop.
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -53,13 +55,15 @@ def chroma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield tmp_path_factory.mktemp("rag-retrieval-chroma")
 
 
-async def open_service(database: str, chroma: Path, embedders: EmbedderRegistry) -> tuple[RagService, object]:
+async def open_service(
+    database: str, chroma: Path, embedders: EmbedderRegistry, chroma_url: str | None = None
+) -> tuple[RagService, object]:
     settings = Settings(  # type: ignore[call-arg]
         agent_host_api_key="k", agent_host_proxy_key="k", database_url=database, chroma_path=chroma
     )
     pool = await open_pool(database, 5.0)
     await pool.wait(timeout=10)
-    service = RagService(settings, Registry(pool), VectorStore(chroma), embedders)
+    service = RagService(settings, Registry(pool), VectorStore(chroma, chroma_url), embedders)
     await service.start()
     return service, pool
 
@@ -187,3 +191,37 @@ async def test_a_reindex_switches_generations_without_a_gap(rag: RagService) -> 
     assert counts == {document.chunks}  # always the whole document: the old generation until the new one is ready
     final = {hit.chunk_id.split(":")[1] for hit in (await rag.query(request)).hits}
     assert final == {"1"} and generations <= {"0", "1"}
+
+
+def chroma_server(path: Path) -> tuple[ManagedProcess, str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = ManagedProcess(
+        f"chroma:{port}",
+        [str(BIN_DIR / "chroma"), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+        health=lambda: http_ok(f"{url}/api/v2/heartbeat"),
+        startup_timeout=60.0,
+    )
+    process.start()
+    return process, url
+
+
+async def test_a_chroma_server_works_like_the_embedded_store_and_its_outage_is_503(
+    database: str, chroma: Path, embedders: EmbedderRegistry
+) -> None:
+    server, url = chroma_server(chroma)
+    rag, pool = await open_service(database, chroma, embedders, chroma_url=url)
+    try:
+        await fresh_collection(rag, "remote", PETS)
+        request = QueryRequest(query="how long do cats sleep", collections=["remote"])
+        assert (await rag.query(request)).hits[0].source == "cats.txt"
+        server.stop()
+        with pytest.raises(VectorStoreUnavailable) as outage:
+            await rag.query(request)
+        assert outage.value.status == 503
+        server.start()  # the same port and data: the store reconnects by itself
+        assert (await rag.query(request)).hits[0].source == "cats.txt"
+    finally:
+        await rag.close()
+        await pool.close()  # type: ignore[attr-defined]
+        server.stop()

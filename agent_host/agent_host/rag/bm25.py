@@ -106,6 +106,8 @@ class KeywordCorpus:
         self._vocab: dict[str, int] = {}
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
+        # Builds run one at a time, so a slow older build never publishes over a newer one.
+        self._build_lock = threading.Lock()
         self.index = _empty_index()
 
     def add(self, chunks: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
@@ -130,12 +132,16 @@ class KeywordCorpus:
 
     def build(self) -> KeywordIndex:
         """Indexes the current corpus (CPU-bound: call from a worker thread) and publishes the snapshot."""
+        with self._build_lock:
+            self.index = self._build()
+            return self.index
+
+    def _build(self) -> KeywordIndex:
         with self._lock:
             entries = list(self._entries.items())
             vocab = dict(self._vocab)
         if not entries:
-            self.index = _empty_index()
-            return self.index
+            return _empty_index()
         retriever = bm25s.BM25()
         corpus = Tokenized(ids=[entry.tokens.tolist() for _, entry in entries], vocab=vocab)
         retriever.index(corpus, create_empty_token=False, show_progress=False)
@@ -146,7 +152,7 @@ class KeywordCorpus:
         def codes(values: Iterable[Any], table: dict[Any, int]) -> np.ndarray:
             return np.fromiter((table.setdefault(v, len(table)) for v in values), dtype=np.int32)
 
-        self.index = KeywordIndex(
+        return KeywordIndex(
             retriever=retriever,
             vocab=vocab,
             chunk_ids=[chunk_id for chunk_id, _ in entries],
@@ -157,7 +163,6 @@ class KeywordCorpus:
             types=codes((e.type for _, e in entries), type_codes),
             type_codes=type_codes,
         )
-        return self.index
 
     def __len__(self) -> int:
         return len(self._entries)

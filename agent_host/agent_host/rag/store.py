@@ -37,6 +37,12 @@ class Neighbour:
     similarity: float
 
 
+def chroma_name(collection: str) -> str:
+    """Chroma names must end in a letter or digit; ours may end in - or _, and never contain a dot."""
+    name = PREFIX + collection
+    return name if name[-1].isalnum() else f"{name}.c"
+
+
 def chunk_id(document_id: str, generation: int, index: int) -> str:
     return f"{document_id}:{generation}:{index}"
 
@@ -114,10 +120,10 @@ class VectorStore:
             return cached
         if create:
             collection = self._client.get_or_create_collection(
-                PREFIX + name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+                chroma_name(name), embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
             )
         else:
-            collection = self._client.get_collection(PREFIX + name, embedding_function=None)
+            collection = self._client.get_collection(chroma_name(name), embedding_function=None)
         self._collections[name] = collection
         return collection
 
@@ -133,8 +139,8 @@ class VectorStore:
     def drop(self, name: str) -> None:
         def drop() -> None:
             self._collections.pop(name, None)
-            if PREFIX + name in {c.name for c in self._client.list_collections()}:
-                self._client.delete_collection(PREFIX + name)
+            if chroma_name(name) in {c.name for c in self._client.list_collections()}:
+                self._client.delete_collection(chroma_name(name))
 
         self._call(drop)
 
