@@ -168,6 +168,23 @@ def test_the_upload_route_takes_bodies_over_the_app_wide_limit_up_to_its_own(
     assert error_of(over)["type"] == "request_too_large"
 
 
+def test_a_streamed_body_over_the_limit_is_413_too(host: str, indexed: dict[str, Any]) -> None:
+    body, content_type = multipart_raw("stream.txt", b"x" * (MAX_UPLOAD_BYTES + 100_000), "text/plain")
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: the limit is found while reading
+        for start in range(0, len(body), 256_000):
+            yield body[start : start + 256_000]
+
+    response = httpx.post(
+        f"{host}/rag/collections/{COLLECTION}/documents",
+        content=chunked(),
+        headers={**auth(), "Content-Type": content_type},
+        timeout=60,
+    )
+    assert response.status_code == 413
+    assert error_of(response)["type"] == "request_too_large"
+
+
 def test_too_many_files_is_413(host: str, indexed: dict[str, Any]) -> None:
     response = upload(host, COLLECTION, [txt(f"n{i}.txt", f"note {i}") for i in range(MAX_FILES + 1)])
     assert response.status_code == 413

@@ -22,7 +22,9 @@ from agent_host.rag.store import VectorStore, chunk_id, chunk_metadata
 log = logging.getLogger(__name__)
 
 EMBED_BATCH = 64
-# A BM25 rebuild that takes longer than this is deferred while a job runs (always done before the job ends).
+# While a job runs, BM25 is rebuilt at most this often, and only if a rebuild takes less than QUICK_REBUILD_SECONDS;
+# it is always rebuilt before the job reports done.
+REBUILD_INTERVAL_SECONDS = 1.0
 QUICK_REBUILD_SECONDS = 0.25
 
 Batch = list[tuple[FileWork, Chunk]]
@@ -62,7 +64,8 @@ class Ingestor:
         # Held while a document becomes visible or is deleted, so a delete never races a job's last step.
         self.changes = changes
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
-        self._rebuild_seconds: dict[str, float] = {}
+        # Per collection: how long the last BM25 rebuild took, and when it ended.
+        self._rebuilds: dict[str, tuple[float, float]] = {}
 
     def submit(self, job: Job) -> None:
         self._queue.put_nowait(job)
@@ -82,16 +85,18 @@ class Ingestor:
                     job.finish()
 
     async def _process(self, job: Job) -> None:
+        """Three stages at once: chunk the next files, embed a batch, write the previous batch."""
         job.status = "running"
         collection = await self.registry.get_collection(job.collection)
         embedder = await self.embedder(collection.embedding_model)
         pending = _KeywordChanges()
+        chunked: asyncio.Queue[FileWork | None] = asyncio.Queue()
         batches: asyncio.Queue[Embedded | None] = asyncio.Queue(maxsize=2)
-        writer = asyncio.create_task(self._write(job, collection, batches, pending))
+        chunker = asyncio.create_task(self._chunk_all(job, collection, embedder, chunked))
+        writer = asyncio.create_task(self._write(job, batches, pending))
         try:
             waiting: Batch = []
-            for work in job.files:
-                await self._chunk(job, work, collection, embedder)
+            while (work := await chunked.get()) is not None:
                 waiting.extend((work, chunk) for chunk in work.chunks or ())
                 while len(waiting) >= EMBED_BATCH:
                     await self._embed(job, waiting[:EMBED_BATCH], embedder, batches)
@@ -99,10 +104,23 @@ class Ingestor:
             if waiting:
                 await self._embed(job, waiting, embedder, batches)
         finally:
+            chunker.cancel()
             await batches.put(None)
             await writer
         await self._refresh_keywords(job.collection, pending, force=True)
         job.finish()
+
+    async def _chunk_all(
+        self, job: Job, collection: CollectionPublic, embedder: Embedder, chunked: asyncio.Queue[FileWork | None]
+    ) -> None:
+        """Chunks file after file while the batches before are embedded (the queue is unbounded: puts never wait)."""
+        try:
+            for work in job.files:
+                await self._chunk(job, work, collection, embedder)
+                if work.chunks and not work.finished:
+                    chunked.put_nowait(work)
+        finally:
+            chunked.put_nowait(None)
 
     async def _chunk(self, job: Job, work: FileWork, collection: CollectionPublic, embedder: Embedder) -> None:
         try:
@@ -133,29 +151,34 @@ class Ingestor:
             return
         await batches.put(_with_vectors(batch, vectors))
 
-    async def _write(
-        self, job: Job, collection: CollectionPublic, batches: asyncio.Queue[Embedded | None], pending: _KeywordChanges
-    ) -> None:
+    async def _write(self, job: Job, batches: asyncio.Queue[Embedded | None], pending: _KeywordChanges) -> None:
+        """Consumes every batch, whatever happens to one, so the embedding stage never waits on a dead writer."""
         while (item := await batches.get()) is not None:
             batch, vectors = item
             live = [i for i, (work, _) in enumerate(batch) if not work.finished]
-            if not live:
-                continue
-            ids = [chunk_id(batch[i][0].document_id, batch[i][0].gen, batch[i][1].index) for i in live]
-            metadatas = [_metadata(*batch[i]) for i in live]
-            texts = [batch[i][1].text for i in live]
+            files = list({id(batch[i][0]): batch[i][0] for i in live}.values())
             try:
-                await asyncio.to_thread(self.store.add, job.collection, ids, vectors[live], texts, metadatas)
+                await self._write_batch(job, [batch[i] for i in live], vectors[live], files, pending)
             except Exception as exc:
-                for work in {id(batch[i][0]): batch[i][0] for i in live}.values():
-                    await self._fail(job, work, exc)
-                continue
-            for i in live:
-                batch[i][0].written += 1
-            for work in {id(batch[i][0]): batch[i][0] for i in live}.values():
-                if work.chunks is not None and work.written == len(work.chunks) and not work.finished:
-                    await self._finalise(job, work, pending)
-            await self._refresh_keywords(job.collection, pending, force=False)
+                for work in files:
+                    if not work.finished:
+                        await self._fail(job, work, exc)
+
+    async def _write_batch(
+        self, job: Job, batch: Batch, vectors: np.ndarray, files: list[FileWork], pending: _KeywordChanges
+    ) -> None:
+        if not batch:
+            return
+        ids = [chunk_id(work.document_id, work.gen, chunk.index) for work, chunk in batch]
+        metadatas = [_metadata(work, chunk) for work, chunk in batch]
+        texts = [chunk.text for _, chunk in batch]
+        await asyncio.to_thread(self.store.add, job.collection, ids, vectors, texts, metadatas)
+        for work, _ in batch:
+            work.written += 1
+        for work in files:
+            if work.chunks is not None and work.written == len(work.chunks) and not work.finished:
+                await self._finalise(job, work, pending)
+        await self._refresh_keywords(job.collection, pending, force=False)
 
     async def _finalise(self, job: Job, work: FileWork, pending: _KeywordChanges) -> None:
         """Every chunk is written: the document (or its new generation) becomes visible in one step."""
@@ -203,14 +226,15 @@ class Ingestor:
         """Rebuilds BM25 with the finished documents: always at the end of a job, mid-job only when quick."""
         if not pending.added and not pending.removed:
             return
-        if not force and self._rebuild_seconds.get(collection, 0.0) > QUICK_REBUILD_SECONDS:
+        took, ended = self._rebuilds.get(collection, (0.0, 0.0))
+        if not force and (took > QUICK_REBUILD_SECONDS or time.monotonic() - ended < REBUILD_INTERVAL_SECONDS):
             return
         changes = _KeywordChanges(list(pending.added), list(pending.removed))
         pending.added.clear()
         pending.removed.clear()
-        started = time.perf_counter()
+        started = time.monotonic()
         await self.keywords.rebuild(collection, changes.apply)
-        self._rebuild_seconds[collection] = time.perf_counter() - started
+        self._rebuilds[collection] = (time.monotonic() - started, time.monotonic())
 
 
 def _with_vectors(batch: Batch, vectors: np.ndarray) -> Embedded:
