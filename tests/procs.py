@@ -16,6 +16,8 @@ from devstack.config import REPO_ROOT
 from devstack.probe import free_port, http_ok, postgres_ok
 
 PYTHON = sys.executable
+# Browser tests write screenshots here; `SCREENSHOTS_DIR=docs/img` refreshes the README's pictures on purpose.
+SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR") or Path(tempfile.gettempdir()) / "genailabs-screenshots")
 # The session proxy's master key (tests/conftest.py); imported from here because inside a test folder
 # `import conftest` finds that folder's own conftest.
 MASTER_KEY = "sk-test-master-0123456789"

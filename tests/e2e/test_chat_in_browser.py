@@ -10,13 +10,12 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from devstack.config import REPO_ROOT
 from devstack.probe import free_port, http_ok
-from procs import BIN_DIR, ManagedProcess, PostgresInstance, start_proxy
+from procs import BIN_DIR, SCREENSHOTS, ManagedProcess, PostgresInstance, start_proxy
 
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]  # fmt: skip
-SCREENSHOTS = REPO_ROOT / "docs" / "img"
 MASTER_KEY = "sk-e2e-master-0123456789"  # this module starts its own proxy with it
 pytestmark = pytest.mark.timeout(300)
 

@@ -15,13 +15,12 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from devstack.config import REPO_ROOT
 from devstack.probe import free_port, http_ok
-from procs import BIN_DIR, MASTER_KEY, PYTHON, ManagedProcess, PostgresInstance
+from procs import BIN_DIR, MASTER_KEY, PYTHON, SCREENSHOTS, ManagedProcess, PostgresInstance
 
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]  # fmt: skip
-SCREENSHOTS = REPO_ROOT / "docs" / "img"
 HOST_KEY = "sk-e2e-documents-host-key"
 MODEL_CACHE = Path(tempfile.gettempdir()) / "genailabs-test-models"
 PENGUINS_MD = """# Emperor penguins
