@@ -47,3 +47,8 @@ bench: $(STAMP)
 	$(PY) bench/proxy_bench.py
 	$(PY) bench/usage_log_bench.py
 	$(PY) bench/agent_host_bench.py
+	$(PY) bench/embedding_bench.py
+	$(PY) bench/rag_eval.py
+	$(PY) bench/rag_bench.py
+	$(PY) bench/mcp_bench.py
+	$(PY) bench/agent_bench.py
