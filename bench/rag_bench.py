@@ -35,6 +35,7 @@ import numpy as np
 
 from agent_host.config import Settings
 from agent_host.rag.embeddings import MINILM, MINILM_INT8
+from agent_host.rag.ingest import EMBED_BATCH
 from agent_host.rag.registry import NewDocument
 from agent_host.rag.schemas import CollectionCreate, QueryRequest
 from agent_host.rag.service import RagService, open_rag
@@ -169,12 +170,12 @@ async def ingest_service(rag: RagService, model: str, files: list[tuple[str, str
 
 
 async def embedding_alone(rag: RagService, model: str) -> float:
-    """Seconds the embedder alone takes for the chunks just ingested (same batches of 64), for comparison."""
+    """Seconds the embedder alone takes for the chunks just ingested (in the job's batch size), for comparison."""
     texts = [record.text for page in rag.store.scan(f"service-{model.lower()}") for record in page]
     embedder = await rag.embedder(model)
     started = time.perf_counter()
-    for first in range(0, len(texts), 64):
-        await asyncio.to_thread(embedder.embed_documents, texts[first : first + 64])
+    for first in range(0, len(texts), EMBED_BATCH):
+        await asyncio.to_thread(embedder.embed_documents, texts[first : first + EMBED_BATCH])
     return time.perf_counter() - started
 
 

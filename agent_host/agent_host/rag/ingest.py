@@ -21,7 +21,7 @@ from agent_host.rag.store import VectorStore, chunk_id, chunk_metadata
 
 log = logging.getLogger(__name__)
 
-EMBED_BATCH = 64
+EMBED_BATCH = 128
 # While a job runs, BM25 is rebuilt at most this often, and only if a rebuild takes less than QUICK_REBUILD_SECONDS;
 # it is always rebuilt before the job reports done.
 REBUILD_INTERVAL_SECONDS = 1.0
