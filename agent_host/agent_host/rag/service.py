@@ -92,11 +92,17 @@ class RagService:
             self._ready = True
 
     async def _warm_up(self) -> None:
-        """Loads the default embedder and the BM25 indexes in the background, so first requests are not slow."""
+        """Loads the embedders in use and the BM25 indexes in the background, so first requests are not slow."""
         try:
             await self.embedder(self.settings.embedding_model)
             await self._initialise()
-            for collection in await self.registry.list_collections():
+            collections = await self.registry.list_collections()
+            for model in dict.fromkeys(c.embedding_model for c in collections):
+                try:
+                    await self.embedder(model)
+                except AgentHostError as exc:  # that collection's queries will say so; the others still warm up
+                    log.warning("embedding model not loaded: %s", exc.message)
+            for collection in collections:
                 await self.keywords.corpus(collection.name)
         except Exception as exc:
             log.warning("RAG warm-up stopped: %s", exc)
