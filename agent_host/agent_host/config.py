@@ -80,7 +80,6 @@ class Settings(BaseSettings):
     tool_result_max_chars: int = Field(default=4000, ge=100)
     notes_dir: Path = STACK_DIR / "notes"
 
-
     @field_validator("chroma_path", "model_cache_dir", "notes_dir")
     @classmethod
     def _from_repo_root(cls, path: Path) -> Path:

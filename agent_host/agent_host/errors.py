@@ -103,6 +103,14 @@ class EmbeddingModelUnknown(AgentHostError):
     type, status = "embedding_model_unknown", 422
 
 
+class InvalidCollectionSettings(AgentHostError):
+    type, status = "invalid_request", 422
+
+
+class TooManyFiles(AgentHostError):
+    type, status = "too_many_files", 413
+
+
 class VectorStoreUnavailable(AgentHostError):
     type, status = "vector_store_unavailable", 503
 

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager, suppress
 from psycopg_pool import AsyncConnectionPool
 
 from agent_host.config import Settings
-from agent_host.errors import AgentHostError, EmbeddingModelUnknown
+from agent_host.errors import AgentHostError, EmbeddingModelUnknown, InvalidCollectionSettings
 from agent_host.rag.embeddings import Embedder, EmbedderRegistry
 from agent_host.rag.ingest import Ingestor
 from agent_host.rag.jobs import Job, JobBoard
@@ -30,10 +30,6 @@ from agent_host.rag.store import VectorStore
 from agent_host.rag.uploads import accept_files, stored_document
 
 log = logging.getLogger(__name__)
-
-
-class InvalidCollectionSettings(AgentHostError):
-    type, status = "invalid_request", 422
 
 
 class RagService:

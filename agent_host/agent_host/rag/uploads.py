@@ -6,7 +6,13 @@ import hashlib
 import logging
 
 from agent_host.config import Settings
-from agent_host.errors import AgentHostError, DocumentTooLarge, UnreadableDocument, UnsupportedDocumentType
+from agent_host.errors import (
+    AgentHostError,
+    DocumentTooLarge,
+    TooManyFiles,
+    UnreadableDocument,
+    UnsupportedDocumentType,
+)
 from agent_host.rag.jobs import FileWork
 from agent_host.rag.loaders import LoadedDocument, Section, detect_type, load_document, safe_filename
 from agent_host.rag.registry import NewDocument, Registry, StoredDocument
@@ -16,10 +22,6 @@ log = logging.getLogger(__name__)
 
 # A file with one of these problems is rejected on its own; anything else (the database is down) fails the request.
 FILE_PROBLEMS = (DocumentTooLarge, UnsupportedDocumentType, UnreadableDocument)
-
-
-class TooManyFiles(AgentHostError):
-    type, status = "too_many_files", 413
 
 
 async def accept_files(
