@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -29,6 +28,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "agent_host"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchlib import machine, percentile
 
 from agent_host.agents.registry import load_agents
 from agent_host.agents.router import RouteMode, Router
@@ -87,18 +88,6 @@ ROUTING_CASES = [
     ("Compute 2^16 and then save it as a note", "planner"),
     ("Check the date, then note it down", "planner"),
 ]
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown cpu"
-    with Path("/proc/cpuinfo").open() as info:
-        cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def timed_run(client: httpx.Client, host: str, key: str, agent: str, task: str) -> dict[str, float] | None:

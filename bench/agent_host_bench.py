@@ -9,7 +9,6 @@ Against the `make up` stack by default (proxy on 4100, agent host on 8000, keys 
 import argparse
 import asyncio
 import os
-import platform
 import statistics
 import sys
 import time
@@ -21,6 +20,8 @@ import httpx
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # devstack, when run as a script
 
+from benchlib import machine, percentile
+
 from agent_host.config import Settings
 from agent_host.context.tokens import TokenCounter
 from agent_host.pipeline.chat import ChatPipeline
@@ -30,18 +31,6 @@ from devstack.config import get_settings as stack_settings
 from devstack.hostkeys import load_keys
 
 MODEL = "smollm2:135m"
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown cpu"
-    with Path("/proc/cpuinfo").open() as info:
-        cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def body(stream: bool) -> dict[str, object]:

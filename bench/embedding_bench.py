@@ -9,7 +9,6 @@ model into the cache directory (a few seconds). Prints one table; stops by itsel
 
 import argparse
 import os
-import platform
 import re
 import statistics
 import sys
@@ -18,24 +17,14 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from benchlib import machine, percentile
+
 from agent_host.config import STACK_DIR
 from agent_host.rag.chunking import Chunk, chunk_document
 from agent_host.rag.embeddings import MINILM, MINILM_INT8, Embedder, EmbedderRegistry
 from agent_host.rag.loaders import load_document
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown cpu"
-    with Path("/proc/cpuinfo").open() as info:
-        cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def corpus() -> list[tuple[str, bytes]]:

@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # devstack, when run as a script
 
+from benchlib import machine, percentile
+
 from agent_host.config import Settings
 from agent_host.mcp.manager import McpManager, open_mcp
 from devstack.probe import free_port, http_ok, port_in_use, wait_until
@@ -37,18 +38,6 @@ ROOT = Path(__file__).resolve().parent.parent
 HTTP_SERVER = ROOT / "tests" / "agent_host" / "mcp_http_server.py"
 HOST_KEY = "sk-mcp-bench"
 SERVERS = 5
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown cpu"
-    with Path("/proc/cpuinfo").open() as info:
-        cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def stdio_entry(root: Path) -> dict[str, Any]:

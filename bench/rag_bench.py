@@ -45,6 +45,8 @@ from agent_host.sessions.store import open_pool
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # devstack and the test process helpers, when run as a script
 
+from benchlib import percentile  # noqa: E402
+
 from devstack.config import get_settings as stack_settings  # noqa: E402
 from devstack.probe import free_port, http_ok, postgres_ok  # noqa: E402
 from procs import PYTHON, ManagedProcess, start_postgres  # noqa: E402
@@ -59,11 +61,6 @@ def machine() -> str:
     with Path("/proc/cpuinfo").open() as info:
         cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), "unknown cpu")
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def source_texts() -> list[str]:

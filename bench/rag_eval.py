@@ -12,7 +12,6 @@ answer@5 (the answer phrase is in a top-5 chunk) and query latency. Everything i
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import signal
@@ -31,6 +30,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # devstack and the test process helpers, when run as a script
+
+from benchlib import machine, percentile  # noqa: E402
 
 from devstack.probe import free_port, http_ok  # noqa: E402
 from procs import PYTHON, ManagedProcess, start_postgres  # noqa: E402
@@ -75,18 +76,6 @@ class ModeResult:
             "p95_ms": percentile(self.latencies_ms, 0.95),
             "server_p50_ms": percentile(self.server_ms, 0.5),
         }
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown cpu"
-    with Path("/proc/cpuinfo").open() as info:
-        cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def normalise(text: str) -> str:
