@@ -5,13 +5,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
-from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from agent_host.errors import DatabaseUnavailable, SessionNotFound
+from agent_host.db import PgStore
+from agent_host.errors import SessionNotFound
 from agent_host.sessions.store import SCHEMA as SESSIONS_SCHEMA
 
-# Notes belong to a session and go with it: the sessions' tables are created first for the reference.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS agent_notes (
     id bigserial PRIMARY KEY,
@@ -33,25 +31,17 @@ class Note:
     created_at: datetime
 
 
-class NotesStore:
+class NotesStore(PgStore):
     """All notes SQL; an unknown session is SessionNotFound, an outage DatabaseUnavailable."""
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self.pool = pool
-        self._schema_ready = False
-
-    async def _ensure_schema(self, conn: psycopg.AsyncConnection[dict[str, object]]) -> None:
-        if not self._schema_ready:
-            await conn.execute(SESSIONS_SCHEMA)
-            await conn.execute(SCHEMA)
-            self._schema_ready = True
+    # Notes belong to a session and go with it: the sessions' tables are created first for the reference.
+    schema = SESSIONS_SCHEMA + SCHEMA
+    unavailable = "the notes database is unreachable"
 
     async def add(self, session_id: str, text: str) -> Note:
         key = _parse_id(session_id)
         try:
-            async with self.pool.connection() as conn:
-                conn.row_factory = dict_row  # type: ignore[assignment]
-                await self._ensure_schema(conn)  # type: ignore[arg-type]
+            async with self.connection() as conn:
                 cursor = await conn.execute(
                     "WITH added AS (INSERT INTO agent_notes (session_id, text) VALUES (%s, %s) "
                     "RETURNING id, text, created_at) SELECT added.*, "
@@ -61,26 +51,19 @@ class NotesStore:
                 row = await cursor.fetchone()
         except psycopg.errors.ForeignKeyViolation:
             raise SessionNotFound(session_id) from None
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise DatabaseUnavailable("the notes database is unreachable") from exc
         assert row is not None
-        return Note(**row)  # type: ignore[arg-type]
+        return Note(**row)
 
     async def list_notes(self, session_id: str) -> list[Note]:
         key = _parse_id(session_id)
-        try:
-            async with self.pool.connection() as conn:
-                conn.row_factory = dict_row  # type: ignore[assignment]
-                await self._ensure_schema(conn)  # type: ignore[arg-type]
-                cursor = await conn.execute(
-                    "SELECT id, row_number() OVER (ORDER BY id) AS number, text, created_at FROM agent_notes "
-                    "WHERE session_id = %s ORDER BY id LIMIT %s",
-                    (key, MAX_NOTES_LISTED),
-                )
-                rows = await cursor.fetchall()
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise DatabaseUnavailable("the notes database is unreachable") from exc
-        return [Note(**row) for row in rows]  # type: ignore[arg-type]
+        async with self.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT id, row_number() OVER (ORDER BY id) AS number, text, created_at FROM agent_notes "
+                "WHERE session_id = %s ORDER BY id LIMIT %s",
+                (key, MAX_NOTES_LISTED),
+            )
+            rows = await cursor.fetchall()
+        return [Note(**row) for row in rows]
 
 
 def _parse_id(session_id: str) -> uuid.UUID:

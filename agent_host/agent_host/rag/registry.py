@@ -1,17 +1,13 @@
 """Collections and documents in PostgreSQL (the `genailabs` database): what exists, and what is fully indexed."""
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from agent_host.errors import CollectionExists, CollectionNotFound, DatabaseUnavailable, DocumentNotFound
+from agent_host.db import PgStore
+from agent_host.errors import CollectionExists, CollectionNotFound, DocumentNotFound
 from agent_host.rag.schemas import CollectionPublic, DocumentPublic
 
 SCHEMA = """
@@ -77,24 +73,11 @@ class Leftover:
     first_index: bool
 
 
-class Registry:
+class Registry(PgStore):
     """All RAG SQL lives here; a database outage surfaces as DatabaseUnavailable."""
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self.pool = pool
-        self._schema_ready = False
-
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[dict[str, Any]]]:
-        try:
-            async with self.pool.connection() as conn:
-                conn.row_factory = dict_row  # type: ignore[assignment]
-                if not self._schema_ready:
-                    await conn.execute(SCHEMA)
-                    self._schema_ready = True
-                yield conn  # type: ignore[misc]
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise DatabaseUnavailable("the RAG registry database is unreachable") from exc
+    schema = SCHEMA
+    unavailable = "the RAG registry database is unreachable"
 
     async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         async with self.connection() as conn:

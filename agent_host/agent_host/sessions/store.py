@@ -1,16 +1,12 @@
 """Sessions and their messages in PostgreSQL (the `genailabs` database)."""
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
-import psycopg
-from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
-from agent_host.errors import DatabaseUnavailable, SessionExists, SessionNotFound
+from agent_host.db import PgStore
+from agent_host.errors import SessionExists, SessionNotFound
 from agent_host.schemas import MessagePublic, SessionCreate, SessionPublic, SessionUpdate
 
 SCHEMA = """
@@ -60,24 +56,11 @@ class NewMessage:
     incomplete: bool = False
 
 
-class SessionStore:
+class SessionStore(PgStore):
     """All SQL lives here; a database outage surfaces as DatabaseUnavailable."""
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self.pool = pool
-        self._schema_ready = False
-
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[dict[str, Any]]]:
-        try:
-            async with self.pool.connection() as conn:
-                conn.row_factory = dict_row  # type: ignore[assignment]
-                if not self._schema_ready:
-                    await conn.execute(SCHEMA)
-                    self._schema_ready = True
-                yield conn  # type: ignore[misc]
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise DatabaseUnavailable("the session database is unreachable") from exc
+    schema = SCHEMA
+    unavailable = "the session database is unreachable"
 
     async def ping(self) -> None:
         async with self.connection() as conn:
