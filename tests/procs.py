@@ -1,5 +1,6 @@
 """Real service processes for the tests: started on free ports, health-checked, stoppable mid-test."""
 
+import atexit
 import os
 import shutil
 import signal
@@ -7,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +90,12 @@ class PostgresInstance:
     def start(self) -> None:
         self.process.start()
 
+    def new_database(self, prefix: str) -> str:
+        """A fresh database on this server (a module's own, as the stack's genailabs is); its URL."""
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        self.cluster.bootstrap(self.user, self.password, [name])
+        return self.url(name)
+
     def remove(self) -> None:
         """Stops the server and deletes its cluster: the end of a test's private PostgreSQL."""
         self.stop()
@@ -162,3 +170,41 @@ def start_proxy(
     )
     process.start()
     return process, base_url
+
+
+HOST_KEY = "sk-agent-host-test-key"
+# The ONNX export of the embedding model, made once per machine (under a file lock) and reused by every host.
+MODEL_CACHE = Path(tempfile.gettempdir()) / "genailabs-test-models"
+
+
+def start_agent_host(
+    proxy_url: str, database_url: str, proxy_key: str, api_key: str = HOST_KEY, **env: str
+) -> tuple[ManagedProcess, str]:
+    """An agent host with its own data dirs (Chroma, notes, HOME) and no MCP servers unless `env` says otherwise."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    data = Path(tempfile.mkdtemp(prefix=f"agent-host-{port}-"))
+    atexit.register(shutil.rmtree, data, ignore_errors=True)
+    servers = data / "mcp_servers.json"
+    servers.write_text('{"mcpServers": {}}')
+    process = ManagedProcess(
+        f"agent_host:{port}",
+        [PYTHON, "-m", "agent_host", "--port", str(port)],
+        health=lambda: http_ok(f"{url}/health"),
+        env={
+            "AGENT_HOST_API_KEY": api_key,
+            "AGENT_HOST_PROXY_KEY": proxy_key,
+            "LITELLM_BASE_URL": f"{proxy_url}/v1",
+            "DATABASE_URL": database_url,
+            "CHROMA_PATH": str(data / "chroma"),
+            "NOTES_DIR": str(data / "notes"),
+            "MCP_SERVERS_FILE": str(servers),
+            "MODEL_CACHE_DIR": str(MODEL_CACHE),
+            "HF_HUB_OFFLINE": "1",
+            "HOME": str(data),  # proves nothing writes a cache under the user's home (Chroma's default EF)
+            **env,
+        },
+        startup_timeout=120.0,
+    )
+    process.start()
+    return process, url

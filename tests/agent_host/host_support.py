@@ -1,59 +1,20 @@
 """Starts the agent host as a real process against the test proxy and Postgres."""
 
-import atexit
 import json
-import shutil
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from devstack.probe import free_port, http_ok
-from procs import MASTER_KEY, PYTHON, ManagedProcess
+from procs import HOST_KEY, MASTER_KEY, MODEL_CACHE, ManagedProcess, start_agent_host
 
-# Test proxies must never spool into the repo's .stack/, where a real stack would pick the rows up.
+__all__ = ["HOST_KEY", "MODEL_CACHE", "start_host"]
 
-HOST_KEY = "sk-agent-host-test-key"
-# The ONNX export of the embedding model, made once per machine (under a file lock) and reused by every host.
-MODEL_CACHE = Path(tempfile.gettempdir()) / "genailabs-test-models"
 MODEL = "smollm2:135m"
 
 
 def start_host(proxy_url: str, database_url: str, proxy_key: str, **env: str) -> tuple[ManagedProcess, str]:
-    """A host with its own data dirs (Chroma, notes) and no MCP servers unless `env` says otherwise.
-
-    The exported embedding model is cached in one temp dir shared by every test host and run.
-    """
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    data = Path(tempfile.mkdtemp(prefix=f"agent-host-{port}-"))
-    atexit.register(shutil.rmtree, data, ignore_errors=True)
-    servers = data / "mcp_servers.json"
-    servers.write_text('{"mcpServers": {}}')
-    defaults = {
-        "CHROMA_PATH": str(data / "chroma"),
-        "NOTES_DIR": str(data / "notes"),
-        "MCP_SERVERS_FILE": str(servers),
-        "MODEL_CACHE_DIR": str(MODEL_CACHE),
-    }
-    process = ManagedProcess(
-        f"agent_host:{port}",
-        [PYTHON, "-m", "agent_host", "--port", str(port)],
-        health=lambda: http_ok(f"{url}/health"),
-        env={
-            "AGENT_HOST_API_KEY": HOST_KEY,
-            "AGENT_HOST_PROXY_KEY": proxy_key,
-            "LITELLM_BASE_URL": f"{proxy_url}/v1",
-            "DATABASE_URL": database_url,
-            **defaults,
-            **env,
-        },
-        startup_timeout=60.0,
-    )
-    process.start()
-    return process, url
+    return start_agent_host(proxy_url, database_url, proxy_key, **env)
 
 
 def auth() -> dict[str, str]:

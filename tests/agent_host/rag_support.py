@@ -1,6 +1,5 @@
 """RAG test helpers: a host on its own database and Chroma dir, the /rag API calls, and files made in the test."""
 
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -11,8 +10,6 @@ from host_support import auth, shared_master_key, start_host
 
 from procs import ManagedProcess, PostgresInstance
 
-# The int8 ONNX export is cached across runs (keyed by weights and library versions), never in the repo.
-MODEL_CACHE = Path(tempfile.gettempdir()) / "genailabs-test-models"
 # Nothing listens on the discard port: a chat through this host would fail, and none is made.
 NO_PROXY = "http://127.0.0.1:9"
 Files = list[tuple[str, tuple[str, bytes, str]]]
@@ -20,9 +17,7 @@ Files = list[tuple[str, tuple[str, bytes, str]]]
 
 def own_database(postgres: PostgresInstance, name: str) -> str:
     """A database for one test module, so its collections and leftovers are its own."""
-    database = f"{name}_{uuid.uuid4().hex[:8]}"
-    postgres.cluster.bootstrap(postgres.user, postgres.password, [database])
-    return postgres.url(database)
+    return postgres.new_database(name)
 
 
 def start_rag_host(database_url: str, chroma: Path, home: Path, **env: str) -> tuple[ManagedProcess, str]:
@@ -35,8 +30,6 @@ def start_rag_host(database_url: str, chroma: Path, home: Path, **env: str) -> t
         database_url,
         shared_master_key(),
         CHROMA_PATH=str(chroma),
-        MODEL_CACHE_DIR=str(MODEL_CACHE),
-        HF_HUB_OFFLINE="1",
         HOME=str(home),
         **env,
     )

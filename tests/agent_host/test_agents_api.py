@@ -10,11 +10,11 @@ import httpx
 import pytest
 from agent_support import ScriptedModel, call, events_of, say, write_agents_file
 from host_support import HOST_KEY, auth, new_session, sse_data, start_host
-from rag_support import MODEL_CACHE, create_collection, txt, upload
+from rag_support import create_collection, txt, upload
 
 from devstack.config import REPO_ROOT
 from devstack.probe import free_port
-from procs import PYTHON, PostgresInstance
+from procs import MODEL_CACHE, PYTHON, PostgresInstance
 
 AGENTS = [
     {"name": "assistant", "description": "General questions answered without tools."},

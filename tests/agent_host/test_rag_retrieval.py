@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from rag_support import MODEL_CACHE, own_database
+from rag_support import own_database
 
 from agent_host.config import Settings
 from agent_host.errors import VectorStoreUnavailable
@@ -16,7 +16,7 @@ from agent_host.rag.service import RagService
 from agent_host.rag.store import VectorStore
 from agent_host.sessions.store import open_pool
 from devstack.probe import free_port, http_ok
-from procs import BIN_DIR, ManagedProcess, PostgresInstance
+from procs import BIN_DIR, MODEL_CACHE, ManagedProcess, PostgresInstance
 
 # The service's worker task lives in the loop its fixture ran in: the tests must await in that same loop.
 pytestmark = pytest.mark.asyncio(loop_scope="session")

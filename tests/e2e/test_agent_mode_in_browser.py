@@ -18,10 +18,8 @@ pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")
-def ui_url(
-    proxy: str, postgres: PostgresInstance, runtimes: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    host, host_url, database_url = start_host(proxy, postgres, tmp_path_factory.mktemp("e2e-agent-host"))
+def ui_url(proxy: str, postgres: PostgresInstance, runtimes: tuple[str, str]) -> Iterator[str]:
+    host, host_url, database_url = start_host(proxy, postgres)
     try:
         ui, url = start_ui(host_url, database_url, proxy, runtimes)
     except Exception:

@@ -5,8 +5,6 @@ and the Streamlit UI.
 """
 
 import re
-import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,14 +13,13 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from devstack.config import REPO_ROOT
 from devstack.probe import free_port, http_ok
-from procs import BIN_DIR, MASTER_KEY, PYTHON, SCREENSHOTS, ManagedProcess, PostgresInstance
+from procs import BIN_DIR, MASTER_KEY, SCREENSHOTS, ManagedProcess, PostgresInstance, start_agent_host
 
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]  # fmt: skip
 HOST_KEY = "sk-e2e-documents-host-key"
-MODEL_CACHE = Path(tempfile.gettempdir()) / "genailabs-test-models"
 PENGUINS_MD = """# Emperor penguins
 
 Emperor penguins breed in the middle of the Antarctic winter. The male keeps the single egg warm on his feet
@@ -36,31 +33,11 @@ COLLECTION = "zoo-notes"
 pytestmark = pytest.mark.timeout(300)
 
 
-def start_host(proxy: str, postgres: PostgresInstance, scratch: Path) -> tuple[ManagedProcess, str, str]:
+def start_host(proxy: str, postgres: PostgresInstance) -> tuple[ManagedProcess, str, str]:
     """An agent host on its own database (the UI's history lives there too, as in the stack)."""
-    database = f"e2e_docs_{uuid.uuid4().hex[:8]}"
-    postgres.cluster.bootstrap(postgres.user, postgres.password, [database])
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = ManagedProcess(
-        f"agent_host:{port}",
-        [PYTHON, "-m", "agent_host", "--port", str(port)],
-        health=lambda: http_ok(f"{url}/health"),
-        env={
-            "AGENT_HOST_API_KEY": HOST_KEY,
-            "AGENT_HOST_PROXY_KEY": MASTER_KEY,
-            "LITELLM_BASE_URL": f"{proxy}/v1",
-            "DATABASE_URL": postgres.url(database),
-            "CHROMA_PATH": str(scratch / "chroma"),
-            "MODEL_CACHE_DIR": str(MODEL_CACHE),
-            "NOTES_DIR": str(scratch / "notes"),
-            "HF_HUB_OFFLINE": "1",
-            "HOME": str(scratch),
-        },
-        startup_timeout=120.0,
-    )
-    process.start()
-    return process, url, postgres.url(database)
+    database_url = postgres.new_database("e2e_docs")
+    process, url = start_agent_host(proxy, database_url, MASTER_KEY, api_key=HOST_KEY)
+    return process, url, database_url
 
 
 def start_ui(host_url: str, database_url: str, proxy: str, runtimes: tuple[str, str]) -> tuple[ManagedProcess, str]:
@@ -86,10 +63,8 @@ def start_ui(host_url: str, database_url: str, proxy: str, runtimes: tuple[str, 
 
 
 @pytest.fixture(scope="module")
-def ui_url(
-    proxy: str, postgres: PostgresInstance, runtimes: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    host, host_url, database_url = start_host(proxy, postgres, tmp_path_factory.mktemp("e2e-docs-host"))
+def ui_url(proxy: str, postgres: PostgresInstance, runtimes: tuple[str, str]) -> Iterator[str]:
+    host, host_url, database_url = start_host(proxy, postgres)
     try:
         ui, url = start_ui(host_url, database_url, proxy, runtimes)
     except Exception:

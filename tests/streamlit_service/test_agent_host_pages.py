@@ -3,7 +3,6 @@
 Against a real agent host process (its own database and Chroma dir) on the real proxy, runtimes and PostgreSQL.
 """
 
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,13 +20,12 @@ from chat_ui.config import get_settings
 from chat_ui.extras_store import ExtrasStore
 from chat_ui.store import HistoryStore
 from devstack.config import REPO_ROOT
-from devstack.probe import free_port, http_ok
-from procs import MASTER_KEY, PYTHON, ManagedProcess, PostgresInstance
+from devstack.probe import free_port
+from procs import MASTER_KEY, PostgresInstance, start_agent_host
 
 DOCUMENTS_PAGE = REPO_ROOT / "streamlit_service" / "pages" / "2_Documents.py"
 HOST_KEY = "sk-ui-pages-host-key-0123"
 # The embedding model's ONNX export, cached across runs like the host's own RAG tests do; never in the repo.
-MODEL_CACHE = Path(tempfile.gettempdir()) / "genailabs-test-models"
 MODEL = "smollm2:135m"
 PENGUINS_MD = """# Emperor penguins
 
@@ -50,30 +48,10 @@ pytestmark = pytest.mark.timeout(300)
 @pytest.fixture(scope="module")
 def host(proxy: str, postgres: PostgresInstance, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """A real agent host on its own database (the UI's history lives there too, as in the stack)."""
-    database = f"ui_pages_{uuid.uuid4().hex[:8]}"
-    postgres.cluster.bootstrap(postgres.user, postgres.password, [database])
-    database_url = postgres.url(database)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = ManagedProcess(
-        f"agent_host:{port}",
-        [PYTHON, "-m", "agent_host", "--port", str(port)],
-        health=lambda: http_ok(f"{url}/health"),
-        env={
-            "AGENT_HOST_API_KEY": HOST_KEY,
-            "AGENT_HOST_PROXY_KEY": MASTER_KEY,
-            "LITELLM_BASE_URL": f"{proxy}/v1",
-            "DATABASE_URL": database_url,
-            "CHROMA_PATH": str(tmp_path_factory.mktemp("ui-pages-chroma")),
-            "MODEL_CACHE_DIR": str(MODEL_CACHE),
-            "NOTES_DIR": str(tmp_path_factory.mktemp("ui-pages-notes")),
-            "HF_HUB_OFFLINE": "1",
-            "HOME": str(tmp_path_factory.mktemp("ui-pages-home")),
-            "RAG_MAX_FILE_BYTES": str(MAX_FILE_BYTES),
-        },
-        startup_timeout=120.0,
+    database_url = postgres.new_database("ui_pages")
+    process, url = start_agent_host(
+        proxy, database_url, MASTER_KEY, api_key=HOST_KEY, RAG_MAX_FILE_BYTES=str(MAX_FILE_BYTES)
     )
-    process.start()
     yield url, database_url
     process.stop()
 
