@@ -138,10 +138,17 @@ def test_rename_and_export_the_conversation(page: Page, tmp_path: Path) -> None:
     title.fill("Sea sentence")
     title.press("Enter")
     expect(sidebar(page).get_by_role("button", name="Sea sentence")).to_be_visible()
-    with page.expect_download() as download:
-        sidebar(page).get_by_role("button", name="Markdown").click()
     exported = tmp_path / "chat.md"
-    download.value.save_as(exported)
+    # The rename's rerun redraws the sidebar list before the export button further down: a click in between
+    # downloads the file as the previous run made it, so wait for the export to show the new title.
+    deadline = time.monotonic() + 10
+    while True:
+        with page.expect_download() as download:
+            sidebar(page).get_by_role("button", name="Markdown").click()
+        download.value.save_as(exported)
+        if exported.read_text().startswith("# Sea sentence") or time.monotonic() > deadline:
+            break
+        page.wait_for_timeout(300)
     assert exported.read_text().startswith("# Sea sentence")
     assert "Write one sentence about the sea." in exported.read_text()
     shot(page, "sidebar")
