@@ -208,3 +208,19 @@ def start_agent_host(
     )
     process.start()
     return process, url
+
+
+def start_ui(**env: str) -> tuple[ManagedProcess, str]:
+    """The Streamlit UI as `make up` runs it, on a free port, with `env` as its settings."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = ManagedProcess(
+        f"ui:{port}",
+        [str(BIN_DIR / "streamlit"), "run", str(REPO_ROOT / "streamlit_service" / "main.py"), "--server.port",
+         str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+        health=lambda: http_ok(f"{url}/_stcore/health"),
+        env=env,
+    )  # fmt: skip
+    process.start()
+    return process, url

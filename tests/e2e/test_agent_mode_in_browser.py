@@ -9,8 +9,8 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
-from test_documents_in_browser import CHROMIUM_ARGS, SCREENSHOTS, start_host, start_ui
+from playwright.sync_api import Browser, Page, expect
+from test_documents_in_browser import SCREENSHOTS, start_host, start_ui
 
 from procs import PostgresInstance
 
@@ -31,16 +31,13 @@ def ui_url(proxy: str, postgres: PostgresInstance, runtimes: tuple[str, str]) ->
 
 
 @pytest.fixture(scope="module")
-def page(ui_url: str) -> Iterator[Page]:
-    with sync_playwright() as playwright:
-        browser: Browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 1100})
-        tab = context.new_page()
-        tab.set_default_timeout(30_000)
-        tab.goto(ui_url)
-        yield tab
-        context.close()
-        browser.close()
+def page(browser: Browser, ui_url: str) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 1100})
+    tab = context.new_page()
+    tab.set_default_timeout(30_000)
+    tab.goto(ui_url)
+    yield tab
+    context.close()
 
 
 def sidebar(page: Page):  # type: ignore[no-untyped-def]

@@ -6,16 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from devstack.config import REPO_ROOT
-from devstack.probe import free_port, http_ok
-from procs import BIN_DIR, SCREENSHOTS, ManagedProcess, PostgresInstance, start_proxy
+from procs import SCREENSHOTS, ManagedProcess, PostgresInstance, start_proxy, start_ui
 
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
 MASTER_KEY = "sk-e2e-master-0123456789"  # this module starts its own proxy with it
 pytestmark = pytest.mark.timeout(300)
 
@@ -32,34 +26,16 @@ def own_proxy(postgres: PostgresInstance, runtimes: tuple[str, str]) -> Iterator
 def ui_url(
     own_proxy: tuple[ManagedProcess, str], postgres: PostgresInstance, runtimes: tuple[str, str]
 ) -> Iterator[str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = ManagedProcess(
-        f"ui:{port}",
-        [str(BIN_DIR / "streamlit"), "run", str(REPO_ROOT / "streamlit_service" / "main.py"), "--server.port",
-         str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"],
-        health=lambda: http_ok(f"{url}/_stcore/health"),
-        env={
-            "LITELLM_BASE_URL": f"{own_proxy[1]}/v1",
-            "LITELLM_API_KEY": MASTER_KEY,
-            "DATABASE_URL": postgres.url("genailabs"),
-            "HUB_DATABASE_URL": postgres.url("litellm"),
-            "RUNTIME_URLS": ",".join(runtimes),
-            "STATUS_INTERVAL": "2",
-        },
-    )  # fmt: skip
-    process.start()
+    process, url = start_ui(
+        LITELLM_BASE_URL=f"{own_proxy[1]}/v1",
+        LITELLM_API_KEY=MASTER_KEY,
+        DATABASE_URL=postgres.url("genailabs"),
+        HUB_DATABASE_URL=postgres.url("litellm"),
+        RUNTIME_URLS=",".join(runtimes),
+        STATUS_INTERVAL="2",
+    )
     yield url
     process.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
 
 
 @pytest.fixture(scope="module")

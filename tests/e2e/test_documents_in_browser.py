@@ -9,16 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from devstack.config import REPO_ROOT
-from devstack.probe import free_port, http_ok
-from procs import BIN_DIR, MASTER_KEY, SCREENSHOTS, ManagedProcess, PostgresInstance, start_agent_host
+from procs import MASTER_KEY, SCREENSHOTS, ManagedProcess, PostgresInstance, start_agent_host
+from procs import start_ui as start_stack_ui
 
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
 HOST_KEY = "sk-e2e-documents-host-key"
 PENGUINS_MD = """# Emperor penguins
 
@@ -41,25 +36,15 @@ def start_host(proxy: str, postgres: PostgresInstance) -> tuple[ManagedProcess, 
 
 
 def start_ui(host_url: str, database_url: str, proxy: str, runtimes: tuple[str, str]) -> tuple[ManagedProcess, str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = ManagedProcess(
-        f"ui:{port}",
-        [str(BIN_DIR / "streamlit"), "run", str(REPO_ROOT / "streamlit_service" / "main.py"), "--server.port",
-         str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"],
-        health=lambda: http_ok(f"{url}/_stcore/health"),
-        env={
-            "LITELLM_BASE_URL": f"{proxy}/v1",
-            "LITELLM_API_KEY": MASTER_KEY,
-            "AGENT_HOST_URL": host_url,
-            "AGENT_HOST_API_KEY": HOST_KEY,
-            "DATABASE_URL": database_url,
-            "RUNTIME_URLS": ",".join(runtimes),
-        },
-    )  # fmt: skip
-    process.start()
-    return process, url
+    """The UI in agent-host mode, as `make up` runs it."""
+    return start_stack_ui(
+        LITELLM_BASE_URL=f"{proxy}/v1",
+        LITELLM_API_KEY=MASTER_KEY,
+        AGENT_HOST_URL=host_url,
+        AGENT_HOST_API_KEY=HOST_KEY,
+        DATABASE_URL=database_url,
+        RUNTIME_URLS=",".join(runtimes),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -73,14 +58,6 @@ def ui_url(proxy: str, postgres: PostgresInstance, runtimes: tuple[str, str]) ->
     yield url
     ui.stop()
     host.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
 
 
 @pytest.fixture(scope="module")
