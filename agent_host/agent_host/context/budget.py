@@ -1,4 +1,4 @@
-"""The prompt budget: system, retrieved context, tool results, history and the reply share the window."""
+"""The prompt budget: system, retrieved context, summary, history and the reply share the window."""
 
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,8 +41,6 @@ class PromptParts:
     summary_tokens: int = 0
     retrieved: list[dict[str, Any]] = field(default_factory=list)
     retrieved_tokens: int = 0
-    tool_results: list[dict[str, Any]] = field(default_factory=list)
-    tool_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -69,9 +67,7 @@ def reply_allowance(window: int, fixed_tokens: int, requested: int | None, defau
 def fixed_tokens(parts: PromptParts) -> int:
     """What every prompt carries whatever happens to the history."""
     summary = parts.summary_tokens + MESSAGE_OVERHEAD if parts.summary else 0
-    return (
-        PROMPT_OVERHEAD + parts.system_tokens + parts.turn_tokens + parts.retrieved_tokens + parts.tool_tokens + summary
-    )
+    return PROMPT_OVERHEAD + parts.system_tokens + parts.turn_tokens + parts.retrieved_tokens + summary
 
 
 def history_fits(parts: PromptParts, window: int, reply: int) -> bool:
@@ -102,7 +98,6 @@ def assemble(parts: PromptParts, window: int, reply: int) -> PromptPlan:
         *summary,
         *parts.retrieved,
         *[item.as_message() for item in kept],
-        *parts.tool_results,
         *parts.turn,
     ]
     prompt_tokens = window - reply - budget

@@ -277,9 +277,6 @@ class ChatPipeline:
             turn.facts.warning = "session database unavailable: this turn was not stored"
             log.warning("session %s: database unavailable, turn not stored", session_id)
 
-    def _new_message(self, model: str, message: dict[str, Any]) -> NewMessage:
-        return NewMessage(str(message["role"]), str(message.get("content") or ""), self._count_content(model, message))
-
     def _count_content(self, model: str, message: dict[str, Any]) -> int:
         return self.counter.count_message(model, message) - self.counter.count_message(model, {"content": ""})
 
