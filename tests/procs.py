@@ -24,6 +24,14 @@ SCREENSHOTS = Path(os.environ.get("SCREENSHOTS_DIR") or Path(tempfile.gettempdir
 # `import conftest` finds that folder's own conftest.
 MASTER_KEY = "sk-test-master-0123456789"
 BIN_DIR = Path(PYTHON).parent
+# The suite's one knob for slower machines: every wait (process start-up, browser, polling deadlines) is
+# multiplied by it. The base values are already generous; CI on a machine 3x slower than usual sets 3.
+TIME_SCALE = float(os.environ.get("TEST_TIME_SCALE") or "1")
+
+
+def scaled(seconds: float) -> float:
+    """A wait, stretched for this machine (TEST_TIME_SCALE)."""
+    return seconds * TIME_SCALE
 
 
 @dataclass
@@ -44,7 +52,7 @@ class ManagedProcess:
             self.proc = subprocess.Popen(
                 self.argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, start_new_session=True
             )
-        deadline = time.monotonic() + self.startup_timeout
+        deadline = time.monotonic() + scaled(self.startup_timeout)
         while (reason := self._health_or_exit()) is not None:
             if self.proc.poll() is not None or time.monotonic() > deadline:  # a dead child never gets healthy
                 self.stop()
@@ -61,7 +69,7 @@ class ManagedProcess:
             return
         os.killpg(self.proc.pid, sig)
         try:
-            self.proc.wait(timeout=timeout)
+            self.proc.wait(timeout=scaled(timeout))
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()

@@ -24,6 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from devstack.probe import free_port, port_in_use
+from procs import scaled
 
 
 @dataclass
@@ -128,7 +129,7 @@ class ScriptedModel:
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + scaled(10)
         while not port_in_use(port):
             if time.monotonic() > deadline:
                 raise RuntimeError("the scripted model server did not start")

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from procs import HOST_KEY, MASTER_KEY, MODEL_CACHE, ManagedProcess, start_agent_host
+from procs import HOST_KEY, MASTER_KEY, MODEL_CACHE, ManagedProcess, scaled, start_agent_host
 
 __all__ = ["HOST_KEY", "MODEL_CACHE", "start_host"]
 
@@ -38,7 +38,7 @@ def stored_messages(url: str, session_id: str) -> list[dict[str, Any]]:
 
 
 def wait_for_messages(url: str, session_id: str, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while True:
         messages = stored_messages(url, session_id)
         if len(messages) >= count or time.monotonic() > deadline:

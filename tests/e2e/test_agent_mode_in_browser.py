@@ -12,9 +12,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from test_documents_in_browser import SCREENSHOTS, start_host, start_ui
 
-from procs import PostgresInstance
+from procs import PostgresInstance, scaled
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(scaled(300))
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def ui_url(proxy: str, postgres: PostgresInstance, runtimes: tuple[str, str]) ->
 def page(browser: Browser, ui_url: str) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 1100})
     tab = context.new_page()
-    tab.set_default_timeout(30_000)
+    tab.set_default_timeout(scaled(30_000))
     tab.goto(ui_url)
     yield tab
     context.close()
@@ -54,8 +54,8 @@ def test_an_agent_turn_shows_its_steps_then_the_answer(page: Page) -> None:
     chat.fill("What is 12 times 7?")
     chat.press("Enter")
     step = page.get_by_text(re.compile(r"^Step 1: calculator"))
-    expect(step).to_be_visible(timeout=120_000)
-    expect(page.get_by_role("button", name="Regenerate")).to_be_visible(timeout=120_000)
+    expect(step).to_be_visible(timeout=scaled(120_000))
+    expect(page.get_by_role("button", name="Regenerate")).to_be_visible(timeout=scaled(120_000))
     expect(page.get_by_text(re.compile(r"\d+ steps? · \d+ tool calls?"))).to_be_visible()
     page.get_by_text(re.compile(r"^Step 1: calculator")).click()
     expect(page.get_by_text("Tool call", exact=True)).to_be_visible()

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from procs import SCREENSHOTS, ManagedProcess, PostgresInstance, start_proxy, start_ui
+from procs import SCREENSHOTS, ManagedProcess, PostgresInstance, scaled, start_proxy, start_ui
 
 MASTER_KEY = "sk-e2e-master-0123456789"  # this module starts its own proxy with it
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(scaled(300))
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def ui_url(
 def page(browser: Browser, ui_url: str) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
     tab = context.new_page()
-    tab.set_default_timeout(30_000)
+    tab.set_default_timeout(scaled(30_000))
     tab.goto(ui_url)
     yield tab
     context.close()
@@ -82,10 +82,10 @@ def test_answer_streams_in_more_than_one_step(page: Page) -> None:
     send(page, "Write one sentence about the sea.")
     answer = page.locator("[data-testid=stChatMessage]").nth(1)
     seen: list[str] = []
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + scaled(90)
     while time.monotonic() < deadline:
         if answer.count():
-            text = answer.inner_text(timeout=1000)
+            text = answer.inner_text(timeout=scaled(1000))
             if text and (not seen or seen[-1] != text):
                 seen.append(text)
         if page.get_by_role("button", name="Regenerate").count():
@@ -117,7 +117,7 @@ def test_rename_and_export_the_conversation(page: Page, tmp_path: Path) -> None:
     exported = tmp_path / "chat.md"
     # The rename's rerun redraws the sidebar list before the export button further down: a click in between
     # downloads the file as the previous run made it, so wait for the export to show the new title.
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + scaled(10)
     while True:
         with page.expect_download() as download:
             sidebar(page).get_by_role("button", name="Markdown").click()
@@ -144,13 +144,13 @@ def test_proxy_down_shows_red_and_a_clear_error_then_recovers_without_reload(
 ) -> None:
     process, _ = own_proxy
     process.stop()
-    expect(sidebar(page).get_by_text("no answer from")).to_be_visible(timeout=20_000)
+    expect(sidebar(page).get_by_text("no answer from")).to_be_visible(timeout=scaled(20_000))
     send(page, "Are you there?")
-    expect(page.get_by_text("Cannot reach the proxy")).to_be_visible(timeout=20_000)
+    expect(page.get_by_text("Cannot reach the proxy")).to_be_visible(timeout=scaled(20_000))
     expect(page.get_by_role("button", name="Resend")).to_be_visible()
     shot(page, "proxy-down")
     process.start()
-    expect(sidebar(page).get_by_text("no answer from")).to_have_count(0, timeout=30_000)
+    expect(sidebar(page).get_by_text("no answer from")).to_have_count(0, timeout=scaled(30_000))
     page.get_by_role("button", name="Resend").click()
-    expect(page.get_by_role("button", name="Regenerate")).to_be_visible(timeout=90_000)
+    expect(page.get_by_role("button", name="Regenerate")).to_be_visible(timeout=scaled(90_000))
     expect(page.get_by_text("Cannot reach the proxy")).to_have_count(0)

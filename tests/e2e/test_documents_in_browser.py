@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from procs import MASTER_KEY, SCREENSHOTS, ManagedProcess, PostgresInstance, start_agent_host
+from procs import MASTER_KEY, SCREENSHOTS, ManagedProcess, PostgresInstance, scaled, start_agent_host
 from procs import start_ui as start_stack_ui
 
 HOST_KEY = "sk-e2e-documents-host-key"
@@ -25,7 +25,7 @@ VOLCANO_TXT = (
     "down the eastern slopes into the Valle del Bove, a wide valley that protects the villages below."
 )
 COLLECTION = "zoo-notes"
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(scaled(300))
 
 
 def start_host(proxy: str, postgres: PostgresInstance) -> tuple[ManagedProcess, str, str]:
@@ -64,7 +64,7 @@ def ui_url(proxy: str, postgres: PostgresInstance, runtimes: tuple[str, str]) ->
 def page(browser: Browser, ui_url: str) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 1300})
     tab = context.new_page()
-    tab.set_default_timeout(30_000)
+    tab.set_default_timeout(scaled(30_000))
     yield tab
     context.close()
 
@@ -87,7 +87,7 @@ def test_upload_two_files_and_watch_them_indexed(page: Page, ui_url: str, tmp_pa
     )
     page.get_by_role("button", name="Upload and index").click()
     done = page.get_by_text(re.compile(r"Done: 2 of 2 files indexed, \d+ chunks?"))
-    expect(done).to_be_visible(timeout=120_000)
+    expect(done).to_be_visible(timeout=scaled(120_000))
     expect(page.locator("[data-testid=stProgress]").first).to_be_visible()
     for filename in ("penguins.md", "etna.txt"):
         expect(page.get_by_text(re.compile(rf"{re.escape(filename)} · indexed · \d+ chunks?"))).to_be_visible()
@@ -119,8 +119,8 @@ def test_a_question_with_the_collection_selected_shows_its_source(page: Page, ui
     chat.fill("How long does the male emperor penguin keep the egg warm?")
     chat.press("Enter")
     source = page.get_by_text(re.compile(r"\[1\] penguins\.md"))
-    expect(source).to_be_visible(timeout=120_000)
-    expect(page.get_by_role("button", name="Regenerate")).to_be_visible(timeout=60_000)
+    expect(source).to_be_visible(timeout=scaled(120_000))
+    expect(page.get_by_role("button", name="Regenerate")).to_be_visible(timeout=scaled(60_000))
     page.get_by_text(re.compile(r"\[1\] penguins\.md")).click()
     expect(page.get_by_text("keeps the single egg warm").first).to_be_visible()
     page.wait_for_timeout(600)  # the expander's opening animation

@@ -6,11 +6,12 @@ import httpx
 from hub_support import MASTER_KEY, SMOLLM, bearer
 
 from hub.logger import HEALTH_CHECK_ACCOUNT, usage_row
+from procs import scaled
 
 
 def test_models_lists_only_groups_a_backend_serves_once_health_checks_ran(client: httpx.Client) -> None:
     # The test runtimes have only smollm2; the seed's Ollama models fail their health check.
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + scaled(90)
     listed: set[str] = set()
     while time.monotonic() < deadline:
         listed = {model["id"] for model in client.get("/v1/models", headers=bearer(MASTER_KEY)).json()["data"]}

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from procs import start_postgres, start_proxy, start_runtime
+from procs import scaled, start_postgres, start_proxy, start_runtime
 
 MASTER_KEY = "sk-offline-master-key"
 
@@ -29,7 +29,7 @@ def main() -> int:
         reply.raise_for_status()
         print("reply:", reply.json()["choices"][0]["message"]["content"])
         # The hub creates its tables on its first write, so the table may not exist for a moment.
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + scaled(20)
         while time.monotonic() < deadline:
             with psycopg.connect(postgres.url("litellm"), autocommit=True) as conn:
                 try:

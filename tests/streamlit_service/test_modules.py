@@ -13,7 +13,7 @@ from chat_ui.config import get_settings
 from chat_ui.export import to_json, to_markdown
 from chat_ui.schemas import Conversation, Facts, GenerationParams, Message
 from chat_ui.usage import latency_percentiles, usage_per_day, verify_master_key
-from procs import PostgresInstance
+from procs import PostgresInstance, scaled
 
 
 def test_stop_closes_the_stream_so_the_server_stops_generating(ui_env: FakeModelServer) -> None:
@@ -23,7 +23,7 @@ def test_stop_closes_the_stream_so_the_server_stops_generating(ui_env: FakeModel
     pieces = stream_reply(make_client(get_settings()), params, [("user", "long answer please")], reply)
     received = [piece for piece, _ in zip((p for p in pieces if p), range(5), strict=False)]
     pieces.close()  # what the page does when Stop reruns the script
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + scaled(5)
     while ui_env.disconnects == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(received) == 5 and reply.stopped

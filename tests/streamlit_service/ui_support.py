@@ -5,13 +5,14 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 from devstack.config import REPO_ROOT
+from procs import scaled
 
 MAIN = REPO_ROOT / "streamlit_service" / "main.py"
 USAGE_PAGE = REPO_ROOT / "streamlit_service" / "pages" / "1_Usage.py"
 
 
 def open_page(path: Path = MAIN, **query: str) -> AppTest:
-    app = AppTest.from_file(str(path), default_timeout=30)
+    app = AppTest.from_file(str(path), default_timeout=scaled(30))
     for key, value in query.items():
         app.query_params[key] = value
     return app.run()
