@@ -1,4 +1,9 @@
-"""Safe arithmetic for the calculator tool: simpleeval over numbers only, with bounded sizes."""
+"""Safe arithmetic for the calculator tool: simpleeval over numbers only, with bounded sizes.
+
+Every operation that could build a huge number is checked before it runs (a big power, product or rounding
+costs time and memory long before it could be refused afterwards); strings, lists and shifts never reach
+the evaluator.
+"""
 
 import ast
 import math
@@ -35,6 +40,14 @@ def _multiply(left: float, right: float) -> float:
     return result
 
 
+def _round(number: float, ndigits: int | None = None) -> float:
+    # round(1, -10**8) builds 10**(10**8) before it answers: the digit count is bounded like any result's.
+    if ndigits is not None and (not isinstance(ndigits, int) or abs(ndigits) > MAX_RESULT_DIGITS):
+        raise CalculationError(f"round() takes at most {MAX_RESULT_DIGITS} digits either way")
+    result: float = round(number, ndigits)
+    return result
+
+
 OPERATORS: dict[type, Callable[..., Any]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
@@ -48,7 +61,7 @@ OPERATORS: dict[type, Callable[..., Any]] = {
 }
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "abs": abs,
-    "round": round,
+    "round": _round,
     "min": min,
     "max": max,
     "sqrt": math.sqrt,

@@ -1,6 +1,5 @@
 """The built-in tools, built per run by a factory closing over that run's dependencies."""
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from agent_host.agents.calculator import CalculationError, evaluate
 from agent_host.agents.notes import NotesStore
+from agent_host.agents.workers import run_in_worker
 from agent_host.errors import AgentHostError
 from agent_host.rag.schemas import COLLECTION_NAME, CollectionPublic, QueryRequest, QueryResult
 
@@ -100,8 +100,9 @@ def builtin_tools(deps: ToolDeps) -> list[BaseTool]:
 
     async def calculator(expression: str) -> str:
         """Evaluate an arithmetic expression such as (2+3)*4, sqrt(2) or 2^10."""
+        # In a worker process: the run's tool timeout kills it, where a thread would keep computing.
         try:
-            return await asyncio.to_thread(evaluate, expression)
+            return await run_in_worker(evaluate, expression)
         except CalculationError as exc:
             raise ToolFailure(str(exc)) from None
 
