@@ -59,7 +59,8 @@ def up(settings: StackSettings) -> None:
     running = supervisor.is_running()
 
     def managed(name: str) -> bool:
-        return running and supervisor.state(name) in ("RUNNING", "STARTING")
+        # BACKOFF: supervisord is bringing a crashed program back; its port is ours, not a conflict.
+        return running and supervisor.state(name) in ("RUNNING", "STARTING", "BACKOFF")
 
     services = plan(settings, managed)
     conflicts = port_conflicts(services, managed)
@@ -127,18 +128,20 @@ def status(settings: StackSettings) -> int:
 def print_table(settings: StackSettings, services: list[Service], supervisor: Supervisor) -> int:
     rows = []
     unhealthy = 0
+    restarts = supervisor.restarts()
     for service in services:
         state = supervisor.state(service.name) if service.program is not None else "EXTERNAL"
+        count = str(restarts.get(service.name, 0)) if service.program is not None else "-"
         reason = service.health()
         unhealthy += reason is not None
-        rows.append(
-            (service.name, state, "healthy" if reason is None else f"DOWN: {reason}", service.url, service.note)
-        )
-    widths = [max(len(str(row[i])) for row in rows) for i in range(3)]
-    print(f"{'SERVICE':<{widths[0]}}  {'PROCESS':<{widths[1]}}  {'HEALTH':<{widths[2]}}  URL")
-    for name, state, health, url, note in rows:
+        health = "healthy" if reason is None else f"DOWN: {reason}"
+        rows.append((service.name, state, count, health, service.url, service.note))
+    header = ("SERVICE", "PROCESS", "RESTARTS", "HEALTH")
+    widths = [max(len(header[i]), *(len(row[i]) for row in rows)) for i in range(4)]
+    print("  ".join(f"{title:<{width}}" for title, width in zip(header, widths, strict=True)) + "  URL")
+    for *cells, url, note in rows:
         suffix = f"  ({note})" if note else ""
-        print(f"{name:<{widths[0]}}  {state:<{widths[1]}}  {health:<{widths[2]}}  {url}{suffix}")
+        print("  ".join(f"{cell:<{width}}" for cell, width in zip(cells, widths, strict=True)) + f"  {url}{suffix}")
     print(f"logs: {settings.logs_dir}/  (make logs)")
     return 1 if unhealthy else 0
 

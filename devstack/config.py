@@ -2,7 +2,9 @@
 
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import quote
 
+from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -20,7 +22,8 @@ class StackSettings(BaseSettings):
     postgres_port: int = 5433
     # Databases created next to POSTGRES_DB: the UI history and agent sessions live here.
     app_databases: list[str] = ["genailabs"]
-    database_url: str = "postgresql://litellm:litellm@localhost:5433/litellm"
+    # Unset: built from the POSTGRES_* parts above. Set it to use a server of your own.
+    database_url: str = ""
 
     litellm_master_key: str
     litellm_port: int = 4100
@@ -34,6 +37,14 @@ class StackSettings(BaseSettings):
     stack_dir: Path = REPO_ROOT / ".stack"
     # Seconds `up` waits for each service to become healthy.
     start_timeout: float = 120.0
+
+    @model_validator(mode="after")
+    def _database_url_from_parts(self) -> "StackSettings":
+        if not self.database_url:
+            self.database_url = postgres_url(
+                self.postgres_user, self.postgres_password, "localhost", self.postgres_port, self.postgres_db
+            )
+        return self
 
     @property
     def runtime_port(self) -> int:
@@ -54,6 +65,11 @@ class StackSettings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         return self.stack_dir / "logs"
+
+
+def postgres_url(user: str, password: str, host: str, port: int, database: str) -> str:
+    """A PostgreSQL URL whose user and password may hold any character (`@`, `/`, `:`...)."""
+    return f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{quote(database, safe='')}"
 
 
 @lru_cache

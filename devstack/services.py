@@ -89,7 +89,7 @@ def _proxy(settings: StackSettings) -> Service:
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
             "OLLAMA_BASE_URL": settings.ollama_base_url,
             "RUNTIME2_BASE_URL": settings.runtime2_base_url,
-            "HUB_DATABASE_URL": settings.database_url,
+            # HUB_DATABASE_URL (it holds the password) comes from supervisord's environment (secret_env).
             "HUB_SPOOL_DIR": str(settings.stack_dir),
         },
     )
@@ -103,8 +103,12 @@ def _proxy(settings: StackSettings) -> Service:
     return Service("proxy", settings.litellm_port, f"{settings.proxy_url}/v1", ready, program)
 
 
+def app_database_url(settings: StackSettings) -> str:
+    """The UI history and agent sessions database, on the hub's server with the hub's credentials."""
+    return urlsplit(settings.database_url)._replace(path="/genailabs").geturl()
+
+
 def _agent_host(settings: StackSettings) -> Service:
-    sessions_db = urlsplit(settings.database_url)._replace(path="/genailabs").geturl()
     argv = [
         str(VENV_BIN / "python"),
         "-m",
@@ -117,10 +121,10 @@ def _agent_host(settings: StackSettings) -> Service:
     program = Program(
         "agent_host",
         argv,
-        # AGENT_HOST_API_KEY and AGENT_HOST_PROXY_KEY come from supervisord's environment (secret_env).
+        # AGENT_HOST_API_KEY, AGENT_HOST_PROXY_KEY and DATABASE_URL come from supervisord's environment
+        # (secret_env).
         environment={
             "LITELLM_BASE_URL": f"{settings.proxy_url}/v1",
-            "DATABASE_URL": sessions_db,
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
             # The stack's own data dir; the exported embedding model stays shared in the repo's .stack/models.
             "CHROMA_PATH": str(settings.stack_dir / "chroma"),
@@ -132,7 +136,6 @@ def _agent_host(settings: StackSettings) -> Service:
 
 
 def _ui(settings: StackSettings) -> Service:
-    history_db = urlsplit(settings.database_url)._replace(path="/genailabs").geturl()
     argv = [
         str(VENV_BIN / "streamlit"),
         "run",
@@ -149,11 +152,10 @@ def _ui(settings: StackSettings) -> Service:
     program = Program(
         "ui",
         argv,
-        # LITELLM_API_KEY comes from supervisord's environment (secret_env), never from this file.
+        # LITELLM_API_KEY, DATABASE_URL and HUB_DATABASE_URL come from supervisord's environment
+        # (secret_env), never from this file.
         environment={
             "LITELLM_BASE_URL": f"{settings.proxy_url}/v1",
-            "DATABASE_URL": history_db,
-            "HUB_DATABASE_URL": settings.database_url,
             "RUNTIME_URLS": f"{settings.ollama_base_url},{settings.runtime2_base_url}",
             # Phase 2: chat, documents (RAG) and agents go through the agent host; UI_VIA_AGENT_HOST=false
             # makes the UI talk to the proxy directly as in phase 1.
@@ -205,7 +207,14 @@ def load_plan(settings: StackSettings) -> dict[str, str]:
 def secret_env(settings: StackSettings) -> dict[str, str]:
     """Secrets are handed to supervisord through its environment, never written into its config."""
     # The UI talks to the proxy with the master key by default, as in the seed's streamlit_service/.env.
-    env = {"LITELLM_MASTER_KEY": settings.litellm_master_key, "LITELLM_API_KEY": settings.litellm_master_key}
+    env = {
+        "LITELLM_MASTER_KEY": settings.litellm_master_key,
+        "LITELLM_API_KEY": settings.litellm_master_key,
+        # Database URLs carry the password. Every program that reads DATABASE_URL (agent host, UI) wants
+        # the app database; the proxy is started without it (`env -u`), the hub reads HUB_DATABASE_URL.
+        "HUB_DATABASE_URL": settings.database_url,
+        "DATABASE_URL": app_database_url(settings),
+    }
     env.update(load_keys(settings) or {})
     if "PATH" not in os.environ:
         env["PATH"] = "/usr/bin:/bin"

@@ -1,6 +1,8 @@
 """Renders supervisord's config for the stack and drives it over its XML-RPC socket."""
 
 import contextlib
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +15,10 @@ from typing import Any
 from supervisor.xmlrpc import SupervisorTransport
 
 from devstack.config import REPO_ROOT, StackSettings
+from devstack.restarts import COUNTED_EVENTS, load_restarts
+
+# With supervisord's growing back-off (1 s, 2 s, 3 s...) this keeps trying a failing start for over an hour.
+START_RETRIES = 100
 
 
 @dataclass(frozen=True)
@@ -53,9 +59,11 @@ def render_config(settings: StackSettings, programs: list[Program]) -> str:
             f"directory={REPO_ROOT}",
             # `up` starts each program itself, in dependency order, once the previous one is healthy.
             "autostart=false",
-            "autorestart=unexpected",
+            # A crashed program comes back at once, every time; a start that fails within startsecs is
+            # retried after 1 s, 2 s, 3 s... (supervisord's back-off) instead of ending FATAL.
+            "autorestart=true",
             "startsecs=2",
-            "startretries=1",
+            f"startretries={START_RETRIES}",
             f"stopsignal={program.stop_signal}",
             "stopwaitsecs=30",
             "stopasgroup=true",
@@ -71,7 +79,31 @@ def render_config(settings: StackSettings, programs: list[Program]) -> str:
             # Only non-secret values go here; secrets reach the programs through supervisord's own env.
             env = ",".join(f'{key}="{value}"' for key, value in program.environment.items())
             lines.append(f"environment={env}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _restart_listener(settings)) + "\n"
+
+
+def _restart_listener(settings: StackSettings) -> list[str]:
+    """The event listener that counts restarts for `make status` (devstack/restarts.py)."""
+    return [
+        "[eventlistener:restarts]",
+        f"command={_quote(sys.executable)} -m devstack.restarts {_quote(str(restarts_path(settings)))}",
+        f"directory={REPO_ROOT}",
+        "events=" + ",".join(COUNTED_EVENTS),
+        "autostart=true",
+        "autorestart=true",
+        f"startretries={START_RETRIES}",
+        "stdout_logfile=NONE",  # its stdout is supervisord's event protocol, nothing to keep
+        f"stderr_logfile={settings.logs_dir / 'restarts.log'}",
+        "stderr_logfile_maxbytes=1MB",
+    ]
+
+
+def restarts_path(settings: StackSettings) -> Path:
+    return settings.stack_dir / "restarts.json"
+
+
+def _fingerprint(env: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(env, sort_keys=True).encode()).hexdigest()
 
 
 class Supervisor:
@@ -79,6 +111,13 @@ class Supervisor:
         self.settings = settings
         self.conf_path = settings.stack_dir / "supervisord.conf"
         self.socket_path = settings.stack_dir / "supervisor.sock"
+        self.env_fingerprint_path = settings.stack_dir / "supervisord.env.sha256"
+
+    def _env_fingerprint(self) -> str:
+        try:
+            return self.env_fingerprint_path.read_text().strip()
+        except OSError:
+            return ""
 
     def _rpc(self) -> Any:  # XML-RPC answers are untyped; each caller converts what it reads
         transport = SupervisorTransport(None, None, f"unix://{self.socket_path}")
@@ -93,10 +132,17 @@ class Supervisor:
             return False
 
     def ensure_started(self, config: str, env: dict[str, str]) -> None:
-        """Writes the config and starts supervisord, or makes a running one pick the config up."""
+        """Writes the config and starts supervisord, or makes a running one pick the config up.
+
+        Secrets reach the programs only through supervisord's own environment, which a running
+        supervisord cannot change: when they differ from the ones it was started with, it restarts.
+        """
         self.settings.logs_dir.mkdir(parents=True, exist_ok=True)
         self.conf_path.write_text(config)
         self.conf_path.chmod(0o600)
+        fingerprint = _fingerprint(env)
+        if self.is_running() and self._env_fingerprint() != fingerprint:
+            self.shutdown()
         if self.is_running():
             added, changed, removed = self._rpc().supervisor.reloadConfig()[0]
             for name in removed + changed:
@@ -106,6 +152,9 @@ class Supervisor:
                 self._rpc().supervisor.addProcessGroup(name)
             return
         self.socket_path.unlink(missing_ok=True)
+        restarts_path(self.settings).unlink(missing_ok=True)  # restart counts are per stack start
+        self.env_fingerprint_path.touch(mode=0o600, exist_ok=True)
+        self.env_fingerprint_path.write_text(fingerprint)
         subprocess.run(
             [str(Path(sys.executable).parent / "supervisord"), "-c", str(self.conf_path)],
             env={**os.environ, **env},
@@ -127,8 +176,12 @@ class Supervisor:
         info = self.info(name)
         return str(info["statename"]) if info else "NOT STARTED"
 
+    def restarts(self) -> dict[str, int]:
+        """Restarts per program since supervisord started (counted by devstack/restarts.py)."""
+        return load_restarts(restarts_path(self.settings))
+
     def start(self, name: str) -> None:
-        if self.state(name) in ("RUNNING", "STARTING"):
+        if self.state(name) in ("RUNNING", "STARTING", "BACKOFF"):  # BACKOFF: supervisord is retrying it
             return
         try:
             self._rpc().supervisor.startProcess(name, False)

@@ -1,8 +1,11 @@
 """`make up` / `make status` / `make down` for real, on free ports and a fresh stack dir."""
 
 import os
+import signal
 import subprocess
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,8 +13,10 @@ import httpx
 import pytest
 
 from devstack.config import REPO_ROOT, StackSettings
-from devstack.probe import free_port, port_in_use
+from devstack.probe import free_port, http_ok, port_in_use
 from devstack.services import plan
+from devstack.supervisor import Supervisor
+from procs import scaled
 
 MASTER_KEY = "sk-stack-test-master-key"
 
@@ -82,6 +87,76 @@ def test_make_status_reports_each_service_healthy(stack_env: dict[str, str]) -> 
     result = _make("status", stack_env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("healthy") == 6
+
+
+def _chat(client: httpx.Client, proxy: str) -> int:
+    try:
+        return client.post(
+            f"{proxy}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {MASTER_KEY}"},
+            json={"model": "smollm2:135m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4},
+        ).status_code
+    except httpx.HTTPError:
+        return 0
+
+
+def test_a_runtime_killed_by_sigsegv_again_and_again_is_back_within_seconds_each_time(
+    stack_env: dict[str, str],
+) -> None:
+    settings = StackSettings(stack_dir=Path(stack_env["STACK_DIR"]), litellm_master_key=MASTER_KEY)
+    supervisor = Supervisor(settings)
+    proxy = f"http://localhost:{stack_env['LITELLM_PORT']}"
+    runtime_url = stack_env["OLLAMA_BASE_URL"]
+    stop = threading.Event()
+    statuses: list[int] = []
+    states: set[tuple[str, str]] = set()
+
+    def traffic() -> None:  # a client chatting through the proxy all along
+        with httpx.Client(timeout=scaled(60)) as client:
+            while not stop.is_set():
+                statuses.append(_chat(client, proxy))
+
+    def watch() -> None:  # every state supervisord shows meanwhile
+        while not stop.is_set():
+            states.update((name, supervisor.state(name)) for name in ("runtime", "runtime2", "proxy"))
+            time.sleep(0.05)
+
+    threads = [threading.Thread(target=traffic), threading.Thread(target=watch)]
+    for thread in threads:
+        thread.start()
+    recoveries = []
+    try:
+        for _ in range(3):
+            info = supervisor.info("runtime")
+            assert info is not None and info["statename"] == "RUNNING", info
+            pid = int(str(info["pid"]))
+            os.kill(pid, signal.SIGSEGV)
+            killed = time.monotonic()
+            while True:
+                info = supervisor.info("runtime") or {}
+                if info.get("pid") not in (0, pid) and http_ok(f"{runtime_url}/api/version", timeout=1) is None:
+                    break
+                assert time.monotonic() - killed < scaled(10), f"runtime not back after {scaled(10):.0f}s: {info}"
+                time.sleep(0.05)
+            recoveries.append(time.monotonic() - killed)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=scaled(90))
+    failed = len(statuses) - statuses.count(200)
+    times = ", ".join(f"{seconds:.1f}s" for seconds in recoveries)
+    print(f"runtime back after SIGSEGV in {times}; {len(statuses)} chats meanwhile, {failed} failed")
+    assert not {state for _, state in states} & {"FATAL", "STOPPED"}, sorted(states)
+    assert statuses and statuses[-1] == 200, statuses
+    assert statuses.count(200) >= len(statuses) - 1, statuses  # the proxy re-sends a request the dead one lost
+
+    status = _make("status", stack_env)
+    assert status.returncode == 0, status.stdout + status.stderr
+    header, *rows = status.stdout.splitlines()
+    assert header.split()[:4] == ["SERVICE", "PROCESS", "RESTARTS", "HEALTH"], header
+    runtime_row = next(row.split() for row in rows if row.startswith("runtime "))
+    assert int(runtime_row[2]) >= 3, status.stdout
+    assert next(row.split() for row in rows if row.startswith("proxy "))[2] == "0", status.stdout
 
 
 def test_chat_ui_answers_and_its_key_stays_out_of_the_supervisor_config(stack_env: dict[str, str]) -> None:
