@@ -16,6 +16,9 @@ class Settings(BaseSettings):
 
     # Clients send this as `Authorization: Bearer ...` on every route but health.
     agent_host_api_key: SecretStr
+    # The administrator's key (accepted as an API key too): needed to add or remove MCP servers at run time.
+    # Unset, nobody can; set it until users and roles exist.
+    agent_host_admin_key: SecretStr | None = None
     litellm_base_url: str = "http://localhost:4100/v1"
     # The host's own virtual key on the proxy (python -m hub.keys create --alias agent-host).
     agent_host_proxy_key: SecretStr
@@ -65,6 +68,11 @@ class Settings(BaseSettings):
 
     # MCP servers in the mcpServers format (Claude Desktop's), read at start.
     mcp_servers_file: Path = SERVICE_DIR / "mcp_servers.json"
+    # Servers added through the API (streamable HTTP only): run-time state, never the tracked file above.
+    mcp_runtime_servers_file: Path = STACK_DIR / "mcp_servers.runtime.json"
+    # Hosts a server added through the API may use although they are loopback, private or link-local
+    # (comma-separated names or addresses, e.g. "127.0.0.1,mcp.internal"); all others must be public.
+    mcp_allowed_hosts: str = ""
     mcp_connect_timeout: float = Field(default=15.0, gt=0)
     mcp_call_timeout: float = Field(default=20.0, gt=0)
     # Seconds between reconnection attempts to a server marked down.
@@ -80,7 +88,7 @@ class Settings(BaseSettings):
     tool_result_max_chars: int = Field(default=4000, ge=100)
     notes_dir: Path = STACK_DIR / "notes"
 
-    @field_validator("chroma_path", "model_cache_dir", "notes_dir")
+    @field_validator("chroma_path", "model_cache_dir", "notes_dir", "mcp_runtime_servers_file")
     @classmethod
     def _from_repo_root(cls, path: Path) -> Path:
         """Relative data dirs (.stack/chroma) mean the repository's, wherever the host is started from."""

@@ -6,10 +6,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.requests import HTTPConnection
 from openai import AsyncOpenAI
+from pydantic import SecretStr
 
 from agent_host.agents.service import AgentService
 from agent_host.config import Settings
-from agent_host.errors import Unauthorized
+from agent_host.errors import Forbidden, Unauthorized
 from agent_host.mcp.manager import McpManager
 from agent_host.pipeline.chat import ChatPipeline
 from agent_host.rag.service import RagService
@@ -46,15 +47,31 @@ def bearer_token(connection: HTTPConnection) -> str | None:
     return connection.query_params.get("api_key")  # browsers cannot set headers on a WebSocket
 
 
+def _matches(token: str | None, key: SecretStr | None) -> bool:
+    expected = key.get_secret_value().encode() if key is not None else b""
+    return bool(token and expected) and secrets.compare_digest(str(token).encode(), expected)
+
+
 def is_authorised(connection: HTTPConnection, settings: Settings) -> bool:
+    """The API key or the administrator's key, which can do everything the API key can."""
     token = bearer_token(connection)
-    expected = settings.agent_host_api_key.get_secret_value()
-    return token is not None and secrets.compare_digest(token.encode(), expected.encode())
+    return _matches(token, settings.agent_host_api_key) or _matches(token, settings.agent_host_admin_key)
 
 
 async def require_api_key(request: Request, settings: SettingsDep) -> None:
     if not is_authorised(request, settings):
         raise Unauthorized("missing or wrong API key: send Authorization: Bearer <AGENT_HOST_API_KEY>")
+
+
+async def require_admin_key(request: Request, settings: SettingsDep) -> None:
+    """Administrators only (until users and roles exist, whoever holds AGENT_HOST_ADMIN_KEY)."""
+    if settings.agent_host_admin_key is None:
+        raise Forbidden("this needs an administrator, and none is configured: set AGENT_HOST_ADMIN_KEY on the host")
+    if not _matches(bearer_token(request), settings.agent_host_admin_key):
+        raise Forbidden("this needs the administrator's key: send Authorization: Bearer <AGENT_HOST_ADMIN_KEY>")
+
+
+AdminDep = Annotated[None, Depends(require_admin_key)]
 
 
 def _mcp(request: HTTPConnection) -> McpManager:

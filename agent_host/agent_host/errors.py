@@ -16,6 +16,12 @@ class Unauthorized(AgentHostError):
     type, status = "unauthorized", 401
 
 
+class Forbidden(AgentHostError):
+    """The credential is valid but may not do this (an administrator's action, or a policy says no)."""
+
+    type, status = "forbidden", 403
+
+
 class SessionNotFound(AgentHostError):
     type, status = "session_not_found", 404
 
@@ -136,6 +142,24 @@ class McpConfigInvalid(AgentHostError):
     """The mcpServers file or a server's config is wrong: the message names the file and the field."""
 
     type, status = "invalid_mcp_config", 422
+
+
+class McpStdioRefused(Forbidden):
+    """Stdio servers run commands on the host: only the operator's servers file may configure them."""
+
+    type = "mcp_stdio_refused"
+
+
+class McpUrlRefused(Forbidden):
+    """A run-time server's URL reaches loopback, a private network or a metadata address."""
+
+    type = "mcp_url_refused"
+
+
+class McpServerInFile(Forbidden):
+    """The server comes from the operator's servers file, which the API never rewrites."""
+
+    type = "mcp_server_in_file"
 
 
 # Agents

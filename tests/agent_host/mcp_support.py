@@ -18,13 +18,18 @@ import pytest
 from host_support import HOST_KEY, auth
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 
 from agent_host.config import Settings
+from agent_host.mcp.egress import mcp_http_client
 from devstack.probe import free_port, port_in_use
 from procs import PYTHON, ManagedProcess
 
 HTTP_SERVER = Path(__file__).with_name("mcp_http_server.py")
+ADMIN_KEY = "sk-agent-host-admin-test-key"
+
+
+def admin_auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 def start_mcp_http_server(name: str = "web", port: int | None = None) -> tuple[ManagedProcess, str]:
@@ -55,9 +60,10 @@ def write_servers_file(path: Path, servers: dict[str, dict[str, Any]]) -> Path:
 
 
 def mcp_host_env(tmp: Path, servers_file: Path, retry_interval: float = 1.0) -> dict[str, str]:
-    """Settings for a host process of one test module: its own servers file and Chroma, fast retries."""
+    """Settings for a host process of one test module: its own servers files and Chroma, fast retries."""
     return {
         "MCP_SERVERS_FILE": str(servers_file),
+        "MCP_RUNTIME_SERVERS_FILE": str(tmp / "mcp_servers.runtime.json"),
         "MCP_RETRY_INTERVAL": str(retry_interval),
         "MCP_CONNECT_TIMEOUT": "15",
         "CHROMA_PATH": str(tmp / "chroma"),
@@ -71,6 +77,7 @@ def mcp_settings(servers_file: Path, **overrides: Any) -> Settings:
         "agent_host_api_key": HOST_KEY,
         "agent_host_proxy_key": "unused",
         "mcp_servers_file": servers_file,
+        "mcp_runtime_servers_file": servers_file.with_name("mcp_servers.runtime.json"),
         "mcp_retry_interval": 1.0,
         "mcp_connect_timeout": 15.0,
         **overrides,
@@ -98,7 +105,7 @@ def wait_for_server(host_url: str, name: str, status: str = "up", timeout: float
 async def host_mcp_client(host_url: str, key: str = HOST_KEY) -> AsyncIterator[Client]:
     """The official MCP client on the host's own server at /mcp, with the bearer key."""
     async with (
-        create_mcp_http_client(headers={"Authorization": f"Bearer {key}"}) as http,
+        mcp_http_client({"Authorization": f"Bearer {key}"}, connect_timeout=10) as http,
         Client(streamable_http_client(f"{host_url}/mcp", http_client=http), read_timeout_seconds=60) as client,
     ):
         yield client

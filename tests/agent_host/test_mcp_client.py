@@ -4,7 +4,6 @@ import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import psutil
 import pytest
@@ -51,7 +50,9 @@ async def manager(
         "silent": {"command": "python", "args": ["-c", "import time; time.sleep(120)"]},
     }
     path = write_servers_file(tmp / "mcp.json", servers)
-    settings = mcp_settings(path, tool_result_max_chars=RESULT_LIMIT, mcp_connect_timeout=4.0)
+    settings = mcp_settings(
+        path, tool_result_max_chars=RESULT_LIMIT, mcp_connect_timeout=4.0, mcp_allowed_hosts="127.0.0.1"
+    )
     async with open_mcp(settings) as manager:
         await manager.wait_ready(60)
         yield manager
@@ -164,10 +165,15 @@ async def test_refresh_reconnects_and_rediscovers(manager: McpManager) -> None:
     assert "web__add" in {tool.qualified_name for tool in manager.tools()}
 
 
-async def test_runtime_additions_are_saved_and_removals_forgotten(manager: McpManager, tmp_path: Path) -> None:
-    added = await manager.add("scratch", McpServerConfig(**files_server_entry(tmp_path / "scratch")))
-    assert added.status == "up" and "scratch__read_file" in {tool.qualified_name for tool in manager.tools()}
-    assert '"scratch"' in manager.path.read_text()
+async def test_runtime_additions_are_saved_and_removals_forgotten(
+    manager: McpManager,
+    mcp_http_server: tuple[ManagedProcess, str],  # noqa: F811
+) -> None:
+    operators_file = manager.path.read_bytes()
+    added = await manager.add("scratch", McpServerConfig(**http_entry(mcp_http_server[1])))
+    assert added.status == "up" and "scratch__echo" in {tool.qualified_name for tool in manager.tools()}
+    assert '"scratch"' in manager.runtime_path.read_text()
     await manager.remove("scratch")
-    assert "scratch" not in manager.path.read_text()
+    assert "scratch" not in manager.runtime_path.read_text()
     assert not any(tool.server == "scratch" for tool in manager.tools())
+    assert manager.path.read_bytes() == operators_file

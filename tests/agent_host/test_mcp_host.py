@@ -12,6 +12,8 @@ import pytest
 from host_support import auth, start_host
 from mcp.types import CallToolResult
 from mcp_support import (
+    ADMIN_KEY,
+    admin_auth,
     files_server_entry,
     host_mcp_client,
     http_entry,
@@ -43,7 +45,8 @@ def mcp_host(
         "web": http_entry(mcp_http_server[1], **{"X-Api-Key": HEADER_SECRET}),
     }
     path = write_servers_file(tmp / "mcp.json", servers)
-    process, url = start_host(NO_PROXY, postgres.url("genailabs"), "unused-proxy-key", **mcp_host_env(tmp, path))
+    env = {**mcp_host_env(tmp, path), "AGENT_HOST_ADMIN_KEY": ADMIN_KEY, "MCP_ALLOWED_HOSTS": "127.0.0.1"}
+    process, url = start_host(NO_PROXY, postgres.url("genailabs"), "unused-proxy-key", **env)
     yield url, path
     process.stop()
 
@@ -53,7 +56,13 @@ def text(result: CallToolResult) -> str:
 
 
 def post_server(url: str, body: dict[str, Any]) -> httpx.Response:
-    return httpx.post(f"{url}/mcp/servers", json=body, headers=auth(), timeout=60)
+    return httpx.post(f"{url}/mcp/servers", json=body, headers=admin_auth(), timeout=60)
+
+
+def runtime_servers(servers_file: Path) -> dict[str, Any]:
+    """The run-time file beside the module's servers file (mcp_host_env puts it there)."""
+    runtime = servers_file.with_name("mcp_servers.runtime.json")
+    return dict(json.loads(runtime.read_text())["mcpServers"]) if runtime.exists() else {}
 
 
 def test_servers_listing_shows_both_transports_up_with_their_tools(mcp_host: tuple[str, Path]) -> None:
@@ -143,16 +152,18 @@ def test_servers_are_added_and_removed_at_run_time(
     mcp_http_server: tuple[ManagedProcess, str],  # noqa: F811
 ) -> None:
     url, path = mcp_host
+    operators_file = path.read_bytes()
     added = post_server(url, {"name": "extra", "config": {"url": mcp_http_server[1]}})
     assert added.status_code == 201, added.text
-    assert added.json()["status"] == "up"
+    assert added.json()["status"] == "up" and added.json()["source"] == "runtime"
     assert "extra__echo" in {tool["qualified_name"] for tool in added.json()["tools"]}
-    assert json.loads(path.read_text())["mcpServers"]["extra"] == {"url": mcp_http_server[1]}
+    assert runtime_servers(path)["extra"] == {"url": mcp_http_server[1]}
     assert post_server(url, {"name": "extra", "config": {"url": mcp_http_server[1]}}).status_code == 409
-    removed = httpx.delete(f"{url}/mcp/servers/extra", headers=auth(), timeout=30)
+    removed = httpx.delete(f"{url}/mcp/servers/extra", headers=admin_auth(), timeout=30)
     assert removed.status_code == 204
-    assert "extra" not in json.loads(path.read_text())["mcpServers"]
+    assert "extra" not in runtime_servers(path)
     assert httpx.get(f"{url}/mcp/servers/extra", headers=auth(), timeout=10).status_code == 404
+    assert path.read_bytes() == operators_file
 
 
 @pytest.mark.parametrize(
@@ -169,13 +180,13 @@ def test_an_invalid_server_is_refused_with_422(mcp_host: tuple[str, Path], body:
     response = post_server(url, body)
     assert response.status_code == 422
     assert named in response.json()["error"]["message"]
-    assert body["name"] not in json.loads(path.read_text())["mcpServers"]
+    assert body["name"] not in runtime_servers(path)
 
 
 @pytest.mark.parametrize(("method", "suffix"), [("GET", ""), ("DELETE", ""), ("POST", "/refresh")])
 def test_unknown_servers_are_404(mcp_host: tuple[str, Path], method: str, suffix: str) -> None:
     url, _ = mcp_host
-    response = httpx.request(method, f"{url}/mcp/servers/nowhere{suffix}", headers=auth(), timeout=10)
+    response = httpx.request(method, f"{url}/mcp/servers/nowhere{suffix}", headers=admin_auth(), timeout=10)
     assert response.status_code == 404
     assert response.json()["error"]["type"] == "mcp_server_not_found"
 
@@ -194,4 +205,4 @@ def test_a_server_that_was_down_is_up_after_it_starts(mcp_host: tuple[str, Path]
         assert "late__add" in {tool["qualified_name"] for tool in refreshed.json()["tools"]}
     finally:
         server.stop()
-        httpx.delete(f"{url}/mcp/servers/late", headers=auth(), timeout=30)
+        httpx.delete(f"{url}/mcp/servers/late", headers=admin_auth(), timeout=30)

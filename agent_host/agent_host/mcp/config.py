@@ -7,7 +7,8 @@
 
 A stdio `command` of `python`/`python3` runs with the host's own interpreter, so the venv's packages are there.
 Stdio servers start in the repository root (unless `cwd` says otherwise): relative paths in `args` are relative to it.
-Keys other than `mcpServers` are kept as they are when the host rewrites the file.
+The operator's file (MCP_SERVERS_FILE) is only read; servers added through the API go to a run-time file of the
+same format under .stack/ (MCP_RUNTIME_SERVERS_FILE), where keys other than `mcpServers` are kept on rewrite.
 """
 
 import json
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from agent_host.config import SERVICE_DIR
 from agent_host.errors import McpConfigInvalid
+from agent_host.mcp.redaction import mask_args, mask_url
 
 REPO_ROOT = SERVICE_DIR.parent
 # Short enough that `<server>__<tool>` leaves room for the tool in OpenAI's 64-character function names.
@@ -57,10 +59,10 @@ class McpServerConfig(BaseModel):
         return "stdio" if self.command is not None else "http"
 
     def describe(self) -> str:
-        """Where the server runs, without env values or headers (they may hold secrets)."""
+        """Where the server runs, with secret-looking arguments masked and without env values or headers."""
         if self.url is not None:
-            return self.url
-        return " ".join([self.command or "", *self.args])
+            return mask_url(self.url)
+        return " ".join([self.command or "", *mask_args(self.args)])
 
     def to_file(self) -> dict[str, Any]:
         return self.model_dump(exclude_defaults=True)

@@ -17,22 +17,24 @@ from datetime import UTC, datetime
 from typing import IO, Any, Literal
 
 import anyio
-import httpx2
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import MCP_DEFAULT_SSE_READ_TIMEOUT, create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.types import Implementation
 from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT
 
 from agent_host.mcp.config import REPO_ROOT, McpServerConfig
+from agent_host.mcp.egress import EgressPolicy, mcp_http_client
 from agent_host.mcp.tools import ArgumentChecker, McpTool, ToolOutcome, ToolStats, cap, describe, qualify, result_text
 
 log = logging.getLogger(__name__)
 Status = Literal["connecting", "up", "down"]
+Source = Literal["file", "runtime"]  # the operator's servers file, or added through the API
 CLIENT_INFO = Implementation(name="genailabs-agent-host", version="0.1.0")
 MAX_TOOL_PAGES = 20
+# A remote server's error text is its own to choose: it is cut to this before it is shown or logged.
+MAX_ERROR_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -46,10 +48,19 @@ class Limits:
 class ServerConnection:
     """Status, tools and per-tool stats of one server, kept up to date by its supervisor task."""
 
-    def __init__(self, name: str, config: McpServerConfig, limits: Limits) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: McpServerConfig,
+        limits: Limits,
+        source: Source = "file",
+        egress: EgressPolicy | None = None,
+    ) -> None:
         self.name = name
         self.config = config
         self.limits = limits
+        self.source = source
+        self.egress = egress  # every request's destination is checked against it (servers added at run time)
         self.status: Status = "connecting"
         self.error: str | None = None
         self.connected_at: datetime | None = None
@@ -114,7 +125,7 @@ class ServerConnection:
             timeout = self.limits.connect_timeout
             self._mark_down(f"no answer within the connect timeout ({timeout:g} s)" + _tail(errlog))
         except Exception as exc:  # anyio's transports raise ExceptionGroups; any failure means down
-            self._mark_down(explain(exc) + _tail(errlog))
+            self._mark_down(shorten(explain(exc)) + _tail(errlog))
         finally:
             self._client = None
             _release(waiters)
@@ -146,8 +157,8 @@ class ServerConnection:
     async def _transport(self, stack: AsyncExitStack, errlog: IO[bytes] | None) -> Any:
         config = self.config
         if config.url is not None:
-            timeout = httpx2.Timeout(30.0, connect=self.limits.connect_timeout, read=MCP_DEFAULT_SSE_READ_TIMEOUT)
-            http = await stack.enter_async_context(create_mcp_http_client(headers=config.headers, timeout=timeout))
+            client = mcp_http_client(config.headers, self.limits.connect_timeout, self.egress)
+            http = await stack.enter_async_context(client)
             return streamable_http_client(config.url, http_client=http)
         command = sys.executable if config.command in ("python", "python3") else str(config.command)
         cwd = REPO_ROOT / config.cwd if config.cwd else REPO_ROOT
@@ -224,10 +235,10 @@ class ServerConnection:
                 return f"{tool.qualified_name} timed out after {timeout:g} s", True
             if exc.code == CONNECTION_CLOSED:
                 self.check_soon()
-            return f"MCP server {self.name} failed the call: {exc.message}", True
+            return f"MCP server {self.name} failed the call: {shorten(exc.message)}", True
         except Exception as exc:  # a transport failure: the server may be gone
             self.check_soon()
-            return f"MCP server {self.name} failed the call: {explain(exc)}", True
+            return f"MCP server {self.name} failed the call: {shorten(explain(exc))}", True
         return result_text(result), result.is_error
 
 
@@ -237,6 +248,10 @@ def explain(exc: BaseException) -> str:
         exc = exc.exceptions[0]
     message = exc.message if isinstance(exc, MCPError) else str(exc)
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def shorten(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _stderr_file() -> IO[bytes]:

@@ -1,15 +1,23 @@
-"""The host's MCP client: every configured server connected at start, namespaced tools, calls that never raise."""
+"""The host's MCP client: every configured server connected at start, namespaced tools, calls that never raise.
+
+Servers come from two files of the same format: the operator's (MCP_SERVERS_FILE, tracked, only ever read),
+which may hold stdio servers, and the run-time one under .stack/ (MCP_RUNTIME_SERVERS_FILE), which holds the
+streamable HTTP servers an administrator added through the API, and only those.
+"""
 
 import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from agent_host.config import Settings
-from agent_host.errors import McpServerExists, McpServerNotFound
+from agent_host.errors import McpServerExists, McpServerInFile, McpServerNotFound, McpStdioRefused
 from agent_host.mcp.config import McpServerConfig, load_servers, save_server
 from agent_host.mcp.connection import Limits, ServerConnection
+from agent_host.mcp.egress import EgressPolicy, parse_hosts
+from agent_host.mcp.redaction import mask_values
 from agent_host.mcp.schemas import LatencyStats, McpServerPublic, McpToolPublic
 from agent_host.mcp.tools import McpTool, ToolOutcome
 
@@ -19,10 +27,14 @@ __all__ = ["McpManager", "McpTool", "ToolOutcome", "open_mcp"]
 
 
 class McpManager:
-    """Connections to the configured servers; runtime additions and removals are written back to the file."""
+    """Connections to the configured servers; run-time additions and removals go to the run-time file."""
 
     def __init__(self, settings: Settings) -> None:
         self.path = settings.mcp_servers_file
+        self.runtime_path = settings.mcp_runtime_servers_file
+        self.egress = EgressPolicy(
+            parse_hosts(settings.mcp_allowed_hosts), resolve_timeout=settings.mcp_connect_timeout
+        )
         self.limits = Limits(
             connect_timeout=settings.mcp_connect_timeout,
             call_timeout=settings.mcp_call_timeout,
@@ -56,8 +68,12 @@ class McpManager:
         for task in pending:
             task.cancel()
 
-    def start(self, name: str, config: McpServerConfig) -> ServerConnection:
-        server = ServerConnection(name, config, self.limits)
+    def start(self, name: str, config: McpServerConfig, from_file: bool) -> ServerConnection:
+        # Only the operator's servers are trusted to live on loopback or a private network.
+        if from_file:
+            server = ServerConnection(name, config, self.limits, "file")
+        else:
+            server = ServerConnection(name, config, self.limits, "runtime", self.egress)
         self._servers[name] = server
         server.start()
         return server
@@ -72,19 +88,31 @@ class McpManager:
         return list(self._servers.values())
 
     async def add(self, name: str, config: McpServerConfig) -> ServerConnection:
-        """Connects a new server (waiting for its first attempt) and writes it to the servers file."""
+        """Connects a new HTTP server (waiting for its first attempt) and saves it to the run-time file."""
+        if config.url is None:
+            raise McpStdioRefused(
+                "stdio MCP servers run a command on the host, so the API does not take them: the operator "
+                f"configures them in the servers file ({self.path}, MCP_SERVERS_FILE). Add servers here by url."
+            )
+        await self.egress.check(config.url)
         async with self._changes:
             if name in self._servers:
                 raise McpServerExists(name)
-            await asyncio.to_thread(save_server, self.path, name, config)
-            server = self.start(name, config)
+            await asyncio.to_thread(save_server, self.runtime_path, name, config)
+            server = self.start(name, config, from_file=False)
         await asyncio.wait([asyncio.create_task(server.settled.wait())], timeout=self.limits.connect_timeout + 5)
         return server
 
     async def remove(self, name: str) -> None:
+        """Disconnects a server added at run time and deletes it from the run-time file."""
         async with self._changes:
             server = self.server(name)
-            await asyncio.to_thread(save_server, self.path, name, None)
+            if server.source == "file":
+                raise McpServerInFile(
+                    f"MCP server {name!r} is configured in the operator's servers file ({self.path}): remove it "
+                    "there and restart the host; the API only removes servers it added"
+                )
+            await asyncio.to_thread(save_server, self.runtime_path, name, None)
             del self._servers[name]
         await server.stop()
 
@@ -120,7 +148,10 @@ def public(server: ServerConnection) -> McpServerPublic:
     return McpServerPublic(
         name=server.name,
         transport=server.config.transport,
+        source=server.source,
         target=server.config.describe(),
+        env=mask_values(server.config.env),
+        headers=mask_values(server.config.headers),
         status=server.status,
         error=server.error,
         connected_at=server.connected_at,
@@ -132,13 +163,35 @@ def public(server: ServerConnection) -> McpServerPublic:
 async def open_mcp(settings: Settings) -> AsyncIterator[McpManager]:
     """Starts connecting to every configured server without waiting: a slow or dead one never holds up the host."""
     configs = load_servers(settings.mcp_servers_file)
+    added = load_runtime_servers(settings.mcp_runtime_servers_file, set(configs))
     # The HTTP transport's client logs every request at INFO: a heartbeat line per server every few seconds.
     logging.getLogger("httpx2").setLevel(logging.WARNING)
     manager = McpManager(settings)
     for name, config in configs.items():
-        manager.start(name, config)
-    log.info("MCP: connecting to %d servers from %s", len(configs), settings.mcp_servers_file)
+        manager.start(name, config, from_file=True)
+    for name, config in added.items():
+        manager.start(name, config, from_file=False)
+    log.info(
+        "MCP: connecting to %d servers from %s and %d added at run time (%s)",
+        len(configs),
+        settings.mcp_servers_file,
+        len(added),
+        settings.mcp_runtime_servers_file,
+    )
     try:
         yield manager
     finally:
         await manager.close()
+
+
+def load_runtime_servers(path: Path, taken: set[str]) -> dict[str, McpServerConfig]:
+    """The servers added through the API; a stdio entry or a name the operator's file uses is skipped."""
+    servers = {}
+    for name, config in load_servers(path).items():
+        if config.url is None:
+            log.warning("MCP: skipping %s in %s: stdio servers belong in the operator's servers file", name, path)
+        elif name in taken:
+            log.warning("MCP: skipping %s in %s: the operator's servers file configures it", name, path)
+        else:
+            servers[name] = config
+    return servers

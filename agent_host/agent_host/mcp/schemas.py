@@ -32,11 +32,15 @@ class McpToolPublic(BaseModel):
 
 
 class McpServerPublic(BaseModel):
-    """A server's state; env values and headers are never shown (they may hold secrets)."""
+    """A server's state; env and header values, and arguments that look like secrets, show as `***`."""
 
     name: str
     transport: Literal["stdio", "http"]
+    # "file": the operator's servers file (read-only through the API); "runtime": added through the API.
+    source: Literal["file", "runtime"]
     target: str
+    env: dict[str, str]
+    headers: dict[str, str]
     status: Literal["connecting", "up", "down"]
     error: str | None
     connected_at: datetime | None

@@ -1,8 +1,12 @@
-"""MCP servers the host is a client of: list with status and per-tool stats, add, remove, refresh."""
+"""MCP servers the host is a client of: list with status and per-tool stats, add, remove, refresh.
+
+Adding and removing are an administrator's (AGENT_HOST_ADMIN_KEY), and only for streamable HTTP servers
+that live in the run-time file; stdio servers and the operator's file are configured on the host itself.
+"""
 
 from fastapi import APIRouter, Response
 
-from agent_host.deps import McpManagerDep
+from agent_host.deps import AdminDep, McpManagerDep
 from agent_host.mcp.manager import public
 from agent_host.mcp.schemas import McpServerCreate, McpServerPublic
 
@@ -15,8 +19,8 @@ async def list_servers(manager: McpManagerDep) -> list[McpServerPublic]:
 
 
 @router.post("", status_code=201)
-async def add_server(body: McpServerCreate, manager: McpManagerDep) -> McpServerPublic:
-    """Connects the server (answering once its first attempt has ended) and saves it to the servers file."""
+async def add_server(body: McpServerCreate, manager: McpManagerDep, _admin: AdminDep) -> McpServerPublic:
+    """Connects an HTTP server (answering once its first attempt has ended) and saves it to the run-time file."""
     return public(await manager.add(body.name, body.config))
 
 
@@ -26,7 +30,8 @@ async def get_server(name: str, manager: McpManagerDep) -> McpServerPublic:
 
 
 @router.delete("/{name}", status_code=204)
-async def remove_server(name: str, manager: McpManagerDep) -> Response:
+async def remove_server(name: str, manager: McpManagerDep, _admin: AdminDep) -> Response:
+    """Removes a server added at run time; one from the operator's servers file is refused (403)."""
     await manager.remove(name)
     return Response(status_code=204)
 
