@@ -1,18 +1,29 @@
 """Tools stay within bounds: the calculator refuses results too big to build, and an overrunning worker is killed."""
 
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
+from agent_support import ScriptedModel, call, events_of, say
 from busy_work import die, spin
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel
 
 from agent_host.agents.calculator import CalculationError, evaluate
 from agent_host.agents.execution import run_tool
+from agent_host.agents.notes import NotesStore
+from agent_host.agents.registry import AgentRegistry, AgentsFile
+from agent_host.agents.router import Router
+from agent_host.agents.schemas import AgentRunRequest
+from agent_host.agents.service import AgentService
 from agent_host.agents.tools import ToolDeps, builtin_tools
 from agent_host.agents.workers import run_in_worker
+from agent_host.config import Settings
+from agent_host.sessions.store import open_pool
+from procs import PostgresInstance
 
 MAX_CHARS = 4000
 
@@ -100,3 +111,38 @@ async def test_a_worker_that_dies_is_a_tool_error_not_a_hang() -> None:
     tools = tools_by_name([worker_tool("die", die, NoArgs)])
     outcome = await run_tool(tools, "die", {}, timeout=10, max_chars=MAX_CHARS)
     assert outcome.is_error and "exit code 3" in outcome.content
+
+
+@pytest.fixture(scope="module")
+async def pool(postgres: PostgresInstance) -> AsyncIterator[Any]:
+    pool = await open_pool(postgres.url("genailabs"), 5.0)
+    await pool.wait(timeout=10)
+    yield pool
+    await pool.close()
+
+
+async def test_a_run_whose_cpu_bound_tool_overruns_gets_a_tool_error_and_the_worker_is_gone(
+    pool: Any, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "pid"
+    agents = {
+        "default_model": "fake-model",
+        "default_agent": "busy",
+        "agents": [{"name": "busy", "description": "Spins.", "tools": ["spin"]}],
+    }
+    model = ScriptedModel([call("spin", pid_file=str(pid_file)), say("It did not finish.")])
+    with model.serving() as url:
+        settings = Settings(
+            agent_host_api_key="k", agent_host_proxy_key="k", litellm_base_url=url, agent_tool_timeout=1.0
+        )
+        registry = AgentRegistry(AgentsFile.model_validate(agents))
+        service = AgentService(
+            settings, registry, Router(registry), NotesStore(pool), extra_tools=[worker_tool("spin", spin, SpinArgs)]
+        )
+        prepared = await service.prepare(AgentRunRequest(task="spin", stream=True))
+        events = [event.model_dump() async for event in service.events(prepared)]
+    result = events_of("tool_result", events)[0]
+    assert result["is_error"] and "timed out after 1 s" in result["content"]
+    assert events[-1]["type"] == "answer" and events[-1]["content"] == "It did not finish."
+    pid = int(pid_file.read_text())
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
