@@ -20,7 +20,10 @@ def fail(message: str) -> int:
 
 
 def port_problem(host: str, port: int) -> str | None:
+    """Why uvicorn could not listen on host:port, or None; a port whose old connections linger is free."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As uvicorn binds: sockets in TIME_WAIT from a runtime that just stopped do not make the port busy.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:

@@ -7,14 +7,24 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from local_runtime.api import ollama, openai
+from local_runtime.api.guards import (
+    DEFAULT_ORIGINS,
+    BodyLimit,
+    OriginGuard,
+    error_response,
+    is_loopback,
+    origin_pattern,
+)
+from local_runtime.api.openapi import install_openapi
 from local_runtime.catalog import Catalog, locate_default_gguf
 from local_runtime.config import RuntimeSettings, get_settings
-from local_runtime.errors import RuntimeServiceError
+from local_runtime.errors import QueueFull, RuntimeServiceError
 from local_runtime.pool import ModelPool
 from local_runtime.runtime import Runtime
 from local_runtime.version import __version__
@@ -51,10 +61,7 @@ class RequestLog:
 
 def error_body(request: Request, status: int, message: str) -> JSONResponse:
     """Ollama's {"error": "..."} on /api, OpenAI's {"error": {...}} on /v1."""
-    if request.url.path.startswith("/v1"):
-        kind = "not_found_error" if status == 404 else "invalid_request_error" if status < 500 else "server_error"
-        return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": None}}, status)
-    return JSONResponse({"error": message}, status)
+    return error_response(request.url.path, status, message)
 
 
 def validation_message(exc: RequestValidationError) -> str:
@@ -76,7 +83,7 @@ def create_app(settings: RuntimeSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         catalog = Catalog(settings.models_dir, settings.default_model, locate_default_gguf())
-        pool = ModelPool(catalog, settings.threads, settings.tool_call_bias)
+        pool = ModelPool(catalog, settings.threads, settings.tool_call_bias, settings.max_queue)
         await pool.start()
         app.state.runtime = Runtime(settings, catalog, pool)
         yield
@@ -85,6 +92,7 @@ def create_app(settings: RuntimeSettings | None = None) -> FastAPI:
     app = FastAPI(title="local_runtime", version=__version__, lifespan=lifespan)
     app.include_router(ollama.router)
     app.include_router(openai.router)
+    install_openapi(app)
 
     @app.get("/", include_in_schema=False)
     async def root() -> PlainTextResponse:
@@ -92,7 +100,10 @@ def create_app(settings: RuntimeSettings | None = None) -> FastAPI:
 
     @app.exception_handler(RuntimeServiceError)
     async def service_error(request: Request, exc: RuntimeServiceError) -> JSONResponse:
-        return error_body(request, exc.status_code, str(exc))
+        response = error_body(request, exc.status_code, str(exc))
+        if isinstance(exc, QueueFull):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -107,5 +118,12 @@ def create_app(settings: RuntimeSettings | None = None) -> FastAPI:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_body(request, 500, "internal server error")
 
+    # The last added runs first: log, then refuse foreign origins, answer CORS, and count the body.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    origins = DEFAULT_ORIGINS + settings.origins
+    app.add_middleware(
+        CORSMiddleware, allow_origin_regex=origin_pattern(origins).pattern, allow_methods=["*"], allow_headers=["*"]
+    )
+    app.add_middleware(OriginGuard, origins=settings.origins, check_host=is_loopback(settings.host))
     app.add_middleware(RequestLog)
     return app

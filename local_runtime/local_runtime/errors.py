@@ -21,3 +21,17 @@ class InvalidRequest(RuntimeServiceError):
 
 class ModelLoadFailed(RuntimeServiceError):
     status_code = 500
+
+
+class RequestTooLarge(RuntimeServiceError):
+    status_code = 413
+
+
+class QueueFull(RuntimeServiceError):
+    """More requests wait for a model than RUNTIME_MAX_QUEUE; the client may retry after `retry_after` s."""
+
+    status_code = 503
+
+    def __init__(self, model: str, retry_after: int) -> None:
+        super().__init__(f"server busy: too many requests queued for model '{model}', try again later")
+        self.retry_after = retry_after

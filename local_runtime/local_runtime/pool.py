@@ -11,12 +11,14 @@ from datetime import UTC, datetime, timedelta
 
 from local_runtime.catalog import Catalog, ModelFile
 from local_runtime.engine import Finish, Generation, LoadedModel
-from local_runtime.errors import ModelLoadFailed
+from local_runtime.errors import ModelLoadFailed, QueueFull
 
 log = logging.getLogger("local_runtime.pool")
 
 # How often idle models are checked for an expired keep-alive.
 REAP_INTERVAL = 1.0
+# What a 503 for a full queue tells the client; LiteLLM meanwhile tries the other runtime.
+RETRY_AFTER_SECONDS = 2
 
 
 @dataclass
@@ -36,13 +38,34 @@ class Slot:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     loaded: LoadedModel | None = None
     expires_at: datetime | None = None
+    # Requests admitted and not finished: the one generating and those waiting for the lock.
+    admitted: int = 0
+
+
+class Admission:
+    """A request's place in its model's queue, held from before the response starts until its generation ends."""
+
+    def __init__(self, slot: Slot) -> None:
+        self._slot = slot
+        self._held = True
+        slot.admitted += 1
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._slot.admitted -= 1
+
+    def __del__(self) -> None:
+        # A response cancelled before its body started never runs the generator that would release it.
+        self.release()
 
 
 class ModelPool:
-    def __init__(self, catalog: Catalog, threads: int, tool_call_bias: float) -> None:
+    def __init__(self, catalog: Catalog, threads: int, tool_call_bias: float, max_queue: int) -> None:
         self.catalog = catalog
         self.threads = threads
         self.tool_call_bias = tool_call_bias
+        self.max_queue = max_queue
         self._slots: dict[str, Slot] = {}
         # Generations of different models may overlap; one model's never do (its lock).
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="llama")
@@ -60,6 +83,13 @@ class ModelPool:
 
     def loaded(self) -> list[Slot]:
         return [slot for slot in self._slots.values() if slot.loaded is not None]
+
+    def admit(self, model: ModelFile) -> Admission:
+        """A place in the model's queue, or QueueFull when `max_queue` requests already wait behind the running one."""
+        slot = self._slot(model)
+        if slot.admitted > self.max_queue:
+            raise QueueFull(model.name, RETRY_AFTER_SECONDS)
+        return Admission(slot)
 
     def _slot(self, model: ModelFile) -> Slot:
         slot = self._slots.get(model.name)
@@ -111,16 +141,27 @@ class ModelPool:
 
     async def load(self, name: str, num_ctx: int, keep_alive: float) -> None:
         """Ollama's empty request: load (or, with keep_alive 0, unload) without generating."""
-        slot = self._slot(self.catalog.resolve(name))
-        async with slot.lock:
-            if keep_alive <= 0:
-                self._unload(slot)
-                return
-            await self._ensure_loaded(slot, num_ctx)
-            self._expire_after(slot, keep_alive)
+        model = self.catalog.resolve(name)
+        admission = self.admit(model)
+        slot = self._slot(model)
+        try:
+            async with slot.lock:
+                if keep_alive <= 0:
+                    self._unload(slot)
+                    return
+                await self._ensure_loaded(slot, num_ctx)
+                self._expire_after(slot, keep_alive)
+        finally:
+            admission.release()
 
     async def generate(
-        self, model: ModelFile, job: Generation, num_ctx: int, keep_alive: float, started: float
+        self,
+        model: ModelFile,
+        job: Generation,
+        num_ctx: int,
+        keep_alive: float,
+        started: float,
+        admission: Admission,
     ) -> AsyncIterator[str | Completion]:
         """Text pieces as the model produces them, then one Completion.
 
@@ -128,7 +169,11 @@ class ModelPool:
         consumer goes away mid-stream, so two outputs can never interleave on one model.
         """
         slot = self._slot(model)
-        await slot.lock.acquire()  # outside the try: a request cancelled while queued holds no lock
+        try:
+            await slot.lock.acquire()  # outside the main try: a request cancelled while queued holds no lock
+        except BaseException:
+            admission.release()
+            raise
         handed_over = False
         try:
             loaded, load_ns = await self._ensure_loaded(slot, num_ctx)
@@ -148,6 +193,7 @@ class ModelPool:
 
             def release(_: object) -> None:
                 slot.lock.release()
+                admission.release()
                 self._expire_after(slot, keep_alive)  # after release: keep_alive 0 unloads an idle model
 
             future.add_done_callback(release)
@@ -160,3 +206,4 @@ class ModelPool:
             job.cancel.set()  # stops the worker at its next token if the consumer left early
             if not handed_over:
                 slot.lock.release()
+                admission.release()

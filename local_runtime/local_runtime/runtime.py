@@ -9,13 +9,14 @@ from typing import Any, Literal
 
 from local_runtime.catalog import Catalog, ModelFile
 from local_runtime.config import RuntimeSettings
-from local_runtime.details import MetadataCache
+from local_runtime.details import MetadataCache, context_length
 from local_runtime.durations import DurationError, parse_keep_alive
-from local_runtime.engine import Generation, GgufInfo, Sampling
+from local_runtime.engine import Generation, GgufInfo, Sampling, grammar_parses
 from local_runtime.errors import InvalidRequest
 from local_runtime.grammar import format_grammar, tool_grammar
-from local_runtime.pool import Completion, ModelPool
+from local_runtime.pool import Admission, Completion, ModelPool
 from local_runtime.prompting import TOOL_CALL_CLOSE, TOOL_CALL_OPEN, ChatTurn, ToolCall, ToolSpec, render_chat
+from local_runtime.schema_limits import SchemaLimits, check_schema
 from local_runtime.schemas import Options
 
 # A text answer that cannot open a tool call: used right after a tool result.
@@ -34,13 +35,14 @@ Event = str | ToolCalls | Completion
 
 @dataclass
 class Prepared:
-    """A validated request, ready to queue; building it raises the 4xx errors before any streaming."""
+    """A validated, admitted request; building it raises the 4xx and 503 errors before any streaming."""
 
     model: ModelFile
     job: Generation
     num_ctx: int
     keep_alive: float
     started: float
+    admission: Admission
 
 
 def sampling_from(options: Options | None) -> Sampling:
@@ -75,6 +77,12 @@ class Runtime:
         self.catalog = catalog
         self.pool = pool
         self.metadata = MetadataCache()
+        self.schema_limits = SchemaLimits(
+            max_bound=settings.max_schema_bound,
+            max_bound_total=settings.max_schema_bound_total,
+            max_depth=settings.max_schema_depth,
+            max_bytes=settings.max_schema_bytes,
+        )
 
     async def gguf_info(self, model: ModelFile) -> GgufInfo:
         return await asyncio.to_thread(self.metadata.read, model.path)
@@ -85,8 +93,52 @@ class Runtime:
         except DurationError as exc:
             raise InvalidRequest(str(exc)) from exc
 
-    def num_ctx(self, options: Options | None) -> int:
-        return options.num_ctx if options is not None and options.num_ctx else self.settings.num_ctx
+    async def num_ctx(self, model: ModelFile, options: Options | None) -> int:
+        """The requested context size, clamped (as Ollama does) to the trained one and to RUNTIME_MAX_CTX."""
+        requested = options.num_ctx if options is not None and options.num_ctx else self.settings.num_ctx
+        trained = context_length((await self.gguf_info(model)).metadata)
+        return min(requested, self.settings.max_ctx, trained or requested)
+
+    def sampling(self, options: Options | None) -> Sampling:
+        """The request's sampling with num_predict capped; Ollama's -1 (no limit) and -2 (fill the context)
+        both run until the context is full here, as this runtime never shifts its context."""
+        sampling = sampling_from(options)
+        cap = self.settings.max_predict
+        if sampling.num_predict < 0:
+            sampling.num_predict = -1 if cap is None else cap
+        elif cap is not None:
+            sampling.num_predict = min(sampling.num_predict, cap)
+        return sampling
+
+    def check_schemas(self, fmt: str | dict[str, Any] | None, format_field: str, tools: list[ToolSpec]) -> None:
+        if isinstance(fmt, dict):
+            check_schema(fmt, format_field, self.schema_limits)
+        for tool in tools:
+            check_schema(tool.parameters, f"tools[{tool.name}].function.parameters", self.schema_limits)
+
+    async def grammars(self, fmt: str | dict[str, Any] | None, tools: list[ToolSpec]) -> tuple[str | None, str | None]:
+        """The format and tool grammars, built in a thread under RUNTIME_GRAMMAR_TIMEOUT."""
+        if not fmt and not tools:
+            return None, None
+        timeout = self.settings.grammar_timeout
+
+        def build() -> tuple[str | None, str | None]:
+            grammars = format_grammar(fmt), tool_grammar(tools) if tools else None
+            if not all(grammar_parses(grammar) for grammar in grammars if grammar is not None):
+                raise InvalidRequest("JSON schema too complex: llama.cpp cannot parse its grammar")
+            return grammars
+
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(build), timeout)
+        except TimeoutError as exc:
+            raise InvalidRequest(f"JSON schema too complex: its grammar took over {timeout:g}s to build") from exc
+
+    async def load(self, model_name: str, options: Options | None, keep_alive: str | float | None) -> float:
+        """Ollama's empty request: load the model (unload with keep_alive 0); the keep-alive in seconds."""
+        seconds = self.keep_alive(keep_alive)
+        model = self.catalog.resolve(model_name)
+        await self.pool.load(model.name, await self.num_ctx(model, options), seconds)
+        return seconds
 
     async def prepare_chat(
         self,
@@ -97,14 +149,17 @@ class Runtime:
         fmt: str | dict[str, Any] | None,
         keep_alive: str | float | None,
         tool_mode: ToolMode = "auto",
+        format_field: str = "format",
     ) -> Prepared:
         started = time.perf_counter()
         model = self.catalog.resolve(model_name)
-        grammar = format_grammar(fmt)
+        self.check_schemas(fmt, format_field, tools)
+        keep_alive_seconds = self.keep_alive(keep_alive)
         # After a tool result the model answers in text; offering the tools again makes small
         # models repeat the call they just made.
         after_tool_result = bool(turns) and turns[-1].role == "tool"
         offered = [] if tool_mode == "none" or after_tool_result else tools
+        grammar, calls_grammar = await self.grammars(fmt, offered)
         if after_tool_result and grammar is None:
             grammar = NO_TOOL_CALL_GRAMMAR
         info = await self.gguf_info(model)
@@ -112,12 +167,13 @@ class Runtime:
         prompt = render_chat(turns, offered, template, info.bos_token, info.eos_token)
         job = Generation(
             prompt=prompt,
-            sampling=sampling_from(options),
+            sampling=self.sampling(options),
             grammar=grammar,
-            tool_grammar=tool_grammar(offered) if offered else None,
+            tool_grammar=calls_grammar,
             tools_required=tool_mode == "required",
         )
-        return Prepared(model, job, self.num_ctx(options), self.keep_alive(keep_alive), started)
+        num_ctx = await self.num_ctx(model, options)
+        return Prepared(model, job, num_ctx, keep_alive_seconds, started, self.pool.admit(model))
 
     async def prepare_generate(
         self,
@@ -132,8 +188,12 @@ class Runtime:
         if raw:
             started = time.perf_counter()
             model = self.catalog.resolve(model_name)
-            job = Generation(prompt=prompt, sampling=sampling_from(options), grammar=format_grammar(fmt))
-            return Prepared(model, job, self.num_ctx(options), self.keep_alive(keep_alive), started)
+            self.check_schemas(fmt, "format", [])
+            keep_alive_seconds = self.keep_alive(keep_alive)
+            grammar, _ = await self.grammars(fmt, [])
+            job = Generation(prompt=prompt, sampling=self.sampling(options), grammar=grammar)
+            num_ctx = await self.num_ctx(model, options)
+            return Prepared(model, job, num_ctx, keep_alive_seconds, started, self.pool.admit(model))
         turns = ([ChatTurn("system", system)] if system else []) + [ChatTurn("user", prompt)]
         return await self.prepare_chat(model_name, turns, [], options, fmt, keep_alive)
 
@@ -142,7 +202,7 @@ class Runtime:
         job = prepared.job
         buffered: list[str] = []
         async for event in self.pool.generate(
-            prepared.model, job, prepared.num_ctx, prepared.keep_alive, prepared.started
+            prepared.model, job, prepared.num_ctx, prepared.keep_alive, prepared.started, prepared.admission
         ):
             if isinstance(event, Completion):
                 if job.calls_tools:

@@ -167,3 +167,7 @@ class ShowResponse(BaseModel):
 
 class VersionResponse(BaseModel):
     version: str
+
+
+class OllamaError(BaseModel):
+    error: str

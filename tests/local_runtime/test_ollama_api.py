@@ -125,28 +125,41 @@ def test_stop_sequence_ends_the_answer(client: ollama.Client) -> None:
     prompt = "1, 2, 3, 4, 5, 6,"
     options = {**GREEDY, "num_predict": 16, "repeat_penalty": 1.0}
     free = client.generate(MODEL, prompt, raw=True, options=options)
-    assert " 9," in free.response
-    stopped = client.generate(MODEL, prompt, raw=True, options={**options, "stop": [" 9"]})
-    assert stopped.response == free.response.split(" 9")[0]
+    # The stop is taken from what this machine's model wrote, whatever that is (greedy: the same again).
+    text = free.response
+    if len(text.strip()) < 4:
+        pytest.skip(f"the model wrote too little to cut: {text!r}")
+    stop = text[len(text) // 2 :][:2]
+    stopped = client.generate(MODEL, prompt, raw=True, options={**options, "stop": [stop]})
+    assert stopped.response == text.split(stop)[0]
     assert stopped.done_reason == "stop"
 
 
-def test_format_json_gives_parseable_json(client: ollama.Client) -> None:
+def test_format_json_gives_json_or_stops_at_num_predict(client: ollama.Client) -> None:
+    """JSON mode bounds no string or whitespace run, so only an answer the model ended itself must parse."""
     prompt = "Give a JSON object with the name and age of a cat named Tom who is 3."
     reply = client.generate(MODEL, prompt, format="json", options={**GREEDY, "num_predict": 160})
-    assert reply.done_reason == "stop"
-    assert isinstance(json.loads(reply.response), dict)
+    assert reply.response.startswith("{")
+    if reply.done_reason == "stop":
+        assert isinstance(json.loads(reply.response), dict)
+    else:
+        assert reply.done_reason == "length" and reply.eval_count == 160
 
 
 def test_format_schema_constrains_the_answer(client: ollama.Client) -> None:
+    # Closed, with every value bounded (integers are at most 16 digits, booleans fixed, whitespace runs at
+    # most 22 characters): the grammar must end well within num_predict, whatever the model prefers.
     schema: dict[str, Any] = {
         "type": "object",
         "properties": {"age": {"type": "integer"}, "available": {"type": "boolean"}},
         "required": ["age", "available"],
+        "additionalProperties": False,
     }
     messages = [{"role": "user", "content": "Ollama is 22 and busy. Return JSON."}]
-    reply = client.chat(MODEL, messages=messages, format=schema, options={**GREEDY, "num_predict": 48})
+    reply = client.chat(MODEL, messages=messages, format=schema, options={**GREEDY, "num_predict": 300})
+    assert reply.done_reason == "stop"
     answer = json.loads(reply.message.content or "")
+    assert set(answer) == {"age", "available"}
     assert isinstance(answer["age"], int) and isinstance(answer["available"], bool)
 
 

@@ -33,6 +33,8 @@ def json_body(model: type[Body]) -> Callable[[Request], Awaitable[Body]]:
             data = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InvalidRequest(f"invalid JSON in request body: {exc}") from exc
+        except RecursionError as exc:
+            raise InvalidRequest("invalid JSON in request body: nested too deeply") from exc
         try:
             return model.model_validate(data)
         except ValidationError as exc:

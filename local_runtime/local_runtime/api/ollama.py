@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from local_runtime.api.deps import RuntimeDep, json_body
 from local_runtime.api.disconnect import unless_disconnected
+from local_runtime.api.openapi import error_responses, request_body
 from local_runtime.api.streaming import dump, ndjson
 from local_runtime.details import context_length, model_details, model_info, modelfile, parameters_text
 from local_runtime.errors import RuntimeServiceError
@@ -26,6 +27,7 @@ from local_runtime.schemas import (
     GenerationRequest,
     Message,
     ModelEntry,
+    OllamaError,
     PsResponse,
     ReplyMessage,
     RunningModel,
@@ -40,7 +42,7 @@ from local_runtime.schemas import (
 from local_runtime.version import OLLAMA_API_VERSION
 
 log = logging.getLogger("local_runtime.api")
-router = APIRouter(prefix="/api", tags=["ollama"])
+router = APIRouter(prefix="/api", tags=["ollama"], responses=error_responses(OllamaError))
 
 
 def timestamp() -> str:
@@ -138,8 +140,7 @@ async def whole_generate(chunks: AsyncIterator[GenerateChunk]) -> GenerateChunk:
 
 async def load_only(runtime: RuntimeDep, body: GenerationRequest) -> dict[str, Any]:
     """Ollama's empty request: load the model, or unload it when keep_alive is 0."""
-    keep_alive = runtime.keep_alive(body.keep_alive)
-    await runtime.pool.load(body.model, runtime.num_ctx(body.options), keep_alive)
+    keep_alive = await runtime.load(body.model, body.options, body.keep_alive)
     reason = "unload" if keep_alive <= 0 else "load"
     return {"model": body.model, "created_at": timestamp(), "done": True, "done_reason": reason}
 
@@ -189,7 +190,7 @@ async def ps(runtime: RuntimeDep) -> PsResponse:
     return PsResponse(models=running)
 
 
-@router.post("/show")
+@router.post("/show", openapi_extra=request_body(ShowRequest))
 async def show(
     body: Annotated[ShowRequest, Depends(json_body(ShowRequest))], runtime: RuntimeDep, request: Request
 ) -> ShowResponse:
@@ -213,7 +214,7 @@ async def show(
     )
 
 
-@router.post("/chat")
+@router.post("/chat", openapi_extra=request_body(ChatRequest))
 async def chat(
     body: Annotated[ChatRequest, Depends(json_body(ChatRequest))], runtime: RuntimeDep, request: Request
 ) -> Response:
@@ -230,7 +231,7 @@ async def chat(
     return JSONResponse(dump(await unless_disconnected(request, whole_chat(chunks))))
 
 
-@router.post("/generate")
+@router.post("/generate", openapi_extra=request_body(GenerateRequest))
 async def generate(
     body: Annotated[GenerateRequest, Depends(json_body(GenerateRequest))], runtime: RuntimeDep, request: Request
 ) -> Response:

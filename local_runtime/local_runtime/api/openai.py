@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from local_runtime.api.deps import RuntimeDep, json_body
 from local_runtime.api.disconnect import unless_disconnected
 from local_runtime.api.ollama import guarded
+from local_runtime.api.openapi import error_responses, request_body
 from local_runtime.api.streaming import dump, sse
 from local_runtime.errors import InvalidRequest, RuntimeServiceError
 from local_runtime.openai_schemas import (
@@ -25,6 +26,7 @@ from local_runtime.openai_schemas import (
     FunctionCallBody,
     ModelCard,
     ModelList,
+    OpenAIError,
     ReplyMessage,
     ToolCallBody,
     Usage,
@@ -34,7 +36,7 @@ from local_runtime.prompting import ChatTurn, ToolCall, ToolSpec
 from local_runtime.runtime import Event, ToolCalls, ToolMode
 from local_runtime.schemas import Options
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"], responses=error_responses(OpenAIError))
 
 
 def chat_turns(messages: list[ChatMessage]) -> list[ChatTurn]:
@@ -45,7 +47,7 @@ def chat_turns(messages: list[ChatMessage]) -> list[ChatTurn]:
         for call in message.tool_calls or []:
             try:
                 arguments = json.loads(call.function.arguments or "{}")
-            except json.JSONDecodeError as exc:
+            except (json.JSONDecodeError, RecursionError) as exc:
                 raise InvalidRequest(f"tool call arguments are not JSON: {exc}") from exc
             calls.append(ToolCall(call.function.name, arguments))
         role = "system" if message.role == "developer" else message.role
@@ -165,7 +167,7 @@ async def models(runtime: RuntimeDep) -> ModelList:
     return ModelList(data=cards)
 
 
-@router.post("/chat/completions")
+@router.post("/chat/completions", openapi_extra=request_body(ChatCompletionRequest))
 async def chat_completions(
     body: Annotated[ChatCompletionRequest, Depends(json_body(ChatCompletionRequest))],
     runtime: RuntimeDep,
@@ -174,7 +176,14 @@ async def chat_completions(
     request.state.model = body.model
     tools, mode = tool_selection(body)
     prepared = await runtime.prepare_chat(
-        body.model, chat_turns(body.messages), tools, options_from(body), format_from(body), None, mode
+        body.model,
+        chat_turns(body.messages),
+        tools,
+        options_from(body),
+        format_from(body),
+        None,
+        mode,
+        format_field="response_format.json_schema.schema",
     )
     ident, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
     events = runtime.run(prepared)
