@@ -17,10 +17,10 @@ from mcp_support import (
 
 from agent_host.errors import McpStdioRefused, McpUrlRefused
 from agent_host.mcp.config import McpServerConfig
-from agent_host.mcp.connection import MAX_ERROR_CHARS
 from agent_host.mcp.egress import EgressPolicy, parse_hosts
 from agent_host.mcp.manager import open_mcp, public
 from agent_host.mcp.redaction import MASK, mask_args, mask_url
+from agent_host.mcp.tools import MAX_ERROR_CHARS
 from procs import ManagedProcess
 
 

@@ -26,15 +26,23 @@ from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT
 
 from agent_host.mcp.config import REPO_ROOT, McpServerConfig
 from agent_host.mcp.egress import EgressPolicy, mcp_http_client
-from agent_host.mcp.tools import ArgumentChecker, McpTool, ToolOutcome, ToolStats, cap, describe, qualify, result_text
+from agent_host.mcp.tools import (
+    ArgumentChecker,
+    McpTool,
+    ToolOutcome,
+    ToolStats,
+    cap,
+    describe,
+    qualify,
+    result_text,
+    shorten,
+)
 
 log = logging.getLogger(__name__)
 Status = Literal["connecting", "up", "down"]
 Source = Literal["file", "runtime"]  # the operator's servers file, or added through the API
 CLIENT_INFO = Implementation(name="genailabs-agent-host", version="0.1.0")
 MAX_TOOL_PAGES = 20
-# A remote server's error text is its own to choose: it is cut to this before it is shown or logged.
-MAX_ERROR_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -248,10 +256,6 @@ def explain(exc: BaseException) -> str:
         exc = exc.exceptions[0]
     message = exc.message if isinstance(exc, MCPError) else str(exc)
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-
-
-def shorten(text: str, limit: int = MAX_ERROR_CHARS) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _stderr_file() -> IO[bytes]:

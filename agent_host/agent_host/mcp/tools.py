@@ -15,6 +15,8 @@ from mcp.types import CallToolResult, EmbeddedResource, ImageContent, ResourceLi
 # OpenAI function names: [a-zA-Z0-9_-]{1,64}.
 MAX_NAME = 64
 LATENCY_SAMPLES = 500
+# Error text from a server (its tool errors, its JSON-RPC errors) is cut to this in listings and logs.
+MAX_ERROR_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ class ToolStats:
         self.latencies.append(outcome.latency_ms)
         if outcome.is_error:
             self.errors += 1
-            self.last_error = outcome.text[:500]
+            self.last_error = shorten(outcome.text)
 
     def latency(self) -> dict[str, float] | None:
         """Mean, p50, p95 and last call latency in ms over the recent calls."""
@@ -131,3 +133,8 @@ class ToolStats:
             "p95": percentile(0.95),
             "last": round(self.latencies[-1], 2),
         }
+
+
+def shorten(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """A remote server's error text is its own to choose: it is cut before it is shown or logged."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
