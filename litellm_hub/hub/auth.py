@@ -9,9 +9,8 @@ import hmac
 from datetime import UTC, datetime
 
 from fastapi import Request
-from litellm.proxy._types import LiteLLMRoutes, LitellmUserRoles, ProxyException, UserAPIKeyAuth
+from litellm.proxy._types import LitellmUserRoles, ProxyException, UserAPIKeyAuth
 from litellm.proxy.auth.auth_utils import get_request_route
-from litellm.proxy.auth.route_checks import RouteChecks
 from litellm.proxy.common_utils.http_parsing_utils import read_request_body
 
 from hub.access import check_key, requested_models
@@ -70,6 +69,16 @@ async def authenticate(state: HubState, request: Request, api_key: str) -> UserA
     )
 
 
+# Everything a virtual key may call: the OpenAI-compatible model API, with and without /v1. Every other
+# route LiteLLM mounts (provider pass-throughs, /v1/messages, Gemini's generateContent, files, batches,
+# admin) stays with the master key, so a key's model allow-list cannot be side-stepped through one.
+VIRTUAL_KEY_ROUTES = frozenset(
+    prefix + route
+    for prefix in ("", "/v1")
+    for route in ("/chat/completions", "/completions", "/embeddings", "/models", "/model/info")
+)
+
+
 def is_model_route(route: str) -> bool:
-    """Virtual keys call models and list them; admin routes stay with the master key."""
-    return RouteChecks.is_llm_api_route(route) or route in LiteLLMRoutes.model_info_routes.value
+    """Virtual keys call models and list them; every other route stays with the master key."""
+    return route.rstrip("/") in VIRTUAL_KEY_ROUTES
