@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     recent_messages: int = Field(default=4, ge=0)
     summary_tokens: int = Field(default=128, ge=16)
     log_level: str = "INFO"
+    # /ws/chat: chat messages waiting behind the running turn; one more closes the socket (1008).
+    ws_max_queued_messages: int = Field(default=8, ge=1)
 
     # RAG. Chroma persists under chroma_path unless CHROMA_URL points at a `chroma run` server.
     chroma_path: Path = STACK_DIR / "chroma"
@@ -54,6 +56,14 @@ class Settings(BaseSettings):
     rag_max_file_bytes: int = Field(default=20_000_000, ge=1024)
     rag_max_upload_bytes: int = Field(default=200_000_000, ge=1024)
     rag_max_files: int = Field(default=200, ge=1)
+    # Parsing runs in worker processes; one that takes longer than this is killed and its file rejected.
+    rag_parse_timeout: float = Field(default=60.0, gt=0)
+    rag_parse_workers: int = Field(default=2, ge=1)
+    # Address space a parser process may use (a PDF stream can be a decompression bomb too).
+    rag_parse_memory_bytes: int = Field(default=2_000_000_000, ge=200_000_000)
+    # DOCX (a zip): refused when its members would unpack to more than this, or at a higher compression ratio.
+    rag_max_unzipped_bytes: int = Field(default=100_000_000, ge=1024)
+    rag_max_zip_ratio: float = Field(default=100.0, gt=1.0)
     # Chunk size in embedding-model tokens: MiniLM was trained on passages of up to 128 tokens.
     rag_chunk_tokens: int = Field(default=100, ge=16, le=512)
     rag_chunk_overlap: int = Field(default=15, ge=0)

@@ -105,6 +105,24 @@ class UnreadableDocument(AgentHostError):
     type, status = "unreadable_document", 422
 
 
+class ParseTimeout(AgentHostError):
+    """Parsing one file ran over RAG_PARSE_TIMEOUT: its worker process was killed."""
+
+    type, status = "parse_timeout", 422
+
+
+class ArchiveTooLarge(AgentHostError):
+    """A zip-based file (DOCX) that would unpack to too much, or is compressed suspiciously well (a zip bomb)."""
+
+    type, status = "archive_too_large", 413
+
+
+class InvalidUpload(AgentHostError):
+    """The upload body is not multipart/form-data with `files` parts."""
+
+    type, status = "invalid_request", 422
+
+
 class EmbeddingModelUnknown(AgentHostError):
     type, status = "embedding_model_unknown", 422
 

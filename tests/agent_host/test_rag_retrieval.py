@@ -10,6 +10,7 @@ from rag_support import own_database
 from agent_host.config import Settings
 from agent_host.errors import VectorStoreUnavailable
 from agent_host.rag.embeddings import EmbedderRegistry
+from agent_host.rag.multipart import UploadedFile
 from agent_host.rag.registry import Registry
 from agent_host.rag.schemas import CollectionCreate, QueryRequest, RagFilters
 from agent_host.rag.service import RagService
@@ -81,7 +82,8 @@ async def fresh_collection(rag: RagService, name: str, files: list[tuple[str, st
     if name in names:
         await rag.delete_collection(name)
     await rag.create_collection(CollectionCreate(name=name))
-    result = await rag.upload(name, [(f, "text/plain", text.encode()) for f, text in files], wait=True)
+    uploads = [UploadedFile(f, "text/plain", bytearray(text.encode()), len(text.encode())) for f, text in files]
+    result = await rag.upload(name, uploads, wait=True)
     assert {f.status for f in result.files} == {"indexed"}
 
 
@@ -144,7 +146,9 @@ async def test_keyword_index_is_rebuilt_from_chroma_when_the_service_reopens(
 
 async def test_queries_during_a_job_see_a_document_whole_or_not_at_all(rag: RagService) -> None:
     await fresh_collection(rag, "harbour", [("seed.txt", "The harbour master keeps the tide tables.")])
-    upload = await rag.upload("harbour", [("tolls.txt", "text/plain", big_document("tolls", 150))], wait=False)
+    tolls = big_document("tolls", 150)
+    tolls_file = UploadedFile("tolls.txt", "text/plain", bytearray(tolls), len(tolls))
+    upload = await rag.upload("harbour", [tolls_file], wait=False)
     assert upload.job is not None
     request = QueryRequest(
         query="harbour tolls paid",

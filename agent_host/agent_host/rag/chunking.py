@@ -106,6 +106,8 @@ class Splitter:
         """A run with no whitespace (a URL, base64): cut by characters in proportion to its token density."""
         start, end = span
         width = max(1, (end - start) * self.size // (tokens + 1))
+        if end - start > self.size * MAX_CHARS_PER_TOKEN:  # `tokens` is _count's cap, not a count: cut by length
+            width = self.size * MAX_CHARS_PER_TOKEN
         for number, piece_start in enumerate(range(start, end, width)):
             piece = (piece_start, min(end, piece_start + width))
             count = self._count(text, *piece)

@@ -144,7 +144,7 @@ class Ingestor:
         if not batch:
             return
         try:
-            vectors = await asyncio.to_thread(embedder.embed_documents, [chunk.text for _, chunk in batch])
+            vectors = await asyncio.to_thread(_embed_unique, embedder, [chunk.text for _, chunk in batch])
         except Exception as exc:
             for work in {id(w): w for w, _ in batch}.values():
                 await self._fail(job, work, exc)
@@ -253,3 +253,13 @@ def _metadata(work: FileWork, chunk: Chunk) -> dict[str, Any]:
         chunk.start,
         chunk.end,
     )
+
+
+def _embed_unique(embedder: Embedder, texts: list[str]) -> np.ndarray:
+    """Each distinct text embedded once: a file of one repeated line (600 KB of '#') costs one embedding, not 7000."""
+    unique = list(dict.fromkeys(texts))
+    if len(unique) == len(texts):
+        return embedder.embed_documents(texts)
+    vectors = embedder.embed_documents(unique)
+    row = {text: number for number, text in enumerate(unique)}
+    return vectors[[row[text] for text in texts]]

@@ -36,6 +36,9 @@ CONTENT_TYPES: dict[str, DocumentType] = {
 # Share of control characters (tab, newlines and form feed aside) above which decoded "text" is binary data.
 MAX_CONTROL_SHARE = 0.05
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+BLANK_LINES = re.compile(r"\n{3,}")
+# A heading longer than this is cut in the section path: every chunk of the section carries the path.
+MAX_HEADING_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -118,8 +121,9 @@ def load_document(filename: str, data: bytes, doc_type: DocumentType | None = No
 def normalise_text(text: str) -> str:
     """Unix newlines, no trailing spaces, at most one blank line in a row, no leading/trailing blank lines."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
-    text = re.sub(r"[ \t\f\v]+\n", "\n", text)
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
+    # rstrip per line, not a regex like `[ \t]+\n`: that one rescans a long run of spaces from each of its starts.
+    text = "\n".join(line.rstrip(" \t\f\v") for line in text.split("\n"))
+    return BLANK_LINES.sub("\n\n", text).strip()
 
 
 def _pdf_text(text: str) -> str:
@@ -172,7 +176,7 @@ def _decode(filename: str, data: bytes) -> str:
         # Short Western texts fit cp1250/cp1252/cp1257 equally well: take Windows' Western default on a tie.
         tied = [m for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
         text = str(next((m for m in tied if m.encoding == "cp1252"), best))
-    if text and len(CONTROL_CHARS.findall(text)) > MAX_CONTROL_SHARE * len(text):
+    if text and CONTROL_CHARS.subn("", text)[1] > MAX_CONTROL_SHARE * len(text):
         raise UnreadableDocument(f"{filename} looks like binary data, not text")
     return text
 
@@ -180,7 +184,11 @@ def _decode(filename: str, data: bytes) -> str:
 def _assemble(filename: str, kind: DocumentType, parts: list[Part], pages: int | None) -> LoadedDocument:
     parts = [part for part in parts if part.text]
     # A heading directly followed by another adds nothing a chunk's section path does not already say.
-    with_body = [part for part in parts if part.body] or parts
+    with_body = [part for part in parts if part.body]
+    if not with_body and len(parts) > 1:  # headings only: one section, not one per heading (300,000 '#' lines)
+        with_body = [Part("\n".join(part.text for part in parts))]
+    elif not with_body:
+        with_body = parts
     if not with_body:
         raise UnreadableDocument(f"{filename} is empty: no text to index")
     sections: list[Section] = []
@@ -203,6 +211,7 @@ class _Outline:
 
     def heading(self, level: int, title: str, block: str) -> None:
         self.flush()
+        title = title[:MAX_HEADING_CHARS]
         self.path = [(depth, name) for depth, name in self.path if depth < level] + [(level, title)]
         self.blocks, self.body = [block], False
 
@@ -217,7 +226,6 @@ class _Outline:
         self.blocks, self.body = [], False
 
 
-ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 
 
@@ -232,13 +240,33 @@ def _markdown_parts(text: str) -> list[Part]:
                 fence = ""
         elif opening:
             fence = opening.group(1)
-        elif header := ATX_HEADING.match(line):
-            outline.heading(len(header.group(1)), (header.group(2) or "").strip(), line)
+        elif header := atx_heading(line):
+            outline.heading(*header, line)
             continue
         outline.blocks.append(line)
         outline.body = outline.body or bool(line.strip())
     outline.flush()
     return outline.parts
+
+
+def atx_heading(line: str) -> tuple[int, str] | None:
+    """The level and title of an ATX header line ('## Title ##'), else None.
+
+    Scanned with str methods: the regex for it (`(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$`) backtracks quadratically
+    on a long line of spaces or '#'.
+    """
+    stripped = line.lstrip(" ")
+    if len(line) - len(stripped) > 3:
+        return None
+    level = len(stripped) - len(stripped.lstrip("#"))
+    rest = stripped[level:]
+    if not 1 <= level <= 6 or (rest and rest[0] not in " \t"):
+        return None
+    title = rest.strip(" \t")
+    unclosed = title.rstrip("#")
+    if unclosed and unclosed[-1] in " \t":  # a closing run of '#' counts only after a space
+        title = unclosed
+    return level, title.strip()
 
 
 HTML_DROPPED = ["script", "style", "nav", "header", "footer", "noscript", "template", "iframe", "svg", "head"]

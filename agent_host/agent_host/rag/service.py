@@ -13,6 +13,8 @@ from agent_host.errors import AgentHostError, EmbeddingModelUnknown, InvalidColl
 from agent_host.rag.embeddings import Embedder, EmbedderRegistry
 from agent_host.rag.ingest import Ingestor
 from agent_host.rag.jobs import Job, JobBoard
+from agent_host.rag.multipart import UploadedFile
+from agent_host.rag.parsing import ArchiveLimits, ParseLimits, ParserPool
 from agent_host.rag.registry import Registry
 from agent_host.rag.retrieval import Candidate, KeywordIndexes, SearchParams, Visibility, search_collection
 from agent_host.rag.schemas import (
@@ -43,6 +45,9 @@ class RagService:
         self.visibility = Visibility()
         self.keywords = KeywordIndexes(store)
         self.jobs = JobBoard()
+        archive = ArchiveLimits(settings.rag_max_unzipped_bytes, settings.rag_max_zip_ratio)
+        limits = ParseLimits(settings.rag_parse_timeout, settings.rag_parse_memory_bytes, archive)
+        self.parsers = ParserPool(settings.rag_parse_workers, limits)
         self.changes = asyncio.Lock()
         self.ingestor = Ingestor(registry, store, self.visibility, self.keywords, self.embedder, self.changes)
         self._ready = False
@@ -64,6 +69,7 @@ class RagService:
         for task in self._tasks:
             with suppress(asyncio.CancelledError, Exception):
                 await task
+        self.parsers.close()
 
     async def _initialise(self) -> None:
         """Removes what a crash left half-indexed, then loads which documents are ready. Once."""
@@ -189,11 +195,11 @@ class RagService:
         await asyncio.to_thread(self.store.delete_document, collection, document_id)
         await self.keywords.rebuild(collection, lambda corpus: corpus.remove(document_id))
 
-    async def upload(self, collection: str, files: list[tuple[str, str | None, bytes]], wait: bool) -> UploadResult:
+    async def upload(self, collection: str, files: list[UploadedFile], wait: bool) -> UploadResult:
         """Per-file results; the accepted files are indexed by one job (awaited when `wait`)."""
         await self._initialise()
         config = await self.registry.get_collection(collection)
-        results, accepted = await accept_files(self.registry, self.settings, config.name, files)
+        results, accepted = await accept_files(self.registry, self.settings, config.name, files, self.parsers.parse)
         if not accepted:
             return UploadResult(job=None, files=results)
         job = Job(collection=config.name, kind="ingest", files=accepted)

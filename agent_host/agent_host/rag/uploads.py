@@ -4,40 +4,45 @@ import asyncio
 import dataclasses
 import hashlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from agent_host.config import Settings
 from agent_host.errors import (
-    AgentHostError,
+    ArchiveTooLarge,
     DocumentTooLarge,
+    ParseTimeout,
     TooManyFiles,
     UnreadableDocument,
     UnsupportedDocumentType,
 )
 from agent_host.rag.jobs import FileWork
-from agent_host.rag.loaders import LoadedDocument, Section, detect_type, load_document, safe_filename
+from agent_host.rag.loaders import LoadedDocument, Section, detect_type, safe_filename
+from agent_host.rag.multipart import UploadedFile
 from agent_host.rag.registry import NewDocument, Registry, StoredDocument
 from agent_host.rag.schemas import DocumentType, FileProblem, FileResult
 
 log = logging.getLogger(__name__)
 
 # A file with one of these problems is rejected on its own; anything else (the database is down) fails the request.
-FILE_PROBLEMS = (DocumentTooLarge, UnsupportedDocumentType, UnreadableDocument)
+FILE_PROBLEMS = (DocumentTooLarge, UnsupportedDocumentType, UnreadableDocument, ParseTimeout, ArchiveTooLarge)
+# Parses one file (in a worker process: rag/parsing.py).
+Parse = Callable[[str, bytes, DocumentType], Awaitable[LoadedDocument]]
 
 
 async def accept_files(
-    registry: Registry, settings: Settings, collection: str, files: list[tuple[str, str | None, bytes]]
+    registry: Registry, settings: Settings, collection: str, files: list[UploadedFile], parse: Parse
 ) -> tuple[list[FileResult], list[FileWork]]:
     """A result per file in upload order, and the work for the files to index."""
     if len(files) > settings.rag_max_files:
         raise TooManyFiles(f"{len(files)} files in one upload; the limit is {settings.rag_max_files} (RAG_MAX_FILES)")
     results: list[FileResult] = []
     accepted: list[FileWork] = []
-    for name, content_type, data in files:
-        filename = safe_filename(name)
+    for upload in files:
+        filename = safe_filename(upload.filename)
         result = FileResult(filename=filename, status="queued")
         results.append(result)
         try:
-            work = await _accept(registry, settings, collection, filename, content_type, data, result)
+            work = await _accept(registry, settings, collection, filename, upload, parse, result)
         except FILE_PROBLEMS as exc:
             result.status = "rejected"
             result.error = FileProblem(type=exc.type, message=exc.message, status=exc.status)
@@ -52,20 +57,22 @@ async def _accept(
     settings: Settings,
     collection: str,
     filename: str,
-    content_type: str | None,
-    data: bytes,
+    upload: UploadedFile,
+    parse: Parse,
     result: FileResult,
 ) -> FileWork | None:
-    if len(data) > settings.rag_max_file_bytes:
+    if upload.oversized or upload.size > settings.rag_max_file_bytes:
         raise DocumentTooLarge(
-            f"{filename} is {len(data)} bytes; the limit is {settings.rag_max_file_bytes} (RAG_MAX_FILE_BYTES)"
+            f"{filename} is {upload.size} bytes; the limit is {settings.rag_max_file_bytes} (RAG_MAX_FILE_BYTES)"
         )
-    doc_type = detect_type(filename, content_type)
-    digest = hashlib.sha256(data).hexdigest()
+    doc_type = detect_type(filename, upload.content_type)
+    data = bytes(upload.data)
+    upload.data = bytearray()  # one copy in memory, not two
+    digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
     # Checked before parsing so a re-upload costs nothing; the UNIQUE constraint decides races.
     existing = await registry.find_by_hash(collection, digest)
     if existing is None:
-        document = await _load(filename, data, doc_type)
+        document = await parse(filename, data, doc_type)
         new = NewDocument(
             collection=collection,
             filename=filename,
@@ -82,16 +89,6 @@ async def _accept(
         existing = await registry.find_by_hash(collection, digest)
     result.status, result.document_id = "duplicate", existing
     return None
-
-
-async def _load(filename: str, data: bytes, doc_type: DocumentType) -> LoadedDocument:
-    try:
-        return await asyncio.to_thread(load_document, filename, data, doc_type)
-    except AgentHostError:
-        raise
-    except Exception as exc:  # a loader library choking on a malformed file is still the file's problem
-        log.warning("loading %s failed: %r", filename, exc)
-        raise UnreadableDocument(f"{filename} could not be read: {type(exc).__name__}") from exc
 
 
 def stored_document(stored: StoredDocument) -> FileWork:

@@ -1,11 +1,13 @@
 """RAG: collections, documents (multipart upload, several files per request), ingestion jobs and queries."""
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, File, Response, UploadFile
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
-from agent_host.deps import RagServiceDep
+from agent_host.deps import RagServiceDep, SettingsDep
+from agent_host.rag.multipart import read_files
 from agent_host.rag.schemas import (
     CollectionCreate,
     CollectionPublic,
@@ -22,9 +24,31 @@ UPLOAD_PATH = r"/rag/collections/[^/]+/documents"
 UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": UploadResult, "description": "wait=true: the job finished; or nothing new to index"},
     202: {"model": UploadResult, "description": "queued: follow the Location header (GET /rag/jobs/{id})"},
-    413: {"description": "every file rejected (the first one over RAG_MAX_FILE_BYTES), or too many files"},
+    404: {"description": "no such collection"},
+    413: {
+        "description": "every file rejected (the first one over RAG_MAX_FILE_BYTES), too many files, or a body over"
+        " RAG_MAX_UPLOAD_BYTES"
+    },
     415: {"description": "every file rejected, the first one of an unsupported type"},
-    422: {"description": "every file rejected, the first one unreadable (empty, scanned, encrypted)"},
+    422: {
+        "description": "every file rejected, the first one unreadable (empty, scanned, encrypted, over the parse"
+        " time limit), or a body that is not multipart/form-data with `files` parts"
+    },
+}
+# The body is read as a stream (rag/multipart.py), not by FastAPI, so its schema is declared here.
+UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}},
+                }
+            }
+        },
+    }
 }
 
 
@@ -54,13 +78,20 @@ async def list_documents(name: str, rag: RagServiceDep) -> list[DocumentPublic]:
     return await rag.list_documents(name)
 
 
-@router.post("/collections/{name}/documents", response_model=UploadResult, responses=UPLOAD_RESPONSES)
+@router.post(
+    "/collections/{name}/documents", response_model=UploadResult, responses=UPLOAD_RESPONSES, openapi_extra=UPLOAD_BODY
+)
 async def upload_documents(
-    name: str, files: Annotated[list[UploadFile], File()], rag: RagServiceDep, wait: bool = False
-) -> JSONResponse:
+    name: str, request: Request, rag: RagServiceDep, settings: SettingsDep, wait: bool = False
+) -> Response:
     """Files go through one job; each gets its own result, and a bad file never stops the others."""
-    received = [(upload.filename or "", upload.content_type, await upload.read()) for upload in files]
-    result = await rag.upload(name, received, wait)
+    await rag.get_collection(name)  # a 404 before a large body is read
+    content_type = request.headers.get("content-type", "")
+    try:
+        files = await read_files(request.stream(), content_type, settings.rag_max_file_bytes, settings.rag_max_files)
+    except ClientDisconnect:  # or the body went over its limit: the middleware has answered 413 already
+        return Response(status_code=400)
+    result = await rag.upload(name, files, wait)
     body = result.model_dump(mode="json")
     rejected = [f for f in result.files if f.status == "rejected" and f.error is not None]
     if result.job is None and rejected and len(rejected) == len(result.files):
