@@ -87,6 +87,14 @@ async def test_stdio_entries_in_the_run_time_file_are_ignored(tmp_path: Path) ->
     assert not marker.exists()
 
 
+async def test_a_broken_run_time_file_is_ignored_and_kept(tmp_path: Path) -> None:
+    settings = mcp_settings(write_servers_file(tmp_path / "mcp.json", {}))
+    settings.mcp_runtime_servers_file.write_text("{half a file")
+    async with open_mcp(settings) as manager:
+        assert manager.servers() == []
+    assert settings.mcp_runtime_servers_file.read_text() == "{half a file"
+
+
 class LongErrors(BaseHTTPRequestHandler):
     """A JSON-RPC endpoint that answers every request with an error of 20,000 characters."""
 

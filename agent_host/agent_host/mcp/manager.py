@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agent_host.config import Settings
-from agent_host.errors import McpServerExists, McpServerInFile, McpServerNotFound, McpStdioRefused
+from agent_host.errors import McpConfigInvalid, McpServerExists, McpServerInFile, McpServerNotFound, McpStdioRefused
 from agent_host.mcp.config import McpServerConfig, load_servers, save_server
 from agent_host.mcp.connection import Limits, ServerConnection
 from agent_host.mcp.egress import EgressPolicy, parse_hosts
@@ -186,8 +186,14 @@ async def open_mcp(settings: Settings) -> AsyncIterator[McpManager]:
 
 def load_runtime_servers(path: Path, taken: set[str]) -> dict[str, McpServerConfig]:
     """The servers added through the API; a stdio entry or a name the operator's file uses is skipped."""
+    try:
+        saved = load_servers(path)
+    except McpConfigInvalid as exc:
+        # Run-time state must not keep the host from starting; the file stays as it is for the operator to fix.
+        log.error("MCP: ignoring the servers added at run time: %s", exc.message)
+        return {}
     servers = {}
-    for name, config in load_servers(path).items():
+    for name, config in saved.items():
         if config.url is None:
             log.warning("MCP: skipping %s in %s: stdio servers belong in the operator's servers file", name, path)
         elif name in taken:
