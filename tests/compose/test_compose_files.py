@@ -21,12 +21,12 @@ def _env_names(env_file: Path) -> set[str]:
     return {line.split("=", 1)[0].strip() for line in lines if "=" in line and not line.startswith("#")}
 
 
-def _config(compose: Path, env_file: Path | None) -> subprocess.CompletedProcess[str]:
+def _config(compose: Path, env_file: Path | None, **env: str) -> subprocess.CompletedProcess[str]:
     argv = ["docker-compose", "-f", str(compose)]
     if env_file is not None:
         argv[1:1] = ["--env-file", str(env_file)]
     return subprocess.run(
-        [*argv, "config"], capture_output=True, text=True, cwd=compose.parent, env={"PATH": "/usr/bin:/bin"}
+        [*argv, "config"], capture_output=True, text=True, cwd=compose.parent, env={"PATH": "/usr/bin:/bin", **env}
     )
 
 
@@ -76,15 +76,40 @@ def test_long_running_services_have_healthchecks_and_wait_for_healthy_dependenci
             assert condition["condition"] in ("service_healthy", "service_completed_successfully"), (name, dependency)
 
 
-def test_root_compose_publishes_the_designed_ports() -> None:
-    spec = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
-    published = {
-        name: [port.rsplit(":", 1)[0] for port in service.get("ports", [])]
-        for name, service in spec["services"].items()
-    }
-    assert published["postgres"] == ["${POSTGRES_PORT:-5433}"]
-    assert published["litellm"] == ["${LITELLM_PORT:-4100}"]
-    assert published["ollama"] == ["11434"]
+def _published(compose: Path, **env: str) -> dict[str, list[str]]:
+    result = _config(compose, COMPOSE_FILES[compose], **env)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    return {name: [str(port) for port in service.get("ports", [])] for name, service in services.items()}
+
+
+def test_root_compose_publishes_the_designed_ports_on_loopback_only() -> None:
+    published = _published(REPO_ROOT / "docker-compose.yml")
+    assert published["postgres"] == ["127.0.0.1:5433:5432/tcp"]
+    assert published["litellm"] == ["127.0.0.1:4100:4100/tcp"]
+    assert published["ollama"] == ["127.0.0.1:11434:11434/tcp"]
+    assert published["agent-host"] == ["127.0.0.1:8000:8000/tcp"]
+    assert published["ui"] == ["127.0.0.1:8501:8501/tcp"]
+
+
+@pytest.mark.parametrize("compose", COMPOSE_FILES, ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_every_port_is_published_on_bind_address_and_the_services_know_it(compose: Path) -> None:
+    for address in ("127.0.0.1", "0.0.0.0"):
+        env = {} if address == "127.0.0.1" else {"BIND_ADDRESS": address}
+        ports = [port for ports in _published(compose, **env).values() for port in ports]
+        assert ports and all(port.startswith(f"{address}:") for port in ports), ports
+    spec = yaml.safe_load(compose.read_text())
+    for name, service in spec["services"].items():
+        if service.get("ports") and service.get("build"):  # our images: each refuses example secrets when exposed
+            assert service["environment"]["PUBLISHED_ADDRESS"] == "${BIND_ADDRESS:-127.0.0.1}", name
+
+
+@pytest.mark.parametrize("compose", COMPOSE_FILES, ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_every_long_running_service_restarts_unless_stopped(compose: Path) -> None:
+    spec = yaml.safe_load(compose.read_text())
+    for name, service in spec["services"].items():
+        one_shot = "pull" in name
+        assert service.get("restart") == ("no" if one_shot else "unless-stopped"), name
 
 
 def test_proxy_container_loads_the_repo_config_and_hub_plugin() -> None:
