@@ -207,6 +207,8 @@ def start_agent_host(
             "CHROMA_PATH": str(data / "chroma"),
             "NOTES_DIR": str(data / "notes"),
             "MCP_SERVERS_FILE": str(servers),
+            # Never the developer's .stack/ file: servers added at run time stay with this host.
+            "MCP_RUNTIME_SERVERS_FILE": str(data / "mcp_servers.runtime.json"),
             "MODEL_CACHE_DIR": str(MODEL_CACHE),
             "HF_HUB_OFFLINE": "1",
             "HOME": str(data),  # proves nothing writes a cache under the user's home (Chroma's default EF)
