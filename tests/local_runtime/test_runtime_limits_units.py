@@ -1,17 +1,22 @@
-"""The limits' pure parts, no model: schema bounds, origins and hosts, keep_alive extremes, the port probe."""
+"""The limits without a model: schema bounds, grammar timeout, origins and hosts, keep_alive extremes, port probe."""
 
 import math
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from local_runtime.__main__ import port_problem
 from local_runtime.api.guards import DEFAULT_ORIGINS, local_host_header, origin_pattern
+from local_runtime.catalog import Catalog
+from local_runtime.config import RuntimeSettings
 from local_runtime.durations import parse_keep_alive
 from local_runtime.errors import InvalidRequest
 from local_runtime.grammar import format_grammar
+from local_runtime.pool import ModelPool
+from local_runtime.runtime import Runtime
 from local_runtime.schema_limits import SchemaLimits, check_schema
 
 LIMITS = SchemaLimits(max_bound=1000, max_bound_total=10000, max_depth=32, max_bytes=64 * 1024)
@@ -149,3 +154,13 @@ def test_a_listening_port_is_reported_busy() -> None:
         listener.listen()
         port = listener.getsockname()[1]
         assert port_problem("127.0.0.1", port) == f"port {port} is already in use"
+
+
+async def test_a_grammar_slower_than_the_timeout_is_refused(tmp_path: Path) -> None:
+    settings = RuntimeSettings(models_dir=tmp_path, grammar_timeout=0.0001)
+    catalog = Catalog(tmp_path, settings.default_model, None)
+    runtime = Runtime(settings, catalog, ModelPool(catalog, 1, 0.0, settings.max_queue))
+    items = {"type": "object", "properties": {f"k{index}": {"type": "string"} for index in range(50)}}
+    schema = {"type": "array", "items": items, "maxItems": 999}  # some milliseconds to convert and parse
+    with pytest.raises(InvalidRequest, match=r"took over 0\.0001s to build"):
+        await runtime.grammars(schema, [])
