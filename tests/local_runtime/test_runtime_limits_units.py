@@ -115,10 +115,10 @@ def test_configured_origins_add_wildcards() -> None:
     ("host", "allowed"),
     [("localhost:11434", True), ("127.0.0.1:11434", True), ("[::1]:11434", True), ("10.0.0.5", True),
      ("box.local", True), ("app.localhost:8080", True), ("", True), ("evil.example:11434", False),
-     ("attacker.com", False), ("8.8.8.8", False)],
+     ("attacker.com", False), ("8.8.8.8", False), ("DevBox:11434", True)],
 )  # fmt: skip
 def test_host_header_must_name_this_machine(host: str, allowed: bool) -> None:
-    assert local_host_header(host) is allowed
+    assert local_host_header(host, "devbox") is allowed
 
 
 @pytest.mark.parametrize(("value", "seconds"), [(10**400, math.inf), (-(10**400), math.inf), ("1e400", math.inf)])

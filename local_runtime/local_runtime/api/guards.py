@@ -45,14 +45,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def local_host_header(value: str) -> bool:
+def local_host_header(value: str, hostname: str) -> bool:
     """Whether a Host header names this machine: what a DNS-rebinding page cannot send (Ollama's rule)."""
     host = value.strip().lower()
     if host.startswith("["):
         host = host[1 : host.find("]")] if "]" in host else host
     elif host.count(":") == 1:
         host = host.rsplit(":", 1)[0]
-    if host in ("", "localhost") or host.endswith(_LOCAL_SUFFIXES) or host == socket.gethostname().lower():
+    if host in ("", "localhost") or host.endswith(_LOCAL_SUFFIXES) or host == hostname:
         return True
     try:
         address = ipaddress.ip_address(host)
@@ -68,13 +68,14 @@ class OriginGuard:
         self.app = app
         self.allowed = origin_pattern(DEFAULT_ORIGINS + origins)
         self.check_host = check_host
+        self.hostname = socket.gethostname().lower()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             headers = Headers(scope=scope)
             origin = headers.get("origin")
             problem = None
-            if self.check_host and not local_host_header(headers.get("host", "")):
+            if self.check_host and not local_host_header(headers.get("host", ""), self.hostname):
                 problem = f"host {headers.get('host')!r} is not allowed"
             elif origin is not None and not self.allowed.fullmatch(origin):
                 problem = f"origin {origin!r} is not allowed (see RUNTIME_ORIGINS)"
