@@ -9,7 +9,7 @@ from openai import AsyncOpenAI
 
 from agent_host.agents.registry import load_agents
 from agent_host.agents.service import build_agent_service
-from agent_host.api.errors import install_error_handlers
+from agent_host.api.errors import error_responses, install_error_handlers
 from agent_host.api.middleware import RequestContextMiddleware, allow_large_bodies
 from agent_host.api.routes import agents, chat, health, mcp, rag, sessions, ws
 from agent_host.config import Settings, get_settings
@@ -74,17 +74,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     protected = [Depends(require_api_key)]
     app.include_router(health.router)
-    app.include_router(chat.router, dependencies=protected)
-    app.include_router(sessions.router, dependencies=protected)
+    app.include_router(chat.router, dependencies=protected, responses=error_responses(401))
+    app.include_router(sessions.router, dependencies=protected, responses=error_responses(401))
     app.include_router(ws.router)  # checks the key itself: a WebSocket is refused with a close code
     # [rag: routers]
-    app.include_router(rag.router, dependencies=protected)
+    app.include_router(rag.router, dependencies=protected, responses=error_responses(401))
     allow_large_bodies(app, "POST", rag.UPLOAD_PATH, settings.rag_max_upload_bytes)
     # [mcp: routers]
     load_servers(settings.mcp_servers_file)  # a bad servers file stops the start here, before uvicorn runs
-    app.include_router(mcp.router, dependencies=protected)
+    app.include_router(mcp.router, dependencies=protected, responses=error_responses(401))
     app.router.routes.append(host_mcp_route(settings))  # /mcp exactly, so /mcp/servers stays the router's
     # [agents: routers]
     app.state.agents_registry = load_agents(settings.agents_file)  # a bad agents file stops the start here
-    app.include_router(agents.router, dependencies=protected)
+    app.include_router(agents.router, dependencies=protected, responses=error_responses(401))
     return app

@@ -39,12 +39,13 @@ SessionStoreDep = Annotated[SessionStore, Depends(_session_store)]
 PipelineDep = Annotated[ChatPipeline, Depends(_pipeline)]
 
 
-def bearer_token(connection: HTTPConnection) -> str | None:
+def bearer_token(connection: HTTPConnection, allow_query_key: bool = False) -> str | None:
     header = connection.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token:
         return token.strip()
-    return connection.query_params.get("api_key")  # browsers cannot set headers on a WebSocket
+    # Only a WebSocket may use ?api_key=: browsers cannot set its headers. In a URL a key lands in access logs.
+    return connection.query_params.get("api_key") if allow_query_key else None
 
 
 def _matches(token: str | None, key: SecretStr | None) -> bool:
@@ -52,13 +53,15 @@ def _matches(token: str | None, key: SecretStr | None) -> bool:
     return bool(token and expected) and secrets.compare_digest(str(token).encode(), expected)
 
 
-def is_authorised(connection: HTTPConnection, settings: Settings) -> bool:
+def is_authorised(connection: HTTPConnection, settings: Settings, allow_query_key: bool = False) -> bool:
     """The API key or the administrator's key, which can do everything the API key can."""
-    token = bearer_token(connection)
+    token = bearer_token(connection, allow_query_key)
     return _matches(token, settings.agent_host_api_key) or _matches(token, settings.agent_host_admin_key)
 
 
 async def require_api_key(request: Request, settings: SettingsDep) -> None:
+    if "api_key" in request.query_params:
+        raise Unauthorized("?api_key= is accepted on /ws/chat only: send Authorization: Bearer <AGENT_HOST_API_KEY>")
     if not is_authorised(request, settings):
         raise Unauthorized("missing or wrong API key: send Authorization: Bearer <AGENT_HOST_API_KEY>")
 

@@ -1,19 +1,82 @@
 """Wire models: the OpenAI chat request with the host's extensions, sessions, and context facts."""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from agent_host.rag.schemas import RagOptions
+
+
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    return text
+
+
+# Text stored in PostgreSQL, which refuses NUL characters: refused here as a 422, not there as a 500.
+StoredText = Annotated[str, AfterValidator(_no_nul)]
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class TextPart(_Part):
+    type: Literal["text"]
+    text: StoredText
+
+
+class ImageUrl(_Part):
+    url: str = Field(min_length=1)
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImagePart(_Part):
+    type: Literal["image_url"]
+    image_url: ImageUrl
+
+
+class InputAudio(_Part):
+    data: str
+    format: str = Field(min_length=1)
+
+
+class AudioPart(_Part):
+    type: Literal["input_audio"]
+    input_audio: InputAudio
+
+
+class FilePart(_Part):
+    type: Literal["file"]
+    file: dict[str, Any]
+
+
+class RefusalPart(_Part):
+    type: Literal["refusal"]
+    refusal: str
+
+
+# OpenAI's content parts: checked here, so a malformed one is a 422 and never reaches the proxy.
+CONTENT_PARTS: TypeAdapter[list[Any]] = TypeAdapter(
+    list[Annotated[TextPart | ImagePart | AudioPart | FilePart | RefusalPart, Field(discriminator="type")]]
+)
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[dict[str, Any]] | None = None
+    content: StoredText | list[dict[str, Any]] | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _parts_are_openai_parts(cls, content: str | list[dict[str, Any]] | None) -> str | list[dict[str, Any]] | None:
+        """The parts are checked, then kept as sent (extra fields pass through to the proxy)."""
+        if isinstance(content, list):
+            CONTENT_PARTS.validate_python(content)
+        return content
 
 
 class ChatCompletionRequest(BaseModel):
@@ -76,18 +139,30 @@ class ContextFacts(BaseModel):
 class SessionCreate(BaseModel):
     # A client may choose the id (e.g. derived from its own conversation id); 409 if it is taken.
     id: UUID | None = None
-    title: str = Field(default="New chat", max_length=200)
-    model: str | None = None
-    system_prompt: str | None = None
+    title: StoredText = Field(default="New chat", max_length=200)
+    model: StoredText | None = None
+    system_prompt: StoredText | None = None
     # RAG collections every turn of the session retrieves from.
-    collections: list[str] = Field(default_factory=list, max_length=20)
+    collections: list[StoredText] = Field(default_factory=list, max_length=20)
 
 
 class SessionUpdate(BaseModel):
-    title: str | None = Field(default=None, max_length=200)
-    model: str | None = None
-    system_prompt: str | None = None
-    collections: list[str] | None = Field(default=None, max_length=20)
+    """Only the fields sent change; a field the host does not know is a 422, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: StoredText | None = Field(default=None, max_length=200)
+    model: StoredText | None = None
+    system_prompt: StoredText | None = None
+    collections: list[StoredText] | None = Field(default=None, max_length=20)
+
+    @field_validator("title", "collections")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        """Title and collections can be changed, not removed (the default is not checked: unset stays unset)."""
+        if value is None:
+            raise ValueError("may be changed but not set to null")
+        return value
 
 
 class SessionPublic(BaseModel):

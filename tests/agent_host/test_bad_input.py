@@ -152,3 +152,64 @@ def test_a_proxy_that_dies_after_warm_up_still_gives_503_and_stores_nothing(
         assert response.status_code == 503, response.text
         assert error_of(response)["type"] == "proxy_unavailable"
     assert len(stored_messages(host, session_id)) == 2
+
+
+@pytest.mark.parametrize("limit", ["-65", "0", "1001", "many"])
+def test_a_session_list_limit_out_of_bounds_is_422(host: str, limit: str) -> None:
+    response = httpx.get(f"{host}/sessions", params={"limit": limit}, headers=auth())
+    assert response.status_code == 422, response.text
+    assert error_of(response)["type"] == "invalid_request"
+    assert "limit" in error_of(response)["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"colour": "blue"}, {"title": "x", "unknown": 1}, {"title": None}, {"collections": None}, {"title": "a\x00b"}],
+)
+def test_a_session_update_with_unknown_fields_or_nulls_is_422(host: str, body: dict[str, object]) -> None:
+    session_id = new_session(host, title="kept")
+    response = httpx.patch(f"{host}/sessions/{session_id}", json=body, headers=auth())
+    assert response.status_code == 422, response.text
+    assert error_of(response)["type"] == "invalid_request"
+    assert httpx.get(f"{host}/sessions/{session_id}", headers=auth()).json()["title"] == "kept"
+
+
+def test_a_session_created_with_a_nul_character_is_422(host: str) -> None:
+    response = httpx.post(f"{host}/sessions", json={"system_prompt": "be brief\x00"}, headers=auth())
+    assert response.status_code == 422, response.text
+    assert "NUL" in error_of(response)["message"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        [{}],
+        [{"type": "text"}],
+        [{"type": "text", "text": 5}],
+        [{"type": "image_url", "image_url": {}}],
+        [{"type": "no-such-part", "text": "x"}],
+        ["just a string in a list"],
+    ],
+)
+def test_malformed_content_parts_are_422_before_reaching_the_proxy(host: str, content: list[object]) -> None:
+    body = {**chat_body("x"), "messages": [{"role": "user", "content": content}]}
+    response = httpx.post(f"{host}/v1/chat/completions", json=body, headers=auth(), timeout=30)
+    assert response.status_code == 422, response.text
+    assert error_of(response)["type"] == "invalid_request"
+    assert "litellm" not in response.text.lower()
+
+
+def test_well_formed_content_parts_still_chat(host: str) -> None:
+    body = {**chat_body("x"), "messages": [{"role": "user", "content": [{"type": "text", "text": "Say hi."}]}]}
+    response = httpx.post(f"{host}/v1/chat/completions", json=body, headers=auth(), timeout=60)
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/sessions"), ("GET", "/v1/models"), ("GET", "/rag/collections")])
+def test_a_key_in_the_query_string_is_refused_on_http_routes(host: str, method: str, path: str) -> None:
+    response = httpx.request(method, f"{host}{path}", params={"api_key": HOST_KEY})
+    assert response.status_code == 401
+    assert error_of(response)["type"] == "unauthorized"
+    assert "Authorization" in error_of(response)["message"] and "/ws/chat" in error_of(response)["message"]
+    with_header_too = httpx.request(method, f"{host}{path}", params={"api_key": HOST_KEY}, headers=auth())
+    assert with_header_too.status_code == 401

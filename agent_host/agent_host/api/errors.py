@@ -1,6 +1,7 @@
 """The one place domain errors become HTTP responses: `{"error": {"type", "message"}}`."""
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -8,8 +9,26 @@ from fastapi.responses import JSONResponse
 
 from agent_host.api.middleware import BodyLimitExceeded
 from agent_host.errors import AgentHostError, Unauthorized
+from agent_host.schemas import ErrorBody
 
 log = logging.getLogger(__name__)
+# What each error status means on the host's routes, for their OpenAPI `responses`.
+ERROR_MEANINGS = {
+    400: "the request cannot be served as it is (too long for the model's window, refused by the proxy)",
+    401: "missing or wrong API key (Authorization: Bearer; ?api_key= only on /ws/chat)",
+    404: "no such session, model, collection, document or job",
+    409: "already exists",
+    413: "the body is over its size limit",
+    415: "unsupported document type",
+    422: "malformed request",
+    502: "the proxy failed on the request",
+    503: "the proxy, the database or the vector store is unavailable",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses, all with the `{"error": {"type", "message"}}` body."""
+    return {status: {"model": ErrorBody, "description": ERROR_MEANINGS[status]} for status in statuses}
 
 
 def error_response(status: int, kind: str, message: str) -> JSONResponse:

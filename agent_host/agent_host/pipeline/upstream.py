@@ -1,5 +1,11 @@
-"""Errors of the proxy call translated into the host's domain errors."""
+"""Errors of the proxy call translated into the host's domain errors, in the host's own words.
 
+LiteLLM's messages name its internals (exception classes, provider names, model groups and fallbacks): they are
+logged, and the client gets the host's message with the proxy's reason in one short, cleaned line.
+"""
+
+import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -7,8 +13,14 @@ import openai
 
 from agent_host.errors import BadUpstreamRequest, ModelNotFound, ProxyUnavailable, UpstreamError
 
+log = logging.getLogger(__name__)
 
-def _message(exc: openai.APIStatusError) -> str:
+# "litellm.BadRequestError: OllamaException - " and the like, before the reason itself.
+INTERNAL_PREFIX = re.compile(r"^(?:litellm\.\w+(?:Error|Exception):\s*|\w+(?:Error|Exception)\s*[-:]\s*)+")
+MAX_REASON_CHARS = 300
+
+
+def _raw_message(exc: openai.APIStatusError) -> str:
     body = exc.body
     if isinstance(body, dict):
         detail = body.get("error", body)
@@ -17,22 +29,40 @@ def _message(exc: openai.APIStatusError) -> str:
     return str(exc.message)
 
 
+def _reason(exc: openai.APIStatusError) -> str:
+    """The proxy's reason without LiteLLM's class names, model group lists and tracebacks."""
+    first = _raw_message(exc).strip().split("\n", 1)[0]
+    first = first.split("Received Model Group=", 1)[0]
+    reason = INTERNAL_PREFIX.sub("", first).strip().rstrip(".")
+    return reason[:MAX_REASON_CHARS] or "no reason given"
+
+
 @asynccontextmanager
 async def upstream_errors() -> AsyncIterator[None]:
     try:
         yield
     except (openai.APIConnectionError, openai.APITimeoutError) as exc:
         raise ProxyUnavailable(f"the LiteLLM proxy is unreachable ({type(exc).__name__}); try again shortly") from exc
-    except openai.NotFoundError as exc:
-        raise ModelNotFound(_message(exc)) from exc
-    except openai.BadRequestError as exc:
-        message = _message(exc)
-        if "invalid model name" in message.lower() or "model not found" in message.lower():
-            raise ModelNotFound(message) from exc
-        raise BadUpstreamRequest(message) from exc
-    except openai.AuthenticationError as exc:
-        raise UpstreamError("the proxy rejected the agent host's key (AGENT_HOST_PROXY_KEY)") from exc
     except openai.APIStatusError as exc:
-        if exc.status_code in (502, 503, 504):
-            raise ProxyUnavailable(f"the proxy cannot reach a model right now: {_message(exc)}") from exc
-        raise UpstreamError(f"the proxy answered {exc.status_code}: {_message(exc)}") from exc
+        log.warning("the proxy answered %s: %s", exc.status_code, _raw_message(exc))
+        raise _domain_error(exc) from exc
+
+
+def _domain_error(exc: openai.APIStatusError) -> Exception:
+    status = exc.status_code
+    if isinstance(exc, openai.AuthenticationError):
+        return UpstreamError("the proxy rejected the agent host's key (AGENT_HOST_PROXY_KEY)")
+    if isinstance(exc, openai.NotFoundError) or (status == 400 and _is_unknown_model(exc)):
+        return ModelNotFound(f"the proxy does not serve that model: {_reason(exc)}")
+    if status in (502, 503, 504):
+        return ProxyUnavailable(f"the proxy cannot reach a model right now ({status}); try again shortly")
+    if 400 <= status < 500 and status != 429:
+        return BadUpstreamRequest(f"the proxy refused the request ({status}): {_reason(exc)}")
+    if status == 429:
+        return ProxyUnavailable(f"the proxy is rate limiting this key (429): {_reason(exc)}")
+    return UpstreamError(f"the proxy failed on this request ({status}); its log has the details")
+
+
+def _is_unknown_model(exc: openai.APIStatusError) -> bool:
+    message = _raw_message(exc).lower()
+    return "invalid model name" in message or "model not found" in message

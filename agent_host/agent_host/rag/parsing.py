@@ -148,7 +148,9 @@ class ParserPool:
 
     async def parse(self, filename: str, data: bytes, doc_type: DocumentType) -> LoadedDocument:
         async with self._slots:
-            worker = self._idle.pop() if self._idle else await asyncio.to_thread(_Worker, self.limits.memory_bytes)
+            worker = self._idle.pop() if self._idle else None
+            if worker is None or not worker.process.is_alive():  # a worker can die idle (the OOM killer)
+                worker = await asyncio.to_thread(_Worker, self.limits.memory_bytes)
             healthy = False
             try:
                 request = (filename, data, doc_type, self.limits.archive)

@@ -10,12 +10,13 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from openai.types.chat import ChatCompletionChunk
 
 from agent_host.agents.chat import open_chat_agent
+from agent_host.api.errors import error_responses
 from agent_host.deps import AgentServiceDep, ChatClientDep, PipelineDep
 from agent_host.errors import AgentHostError
 from agent_host.pipeline.upstream import upstream_errors
 from agent_host.schemas import ChatCompletionRequest
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+router = APIRouter(prefix="/v1", tags=["openai"], responses=error_responses(400, 404, 413, 422, 502, 503))
 log = logging.getLogger(__name__)
 
 

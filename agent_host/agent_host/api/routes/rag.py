@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
+from agent_host.api.errors import error_responses
 from agent_host.deps import RagServiceDep, SettingsDep
 from agent_host.rag.multipart import read_files
 from agent_host.rag.schemas import (
@@ -18,7 +19,7 @@ from agent_host.rag.schemas import (
     UploadResult,
 )
 
-router = APIRouter(prefix="/rag", tags=["rag"])
+router = APIRouter(prefix="/rag", tags=["rag"], responses=error_responses(404, 409, 413, 422, 503))
 UPLOAD_PATH = r"/rag/collections/[^/]+/documents"
 
 UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -1,11 +1,14 @@
 """Sessions: create, list, read, rename, delete, and their messages."""
 
-from fastapi import APIRouter, Response
+from typing import Annotated
 
+from fastapi import APIRouter, Query, Response
+
+from agent_host.api.errors import error_responses
 from agent_host.deps import SessionStoreDep
 from agent_host.schemas import MessagePublic, SessionCreate, SessionPublic, SessionUpdate
 
-router = APIRouter(prefix="/sessions", tags=["sessions"])
+router = APIRouter(prefix="/sessions", tags=["sessions"], responses=error_responses(404, 409, 413, 422, 503))
 
 
 @router.post("", status_code=201)
@@ -14,7 +17,9 @@ async def create_session(body: SessionCreate, store: SessionStoreDep) -> Session
 
 
 @router.get("")
-async def list_sessions(store: SessionStoreDep, limit: int = 100) -> list[SessionPublic]:
+async def list_sessions(
+    store: SessionStoreDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[SessionPublic]:
     return await store.list_sessions(limit)
 
 

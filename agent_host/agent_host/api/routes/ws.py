@@ -7,12 +7,14 @@ then {"type": "done", "finish_reason"} or {"type": "cancelled"}; failures send {
 """
 
 import asyncio
+import json
 import logging
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
+from agent_host.config import Settings
 from agent_host.deps import PipelineDep, SettingsDep, is_authorised
 from agent_host.errors import AgentHostError
 from agent_host.pipeline.chat import ChatPipeline
@@ -24,40 +26,74 @@ log = logging.getLogger(__name__)
 
 @router.websocket("/ws/chat")
 async def ws_chat(websocket: WebSocket, pipeline: PipelineDep, settings: SettingsDep) -> None:
-    if not is_authorised(websocket, settings):
+    if not is_authorised(websocket, settings, allow_query_key=True):
         await websocket.close(code=1008, reason="missing or wrong API key")
         return
     await websocket.accept()
-    inbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+    # Bounded: a client sending chats faster than turns finish is closed, not buffered without end.
+    inbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=settings.ws_max_queued_messages)
     cancel = asyncio.Event()
-
-    async def read() -> None:
-        try:
-            while True:
-                message = await websocket.receive_json()
-                if isinstance(message, dict) and message.get("type") == "cancel":
-                    cancel.set()
-                else:
-                    await inbox.put(message if isinstance(message, dict) else {})
-        except (WebSocketDisconnect, RuntimeError, ValueError):
-            cancel.set()
-            await inbox.put(None)
-
-    reader = asyncio.create_task(read())
+    reader = asyncio.create_task(read(websocket, inbox, cancel, settings))
     try:
         while (message := await inbox.get()) is not None:
             cancel.clear()
             await run_turn(websocket, pipeline, message, cancel)
-    except WebSocketDisconnect:
+        if reader.done() and (refusal := reader.result()) is not None:
+            code, kind, text = refusal
+            await _send_error(websocket, kind, text)
+            await websocket.close(code=code, reason=kind)
+    except (WebSocketDisconnect, RuntimeError):  # the client left (RuntimeError: sending on a closed socket)
         pass
     finally:
         reader.cancel()
+
+
+Refusal = tuple[int, str, str]
+NOT_JSON = "not-json"  # the type given to a frame that is not JSON, answered by an error frame
+
+
+async def read(
+    websocket: WebSocket, inbox: asyncio.Queue[dict[str, Any] | None], cancel: asyncio.Event, settings: Settings
+) -> Refusal | None:
+    """Feeds the inbox until the client leaves (None) or breaks a limit (why the socket is closed)."""
+    refusal: Refusal | None = None
+    try:
+        while refusal is None:
+            frame = await websocket.receive()
+            if frame["type"] == "websocket.disconnect":
+                break
+            raw: str | bytes = frame.get("text") or frame.get("bytes") or b""
+            if len(raw) > settings.max_body_bytes:
+                refusal = (1009, "message_too_large", f"a message is larger than {settings.max_body_bytes} bytes")
+                break
+            try:
+                message = json.loads(raw)
+            except ValueError:
+                message = {"type": NOT_JSON}
+            if isinstance(message, dict) and message.get("type") == "cancel":
+                cancel.set()
+                continue
+            try:
+                inbox.put_nowait(message if isinstance(message, dict) else {})
+            except asyncio.QueueFull:
+                waiting = f"more than {settings.ws_max_queued_messages} chat messages waiting (WS_MAX_QUEUED_MESSAGES)"
+                refusal = (1008, "too_many_messages", waiting)
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    cancel.set()
+    while not inbox.empty():  # what was queued is not answered: the client left or is being closed
+        inbox.get_nowait()
+    inbox.put_nowait(None)
+    return refusal
 
 
 async def run_turn(
     websocket: WebSocket, pipeline: ChatPipeline, message: dict[str, Any], cancel: asyncio.Event
 ) -> None:
     try:
+        if message.get("type") == NOT_JSON:
+            await _send_error(websocket, "invalid_request", "a message is not JSON")
+            return
         body = {key: value for key, value in message.items() if key != "type"}
         request = ChatCompletionRequest.model_validate({**body, "stream": True})
         turn = await pipeline.prepare(request)
