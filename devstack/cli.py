@@ -35,8 +35,12 @@ def _last_log_line(settings: StackSettings, name: str) -> str:
 def _wait_healthy(
     settings: StackSettings, supervisor: Supervisor, service: Service, health: Callable[[], str | None] | None = None
 ) -> None:
+    restarts_before = supervisor.restarts().get(service.name, 0)
+
     def check() -> str | None:
-        if service.program is not None and supervisor.state(service.name) in FAILED_STATES:
+        # supervisord brings a program that dies at once back at once too: a restart during `up` is the sign.
+        died = supervisor.restarts().get(service.name, 0) > restarts_before
+        if service.program is not None and (died or supervisor.state(service.name) in FAILED_STATES):
             raise StackError(
                 f"{service.name} exited: {_last_log_line(settings, service.name)} "
                 f"(log: {settings.logs_dir / service.name}.log)"

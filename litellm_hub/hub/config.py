@@ -32,6 +32,8 @@ class HubSettings(BaseSettings):
     # Request-log rows held in memory while PostgreSQL is down; beyond this they go to the spool file.
     hub_log_buffer_limit: int = Field(default=5000, ge=1)
     hub_spool_dir: Path = DEFAULT_SPOOL_DIR
+    # Where clients reach the proxy when that is not where it binds (compose sets it from BIND_ADDRESS).
+    published_address: str = ""
     # The spool file's cap: rows beyond it are dropped (with a warning) rather than fill the disk.
     hub_spool_max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=1)
 

@@ -1,7 +1,7 @@
 """Refuses to serve on a non-loopback address with a secret copied from an .env.example file.
 
-The proxy listens where LiteLLM's `--host` says (its default is 0.0.0.0); in a container that is
-always 0.0.0.0, so the address the port is published on (PUBLISHED_ADDRESS, set by compose from
+The proxy listens where LiteLLM's `--host` says (its default is 0.0.0.0, or HOST); in a container that
+is always 0.0.0.0, so the address the port is published on (PUBLISHED_ADDRESS, set by compose from
 BIND_ADDRESS) decides instead.
 """
 
@@ -29,10 +29,10 @@ def is_loopback(address: str) -> bool:
         return False  # a host name other than localhost may resolve anywhere
 
 
-def served_address(argv: Sequence[str], environ: Mapping[str, str]) -> str | None:
+def served_address(published: str, argv: Sequence[str], environ: Mapping[str, str]) -> str | None:
     """Where clients reach this proxy; None when this process is not the LiteLLM server (tests, the CLI)."""
-    if environ.get("PUBLISHED_ADDRESS"):
-        return environ["PUBLISHED_ADDRESS"]
+    if published:
+        return published
     if not argv or Path(argv[0]).name != "litellm":
         return None
     for index, arg in enumerate(argv):
@@ -69,7 +69,7 @@ def exposure_problem(settings: HubSettings, address: str | None) -> str | None:
 
 def refuse_exposed_example_secrets(settings: HubSettings) -> None:
     """Ends the proxy at start-up with one line when `exposure_problem` finds one."""
-    problem = exposure_problem(settings, served_address(sys.argv, os.environ))
+    problem = exposure_problem(settings, served_address(settings.published_address, sys.argv, os.environ))
     if problem is not None:
         print(problem, file=sys.stderr, flush=True)
         # Raised inside LiteLLM's startup event, an exception would become uvicorn's multi-line

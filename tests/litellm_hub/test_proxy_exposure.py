@@ -35,11 +35,12 @@ def test_addresses_others_reach(address: str) -> None:
 
 def test_the_published_address_decides_over_the_container_bind_host() -> None:
     litellm = [str(BIN_DIR / "litellm"), "--config", "c.yaml"]
-    assert served_address(litellm, {}) == "0.0.0.0"  # LiteLLM's own default
-    assert served_address([*litellm, "--host", "127.0.0.1"], {}) == "127.0.0.1"
-    assert served_address([*litellm, "--host=10.0.0.5"], {}) == "10.0.0.5"
-    assert served_address([*litellm, "--host", "0.0.0.0"], {"PUBLISHED_ADDRESS": "127.0.0.1"}) == "127.0.0.1"
-    assert served_address(["pytest"], {}) is None  # not the proxy: the CLI and tests never refuse
+    assert served_address("", litellm, {}) == "0.0.0.0"  # LiteLLM's own default
+    assert served_address("", litellm, {"HOST": "10.0.0.6"}) == "10.0.0.6"  # its --host's variable
+    assert served_address("", [*litellm, "--host", "127.0.0.1"], {}) == "127.0.0.1"
+    assert served_address("", [*litellm, "--host=10.0.0.5"], {}) == "10.0.0.5"
+    assert served_address("127.0.0.1", [*litellm, "--host", "0.0.0.0"], {}) == "127.0.0.1"  # published there
+    assert served_address("", ["pytest"], {}) is None  # not the proxy: the CLI and tests never refuse
 
 
 def test_each_example_secret_is_named_and_never_shown() -> None:
@@ -83,3 +84,8 @@ def test_the_proxy_on_all_interfaces_with_the_example_master_key_exits_with_one_
     assert "sk-litellm-hub-local-123" not in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     print(f"proxy refused in {time.monotonic() - started:.1f}s")
+
+
+def test_compose_tells_the_hub_its_published_address_through_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PUBLISHED_ADDRESS", "192.168.10.20")
+    assert _settings().published_address == "192.168.10.20"
