@@ -69,6 +69,15 @@ def test_schema_bomb_in_tool_parameters_is_400(http: httpx.Client) -> None:
     assert "tools[save].function.parameters.properties.text.maxLength" in response.json()["error"]
 
 
+def test_a_grammar_llama_cpp_refuses_is_400_before_generation(http: httpx.Client, base_url: str) -> None:
+    """A quote in a tool name breaks the GBNF; a NULL grammar sampler in the chain would crash the runtime."""
+    tool = {"type": "function", "function": {"name": 'say"hi', "parameters": {"type": "object"}}}
+    response = http.post("/api/chat", json={"model": MODEL, "messages": HI, "tools": [tool], "stream": False})
+    assert response.status_code == 400
+    assert "cannot parse its grammar" in response.json()["error"]
+    assert_alive(base_url)
+
+
 @pytest.mark.parametrize(
     "schema",
     [
