@@ -10,9 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from procs import MASTER_KEY, ManagedProcess, PostgresInstance, start_postgres, start_proxy, start_runtime
+from procs import MASTER_KEY, ManagedProcess, PostgresInstance, scaled, start_postgres, start_proxy, start_runtime
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each test's time limit (its module's `timeout` mark, else pyproject's) stretches with TEST_TIME_SCALE."""
+    default = float(config.getini("timeout") or 600)
+    for item in items:
+        mark = item.get_closest_marker("timeout")
+        seconds = float(mark.args[0]) if mark and mark.args else default
+        item.add_marker(pytest.mark.timeout(scaled(seconds)), append=False)
 
 
 @pytest.fixture(scope="session")

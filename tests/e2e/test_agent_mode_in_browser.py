@@ -14,7 +14,7 @@ from test_documents_in_browser import SCREENSHOTS, start_host, start_ui
 
 from procs import PostgresInstance, scaled
 
-pytestmark = pytest.mark.timeout(scaled(300))
+pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")

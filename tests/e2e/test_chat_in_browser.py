@@ -11,7 +11,7 @@ from playwright.sync_api import Browser, Page, expect
 from procs import SCREENSHOTS, ManagedProcess, PostgresInstance, scaled, start_proxy, start_ui
 
 MASTER_KEY = "sk-e2e-master-0123456789"  # this module starts its own proxy with it
-pytestmark = pytest.mark.timeout(scaled(300))
+pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ VOLCANO_TXT = (
     "down the eastern slopes into the Valle del Bove, a wide valley that protects the villages below."
 )
 COLLECTION = "zoo-notes"
-pytestmark = pytest.mark.timeout(scaled(300))
+pytestmark = pytest.mark.timeout(300)
 
 
 def start_host(proxy: str, postgres: PostgresInstance) -> tuple[ManagedProcess, str, str]:
