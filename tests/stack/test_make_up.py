@@ -168,6 +168,37 @@ def test_a_runtime_killed_by_sigsegv_again_and_again_is_back_within_seconds_each
     assert next(row.split() for row in rows if row.startswith("proxy "))[2] == "0", status.stdout
 
 
+def test_every_other_service_killed_outright_is_back_and_healthy(stack_env: dict[str, str]) -> None:
+    settings = StackSettings(
+        stack_dir=Path(stack_env["STACK_DIR"]),
+        litellm_master_key=MASTER_KEY,
+        postgres_port=int(stack_env["POSTGRES_PORT"]),
+        postgres_password=PASSWORD,
+        ollama_base_url=stack_env["OLLAMA_BASE_URL"],
+        runtime2_port=int(stack_env["RUNTIME2_PORT"]),
+        litellm_port=int(stack_env["LITELLM_PORT"]),
+        ui_port=int(stack_env["UI_PORT"]),
+        agent_host_port=int(stack_env["AGENT_HOST_PORT"]),
+    )
+    supervisor = Supervisor(settings)
+    services = {service.name: service for service in plan(settings, lambda name: True)}
+    recoveries = {}
+    for name in ("postgres", "proxy", "agent_host", "ui"):
+        info = supervisor.info(name)
+        assert info is not None and info["statename"] == "RUNNING", info
+        os.kill(int(str(info["pid"])), signal.SIGKILL)
+        killed = time.monotonic()
+        time.sleep(0.5)  # until supervisord has seen it die: the old process may still answer a probe
+        while (services[name].health() is not None or supervisor.state(name) != "RUNNING") and (
+            time.monotonic() - killed < scaled(90)
+        ):
+            time.sleep(0.2)
+        assert services[name].health() is None, f"{name} not back after {scaled(90):.0f}s"
+        recoveries[name] = time.monotonic() - killed
+    print("back after SIGKILL: " + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in recoveries.items()))
+    assert not any(state == "FATAL" for state in map(supervisor.state, services))
+
+
 def test_chat_ui_answers_and_its_key_stays_out_of_the_supervisor_config(stack_env: dict[str, str]) -> None:
     page = httpx.get(f"http://localhost:{stack_env['UI_PORT']}/_stcore/health", timeout=10)
     assert page.status_code == 200 and page.text == "ok"
