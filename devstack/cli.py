@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from devstack import pg
 from devstack.config import StackSettings, get_settings
-from devstack.hostkeys import create_keys, load_keys
+from devstack.hostkeys import create_keys, ensure_admin_key, load_keys
 from devstack.probe import wait_until
 from devstack.services import Service, cluster, load_plan, plan, port_conflicts, save_plan, secret_env
 from devstack.supervisor import Supervisor, render_config
@@ -81,6 +81,7 @@ def up(settings: StackSettings) -> None:
         _start_postgres(settings, supervisor, postgres)
         create_keys(settings)
         supervisor.shutdown()
+    ensure_admin_key(settings)
     supervisor.ensure_started(render_config(settings, programs), secret_env(settings))
     save_plan(settings, services)
 
