@@ -82,9 +82,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     allow_large_bodies(app, "POST", rag.UPLOAD_PATH, settings.rag_max_upload_bytes)
     # [mcp: routers]
     load_servers(settings.mcp_servers_file)  # a bad servers file stops the start here, before uvicorn runs
-    app.include_router(mcp.router, dependencies=protected, responses=error_responses(401))
+    app.include_router(mcp.router, dependencies=protected, responses=error_responses(401, 404, 413, 422))
     app.router.routes.append(host_mcp_route(settings))  # /mcp exactly, so /mcp/servers stays the router's
     # [agents: routers]
     app.state.agents_registry = load_agents(settings.agents_file)  # a bad agents file stops the start here
-    app.include_router(agents.router, dependencies=protected, responses=error_responses(401))
+    app.include_router(agents.router, dependencies=protected, responses=error_responses(401, 404, 413, 422, 502, 503))
     return app

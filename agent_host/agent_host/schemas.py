@@ -4,19 +4,24 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from agent_host.rag.schemas import RagOptions
 
 
-def _no_nul(text: str) -> str:
+def _storable(text: str) -> str:
     if "\x00" in text:
         raise ValueError("must not contain NUL characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (a lone surrogate in a JSON \\u escape?)") from None
     return text
 
 
-# Text stored in PostgreSQL, which refuses NUL characters: refused here as a 422, not there as a 500.
-StoredText = Annotated[str, AfterValidator(_no_nul)]
+# Text stored in PostgreSQL or sent on to the proxy, neither of which takes NUL characters or lone surrogates:
+# refused here as a 422, not there as a 500.
+StoredText = Annotated[str, AfterValidator(_storable)]
 
 
 class _Part(BaseModel):
@@ -64,11 +69,39 @@ CONTENT_PARTS: TypeAdapter[list[Any]] = TypeAdapter(
 )
 
 
+class ToolCallFunction(_Part):
+    name: str
+    arguments: str
+
+
+class ToolCall(_Part):
+    id: str
+    type: Literal["function"] = "function"
+    function: ToolCallFunction
+
+
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """One OpenAI message; a field OpenAI does not define is a 422 here, not a 500 from the proxy."""
+
+    model_config = ConfigDict(extra="forbid")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: StoredText | list[dict[str, Any]] | None = None
+    name: StoredText | None = Field(default=None, max_length=64)
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: StoredText | None = None
+    refusal: StoredText | None = None
+
+    @model_validator(mode="after")
+    def _fields_fit_the_role(self) -> "ChatMessage":
+        """OpenAI's rules on which message carries what, checked before the proxy trips on them."""
+        if self.content is None and not (self.role == "assistant" and (self.tool_calls or self.refusal)):
+            raise ValueError(f"a {self.role} message needs content")
+        if (self.role == "tool") != (self.tool_call_id is not None):
+            raise ValueError("tool_call_id belongs on tool messages, and every tool message has one")
+        if self.role != "assistant" and (self.tool_calls is not None or self.refusal is not None):
+            raise ValueError("tool_calls and refusal belong on assistant messages")
+        return self
 
     @field_validator("content")
     @classmethod
@@ -79,16 +112,59 @@ class ChatMessage(BaseModel):
         return content
 
 
-class ChatCompletionRequest(BaseModel):
-    """OpenAI's body; unknown OpenAI fields pass through to the proxy unchanged."""
+class FunctionSpec(_Part):
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
 
-    model_config = ConfigDict(extra="allow")
+
+class ToolSpec(_Part):
+    type: Literal["function"]
+    function: FunctionSpec
+
+
+class ResponseFormat(_Part):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: dict[str, Any] | None = None
+
+
+class StreamOptions(_Part):
+    include_usage: bool = False
+
+
+# OpenAI parameters the host forwards to the proxy as they came.
+FORWARDED = {
+    "temperature", "top_p", "n", "stop", "presence_penalty", "frequency_penalty", "seed", "user", "logit_bias",
+    "logprobs", "top_logprobs", "response_format", "tools", "tool_choice", "parallel_tool_calls",
+}  # fmt: skip
+
+
+class ChatCompletionRequest(BaseModel):
+    """OpenAI's body and the host's extensions; an unknown field is a 422 (as OpenAI answers), not a proxy 500."""
+
+    model_config = ConfigDict(extra="forbid")
 
     model: str = Field(min_length=1)
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
+    stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    n: int | None = Field(default=None, ge=1, le=1, description="the host answers with one choice")
+    stop: str | list[str] | None = Field(default=None, max_length=4)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    user: str | None = Field(default=None, max_length=256)
+    logit_bias: dict[str, float] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    response_format: ResponseFormat | None = None
+    tools: list[ToolSpec] | None = Field(default=None, max_length=128)
+    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
     # Extensions: the session whose history frames this turn (and stores it).
     session_id: str | None = None
     # Retrieve from these collections and answer from the chunks, with citations.
@@ -97,9 +173,8 @@ class ChatCompletionRequest(BaseModel):
     agent: dict[str, Any] | None = None
 
     def upstream_options(self) -> dict[str, Any]:
-        """Fields forwarded to the proxy as they came, minus the ones the host handles itself."""
-        handled = {"model", "messages", "stream", "max_tokens", "max_completion_tokens", "session_id", "stream_options"}
-        return {key: value for key, value in (self.model_extra or {}).items() if key not in handled}
+        """The OpenAI parameters the client set, forwarded to the proxy as they came."""
+        return self.model_dump(include=FORWARDED, exclude_unset=True)
 
 
 class ContextFacts(BaseModel):

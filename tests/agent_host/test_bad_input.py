@@ -199,6 +199,32 @@ def test_malformed_content_parts_are_422_before_reaching_the_proxy(host: str, co
     assert "litellm" not in response.text.lower()
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"frobnicate": 1},  # OpenAI answers an unknown argument with a 400; the host with a 422
+        {"temperature": 5},
+        {"n": 3},
+        {"messages": [{"role": "user"}]},
+        {"messages": [{"role": "user", "content": "x", "colour": "blue"}]},
+        {"messages": [{"role": "tool", "content": "42"}]},
+        {"messages": [{"role": "user", "content": "x", "tool_call_id": "call-1"}]},
+    ],
+)
+def test_unknown_fields_and_messages_that_break_openais_rules_are_422(host: str, change: dict[str, object]) -> None:
+    response = httpx.post(f"{host}/v1/chat/completions", json={**chat_body("x"), **change}, headers=auth(), timeout=30)
+    assert response.status_code == 422, response.text
+    assert error_of(response)["type"] == "invalid_request"
+
+
+def test_a_lone_surrogate_in_a_message_is_422(host: str) -> None:
+    raw = b'{"model": "smollm2:135m", "messages": [{"role": "user", "content": "lone \\ud800 surrogate"}]}'
+    headers = {**auth(), "content-type": "application/json"}
+    response = httpx.post(f"{host}/v1/chat/completions", content=raw, headers=headers, timeout=30)
+    assert response.status_code == 422, response.text
+    assert "Unicode" in error_of(response)["message"]
+
+
 def test_well_formed_content_parts_still_chat(host: str) -> None:
     body = {**chat_body("x"), "messages": [{"role": "user", "content": [{"type": "text", "text": "Say hi."}]}]}
     response = httpx.post(f"{host}/v1/chat/completions", json=body, headers=auth(), timeout=60)

@@ -6,6 +6,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agent_host.api.middleware import BodyLimitExceeded
 from agent_host.errors import AgentHostError, Unauthorized
@@ -49,6 +50,14 @@ def install_error_handlers(app: FastAPI) -> None:
             f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()[:5]
         )
         return error_response(422, "invalid_request", problems or "malformed request body")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def framework_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """Starlette's own answers (no such route, wrong method, an unreadable body) in the host's error body."""
+        if exc.status_code == 400:  # FastAPI's "error parsing the body": malformed, like every other bad body
+            return error_response(422, "invalid_request", "the request body cannot be read (not UTF-8 JSON?)")
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, kind, str(exc.detail))
 
     @app.exception_handler(BodyLimitExceeded)
     async def too_large(request: Request, exc: BodyLimitExceeded) -> JSONResponse:

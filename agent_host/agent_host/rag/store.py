@@ -14,9 +14,9 @@ import numpy as np
 from agent_host.errors import VectorStoreUnavailable
 
 log = logging.getLogger(__name__)
-# Embedded Chroma holds the GIL through a whole add (its Rust core): written in slices this small, the host's
-# event loop gets a turn between them (/health answered in milliseconds, not the half second 128 rows take).
-WRITE_SLICE = 16
+# Embedded Chroma holds the GIL through a whole add (its Rust core, about 3 ms a row): written in slices this
+# small, the host's event loop gets a turn every few tens of milliseconds instead of once per 128-row batch.
+WRITE_SLICE = 8
 
 T = TypeVar("T")
 PREFIX = "gl_"

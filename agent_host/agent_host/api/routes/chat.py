@@ -33,7 +33,7 @@ async def chat_completions(
     turn = await pipeline.prepare(body)
     citations = [citation.model_dump() for citation in turn.retrieved.citations]
     if body.stream:
-        include_usage = bool((body.model_extra or {}).get("stream_options", {}).get("include_usage"))
+        include_usage = body.stream_options is not None and body.stream_options.include_usage
         chunks = pipeline.relay(turn, await pipeline.open_stream(turn), include_usage)
         events = sse_events(chunks, citations if turn.retrieved.requested else None)
         return StreamingResponse(events, media_type="text/event-stream", headers=turn.facts.headers())
