@@ -2,6 +2,7 @@
 
 import base64
 import re
+import time
 from collections.abc import Callable
 from itertools import pairwise
 
@@ -11,6 +12,7 @@ from rag_files import MARKDOWN, PARAGRAPHS, pdf_bytes
 from agent_host.rag.chunking import Chunk, chunk_document
 from agent_host.rag.embeddings import load_tokenizer, minilm_path
 from agent_host.rag.loaders import LoadedDocument, load_document
+from procs import scaled
 
 Counter = Callable[[str], int]
 
@@ -156,3 +158,17 @@ def test_a_chunk_runs_into_the_next_paragraph_only_when_it_would_be_under_half_f
     for chunk in crossing:
         before_break = chunk.text[: chunk.text.index("\n\n")]
         assert 2 * count(before_break) < 100, "the chunk could have ended at the paragraph break"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["#" * 600_000, "lorem ipsum dolor sit amet " * 40_000, ". " * 300_000, "a" * 1_000_000, "#\n" * 300_000],
+    ids=["hashes", "one long line", "sentence marks", "one long word", "heading lines"],
+)
+def test_chunking_is_linear_on_hostile_text(text: str, count: Counter) -> None:
+    doc = load_document("hostile.md", text.encode())
+    started = time.perf_counter()
+    chunks = chunk_document(doc, 100, 15, count)
+    took = time.perf_counter() - started
+    assert took < scaled(15.0), f"{took:.2f} s"
+    assert_well_formed(doc, chunks, 100, count)

@@ -2,12 +2,14 @@
 
 import os
 import re
+import time
 
 import pytest
 from rag_files import HTML, MARKDOWN, PARAGRAPHS, docx_bytes, encrypted_pdf, image_only_pdf, pdf_bytes, text_bytes
 
 from agent_host.errors import UnreadableDocument, UnsupportedDocumentType
 from agent_host.rag.loaders import LoadedDocument, detect_type, load_document, safe_filename
+from procs import scaled
 
 
 def assert_offsets_exact(doc: LoadedDocument) -> None:
@@ -208,3 +210,36 @@ def test_unsupported_type_names_the_file_and_the_accepted_types(name: str) -> No
         detect_type(name)
     assert name in raised.value.message and ".pdf" in raised.value.message and ".docx" in raised.value.message
     assert raised.value.status == 415
+
+
+# Hostile texts of 1.2 MB: each once took a quadratic regex minutes (60 KB of spaces took 5 s). Linear, they load
+# in well under a second; the bound leaves room for a slow, shared machine.
+HOSTILE = {
+    "spaces": " " * 1_200_000 + "x",
+    "tabs": "\t" * 1_200_000 + "x",
+    "hashes": "#" * 1_200_000,
+    "heading of spaces": "# " + " " * 1_200_000 + "x",
+    "heading of hashes": "# " + "# " * 600_000,
+    "newlines": "\n" * 1_200_000 + "x",
+    "spaced lines": " \n" * 600_000 + "x",
+    "one long line": "lorem ipsum dolor sit amet " * 45_000,
+}
+
+
+@pytest.mark.parametrize("kind", ["txt", "md", "html"])
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_every_loader_is_linear_on_hostile_text(name: str, kind: str) -> None:
+    started = time.perf_counter()
+    try:
+        doc = load_document(f"hostile.{kind}", HOSTILE[name].encode())
+    except UnreadableDocument:
+        doc = None  # refused (nothing but whitespace) is as good as indexed, as long as it is quick
+    took = time.perf_counter() - started
+    assert took < scaled(3.0), f"{name} as {kind}: {took:.2f} s"
+    if doc is not None:
+        assert all(len(section.heading or "") <= 1000 for section in doc.sections)
+
+
+def test_a_file_of_only_headings_is_one_section_not_one_per_line() -> None:
+    doc = load_document("headings.md", b"#\n" * 100_000)
+    assert len(doc.sections) == 1
