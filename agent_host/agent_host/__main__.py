@@ -94,7 +94,17 @@ def main(argv: list[str] | None = None) -> int:
         app = create_app(settings)  # reads agents.yaml and mcp_servers.json: a bad file is one line here
     except AgentHostError as exc:
         return fail(exc.message)
-    config = uvicorn.Config(app, host=args.host, port=args.port, access_log=False, log_config=None, ws="websockets")
+    # The WebSocket route answers a message over MAX_BODY_BYTES itself (1009 with a reason); twice that is cut off
+    # by the protocol layer before it is ever buffered whole (uvicorn's own default is 16 MiB).
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        access_log=False,
+        log_config=None,
+        ws="websockets",
+        ws_max_size=2 * settings.max_body_bytes,
+    )
     try:
         uvicorn.Server(config).run()
     except KeyboardInterrupt:
