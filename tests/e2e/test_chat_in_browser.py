@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser_actions import open_expander
 from playwright.sync_api import Browser, Page, expect
 
 from procs import SCREENSHOTS, ManagedProcess, PostgresInstance, scaled, start_proxy, start_ui
@@ -70,8 +71,8 @@ def test_pick_the_model_and_set_a_short_answer(page: Page) -> None:
     expect(chat_input(page)).to_be_visible()
     page.locator("[data-testid=stSelectbox]").first.click()
     page.get_by_role("option", name="smollm2:135m", exact=True).click()
-    page.get_by_text("Settings for this chat").click()
     max_tokens = page.get_by_label("Max tokens")
+    open_expander(page, "Settings for this chat", max_tokens)
     max_tokens.fill("24")
     max_tokens.press("Enter")
     page.get_by_text("Settings for this chat").click()

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser_actions import open_expander
 from playwright.sync_api import Browser, Page, expect
 
 from procs import MASTER_KEY, SCREENSHOTS, ManagedProcess, PostgresInstance, scaled, start_agent_host
@@ -106,9 +107,8 @@ def test_a_question_with_the_collection_selected_shows_its_source(page: Page, ui
     page.goto(ui_url)
     picker = page.locator("[data-testid=stMultiSelect]")
     expect(picker).to_be_visible()  # the page has run through: a click now is not undone by its first run
-    page.get_by_text("Settings for this chat").click()
     max_tokens = page.get_by_label("Max tokens")
-    expect(max_tokens).to_be_visible()
+    open_expander(page, "Settings for this chat", max_tokens)
     max_tokens.fill("32")
     max_tokens.press("Enter")
     page.get_by_text("Settings for this chat").click()
