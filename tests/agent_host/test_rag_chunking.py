@@ -3,7 +3,7 @@
 import base64
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import pairwise
 
 import pytest
@@ -172,3 +172,13 @@ def test_chunking_is_linear_on_hostile_text(text: str, count: Counter) -> None:
     took = time.perf_counter() - started
     assert took < scaled(15.0), f"{took:.2f} s"
     assert_well_formed(doc, chunks, 100, count)
+
+
+def test_counting_a_level_in_one_batch_gives_the_same_chunks_as_one_by_one(count: Counter) -> None:
+    tokenizer = load_tokenizer(minilm_path())
+
+    def count_many(texts: Sequence[str]) -> list[int]:
+        return [len(e.ids) for e in tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+
+    doc = load_document("mixed.txt", ("word " * 3000 + "\n\n" + PROSE + "x" * 5000).encode())
+    assert chunk_document(doc, 100, 15, count, count_many) == chunk_document(doc, 100, 15, count)

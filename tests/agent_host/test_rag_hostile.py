@@ -20,7 +20,7 @@ COLLECTION = "hostile"
 MAX_FILE_BYTES = 10_000_000
 PARSE_TIMEOUT = 2.0
 # The issue asks for /health within 200 ms; the bound leaves room for a machine 2-3x slower than CI.
-MAX_HEALTH_SECONDS = 0.5
+MAX_HEALTH_SECONDS = scaled(0.5)  # ~0.1 s measured on a quiet machine (bench/hardening_bench.py)
 HOSTILE_TEXTS = {
     "spaces.txt": " " * 600_000 + "end",
     "spaces.md": "# " + " " * 600_000 + "x",

@@ -1,7 +1,7 @@
 """Token-aware recursive splitting of a loaded document into chunks that never cross a section (page, heading)."""
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from agent_host.rag.loaders import LoadedDocument
@@ -17,6 +17,8 @@ SEPARATORS = [
 # ~4.5 characters a MiniLM token). Only a speed-up, halving the text tokenized: a piece that would have fitted is
 # split and its parts packed back into the same single chunk.
 MAX_CHARS_PER_TOKEN = 6
+# Pieces counted per call of the batch tokenizer.
+COUNT_SLICE = 256
 
 Span = tuple[int, int]
 
@@ -34,10 +36,18 @@ class Chunk:
 
 
 def chunk_document(
-    doc: LoadedDocument, chunk_tokens: int, overlap: int, count_tokens: Callable[[str], int]
+    doc: LoadedDocument,
+    chunk_tokens: int,
+    overlap: int,
+    count_tokens: Callable[[str], int],
+    count_many: Callable[[Sequence[str]], list[int]] | None = None,
 ) -> list[Chunk]:
-    """Chunks of at most `chunk_tokens` tokens (counted by the embedding model), `overlap` tokens shared in a row."""
-    splitter = Splitter(chunk_tokens, overlap, count_tokens)
+    """Chunks of at most `chunk_tokens` tokens (counted by the embedding model), `overlap` tokens shared in a row.
+
+    `count_many` counts a whole level's pieces in one call (the embedder's batch tokenizer, which leaves the
+    GIL): counted one by one, the words of a long line took the host's event loop for 300 ms at a time.
+    """
+    splitter = Splitter(chunk_tokens, overlap, count_tokens, count_many)
     text = doc.text
     chunks: list[Chunk] = []
     for section in doc.sections:
@@ -65,7 +75,13 @@ class Splitter:
     counted once; a chunk's size is the sum of its pieces' counts (exact for WordPiece, which drops whitespace).
     """
 
-    def __init__(self, chunk_tokens: int, overlap: int, count_tokens: Callable[[str], int]) -> None:
+    def __init__(
+        self,
+        chunk_tokens: int,
+        overlap: int,
+        count_tokens: Callable[[str], int],
+        count_many: Callable[[Sequence[str]], list[int]] | None = None,
+    ) -> None:
         if chunk_tokens < 1:
             raise ValueError(f"chunk size must be at least 1 token, got {chunk_tokens}")
         if not 0 <= overlap < chunk_tokens:
@@ -73,6 +89,7 @@ class Splitter:
         self.size = chunk_tokens
         self.overlap = overlap
         self.count_tokens = count_tokens
+        self.count_many = count_many or (lambda texts: [count_tokens(text) for text in texts])
 
     def split(self, text: str) -> list[Span]:
         """Spans of `text` (stripped, never empty) of at most the chunk size each."""
@@ -94,9 +111,8 @@ class Splitter:
         if len(pieces) == 1:  # one unbreakable run of characters
             self._hard_split(text, span, tokens, cut, atoms)
             return
-        for number, (start, end) in enumerate(pieces):
+        for number, ((start, end), count) in enumerate(zip(pieces, self._count_all(text, pieces), strict=True)):
             piece_cut = cut if number == 0 else level - 1
-            count = self._count(text, start, end)
             if count <= self.size:
                 atoms.append(Atom(start, end, count, piece_cut))
             else:
@@ -165,6 +181,21 @@ class Splitter:
         if end - start > self.size * MAX_CHARS_PER_TOKEN:
             return self.size + 1
         return self.count_tokens(text[start:end])
+
+    def _count_all(self, text: str, spans: list[Span]) -> list[int]:
+        """`_count` of every span, the ones short enough to need the tokenizer counted in one batch."""
+        limit = self.size * MAX_CHARS_PER_TOKEN
+        short = [span for span in spans if span[1] - span[0] <= limit]
+        pieces = [text[start:end] for start, end in short]
+        # In slices: one call over 500,000 words would hold the GIL for seconds building its results.
+        counted = iter(
+            [
+                n
+                for first in range(0, len(pieces), COUNT_SLICE)
+                for n in self.count_many(pieces[first : first + COUNT_SLICE])
+            ]
+        )
+        return [next(counted) if end - start <= limit else self.size + 1 for start, end in spans]
 
 
 def _separate(text: str, span: Span, separator: re.Pattern[str]) -> list[Span]:

@@ -25,6 +25,8 @@ class Embedder(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
+    def count_tokens_many(self, texts: Sequence[str]) -> list[int]: ...
+
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def embed_query(self, text: str) -> np.ndarray: ...
@@ -64,6 +66,9 @@ class SentenceTransformerEmbedder:
     def count_tokens(self, text: str) -> int:
         return len(self._counter.encode(text, add_special_tokens=False).ids)
 
+    def count_tokens_many(self, texts: Sequence[str]) -> list[int]:
+        return [len(encoding.ids) for encoding in self._counter.encode_batch(list(texts), add_special_tokens=False)]
+
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
@@ -101,6 +106,9 @@ class OnnxEmbedder:
 
     def count_tokens(self, text: str) -> int:
         return len(self._counter.encode(text, add_special_tokens=False).ids)
+
+    def count_tokens_many(self, texts: Sequence[str]) -> list[int]:
+        return [len(encoding.ids) for encoding in self._counter.encode_batch(list(texts), add_special_tokens=False)]
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

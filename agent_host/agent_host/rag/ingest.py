@@ -130,7 +130,12 @@ class Ingestor:
                     raise DocumentNotFound(f"document {work.document_id} was deleted or is still being indexed")
                 work.generation = generation
             chunks = await asyncio.to_thread(
-                chunk_document, work.document, collection.chunk_tokens, collection.chunk_overlap, embedder.count_tokens
+                chunk_document,
+                work.document,
+                collection.chunk_tokens,
+                collection.chunk_overlap,
+                embedder.count_tokens,
+                embedder.count_tokens_many,
             )
             if not chunks:
                 raise ValueError(f"{work.result.filename}: no text to index")
