@@ -52,3 +52,4 @@ bench: $(STAMP)
 	$(PY) bench/rag_bench.py
 	$(PY) bench/mcp_bench.py
 	$(PY) bench/agent_bench.py
+	$(PY) bench/hardening_bench.py
