@@ -22,6 +22,7 @@ from hub.errors import (
     RouteNotAllowed,
     UnknownKey,
 )
+from hub.requests import check_request
 from hub.state import HubState, get_state
 from hub.tokens import hash_key, mask_key
 
@@ -41,10 +42,12 @@ async def authenticate(state: HubState, request: Request, api_key: str) -> UserA
     if not key:
         raise MissingKey()
     master = state.settings.litellm_master_key.get_secret_value()
+    route = get_request_route(request)
     if hmac.compare_digest(key.encode(), master.encode()):
+        if is_model_route(route) and request.method == "POST":
+            check_request(route, await read_request_body(request))
         return UserAPIKeyAuth(api_key=key, user_role=LitellmUserRoles.PROXY_ADMIN, key_alias=MASTER_ALIAS)
 
-    route = get_request_route(request)
     if not is_model_route(route):
         raise RouteNotAllowed(route)
     try:
@@ -56,7 +59,10 @@ async def authenticate(state: HubState, request: Request, api_key: str) -> UserA
 
     body = await read_request_body(request)
     record, spend = cached.record, cached.spend(state.ledger)
-    check_key(record, spend, requested_models(body, request.path_params.get("model")), datetime.now(UTC))
+    models = requested_models(body if isinstance(body, dict) else {}, request.path_params.get("model"))
+    check_key(record, spend, models, datetime.now(UTC))  # what the key may do comes before how it asked
+    if request.method == "POST":
+        check_request(route, body)
     # `api_key` is hashed by UserAPIKeyAuth itself: the raw key never reaches logs or callbacks.
     return UserAPIKeyAuth(
         api_key=key,

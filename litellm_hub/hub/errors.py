@@ -75,6 +75,15 @@ class BudgetExceeded(HubError):
         super().__init__(f"budget exceeded for API key '{alias}': spent ${spent:.6f} of ${budget:.6f}")
 
 
+class InvalidRequest(HubError):
+    status_code = 400
+    error_type = "invalid_request_error"
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
 class KeyStoreUnavailable(HubError):
     status_code = 503
     error_type = "no_db_connection"

@@ -145,13 +145,13 @@ def test_proxy_down_shows_red_and_a_clear_error_then_recovers_without_reload(
 ) -> None:
     process, _ = own_proxy
     process.stop()
-    expect(sidebar(page).get_by_text("no answer from")).to_be_visible(timeout=scaled(20_000))
+    expect(sidebar(page).get_by_text("no answer from")).to_be_visible(timeout=scaled(60_000))
     send(page, "Are you there?")
-    expect(page.get_by_text("Cannot reach the proxy")).to_be_visible(timeout=scaled(20_000))
+    expect(page.get_by_text("Cannot reach the proxy")).to_be_visible(timeout=scaled(60_000))
     expect(page.get_by_role("button", name="Resend")).to_be_visible()
     shot(page, "proxy-down")
     process.start()
-    expect(sidebar(page).get_by_text("no answer from")).to_have_count(0, timeout=scaled(30_000))
+    expect(sidebar(page).get_by_text("no answer from")).to_have_count(0, timeout=scaled(90_000))
     page.get_by_role("button", name="Resend").click()
     expect(page.get_by_role("button", name="Regenerate")).to_be_visible(timeout=scaled(90_000))
     expect(page.get_by_text("Cannot reach the proxy")).to_have_count(0)
