@@ -1,11 +1,13 @@
 """One agent host for the module's tests, on the shared proxy and Postgres."""
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 from host_support import HOST_KEY, shared_master_key, start_host
 from openai import OpenAI
 
+from agent_host.sessions.store import open_pool
 from procs import ManagedProcess, PostgresInstance
 
 
@@ -24,3 +26,12 @@ def host(host_process: tuple[ManagedProcess, str]) -> str:
 @pytest.fixture(scope="session")
 def sdk(host: str) -> OpenAI:
     return OpenAI(base_url=f"{host}/v1", api_key=HOST_KEY, max_retries=0, timeout=60)
+
+
+@pytest.fixture(scope="module")
+async def pool(postgres: PostgresInstance) -> AsyncIterator[Any]:
+    """A connection pool on the session's genailabs database, for tests that build services in-process."""
+    pool = await open_pool(postgres.url("genailabs"), 5.0)
+    await pool.wait(timeout=10)
+    yield pool
+    await pool.close()

@@ -1,10 +1,8 @@
 """Agent runs with a scripted fake model: real tools, real PostgreSQL notes, the real HTTP path to the model."""
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from agent_support import ScriptedModel, call, calls, events_of, offered_tools, say, tool_messages
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel
@@ -16,8 +14,7 @@ from agent_host.agents.schemas import AgentRunRequest
 from agent_host.agents.service import AgentService
 from agent_host.config import Settings
 from agent_host.schemas import SessionCreate
-from agent_host.sessions.store import SessionStore, open_pool
-from procs import PostgresInstance
+from agent_host.sessions.store import SessionStore
 
 AGENTS = {
     "default_model": "fake-model",
@@ -43,14 +40,6 @@ async def wait(seconds: float) -> str:
 
 
 WAIT_TOOL: BaseTool = StructuredTool.from_function(coroutine=wait, args_schema=WaitArgs, description=wait.__doc__)
-
-
-@pytest.fixture(scope="module")
-async def pool(postgres: PostgresInstance) -> AsyncIterator[Any]:
-    pool = await open_pool(postgres.url("genailabs"), 5.0)
-    await pool.wait(timeout=10)
-    yield pool
-    await pool.close()
 
 
 def service(base_url: str, pool: Any, **overrides: Any) -> AgentService:

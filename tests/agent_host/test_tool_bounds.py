@@ -1,7 +1,6 @@
 """Tools stay within bounds: the calculator refuses results too big to build, and an overrunning worker is killed."""
 
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +21,7 @@ from agent_host.agents.service import AgentService
 from agent_host.agents.tools import ToolDeps, builtin_tools
 from agent_host.agents.workers import run_in_worker
 from agent_host.config import Settings
-from agent_host.sessions.store import open_pool
-from procs import PostgresInstance, scaled
+from procs import scaled
 
 MAX_CHARS = 4000
 
@@ -111,14 +109,6 @@ async def test_a_worker_that_dies_is_a_tool_error_not_a_hang() -> None:
     tools = tools_by_name([worker_tool("die", die, NoArgs)])
     outcome = await run_tool(tools, "die", {}, timeout=10, max_chars=MAX_CHARS)
     assert outcome.is_error and "exit code 3" in outcome.content
-
-
-@pytest.fixture(scope="module")
-async def pool(postgres: PostgresInstance) -> AsyncIterator[Any]:
-    pool = await open_pool(postgres.url("genailabs"), 5.0)
-    await pool.wait(timeout=10)
-    yield pool
-    await pool.close()
 
 
 async def test_a_run_whose_cpu_bound_tool_overruns_gets_a_tool_error_and_the_worker_is_gone(
