@@ -6,19 +6,27 @@ from datetime import datetime
 from hub.errors import BudgetExceeded, ExpiredKey, ModelNotAllowed, RevokedKey
 from hub.records import KeyRecord
 
+# Sent with a service key, it names the person (an account id) the request is made for.
+USER_HEADER = "X-GenAILabs-User"
+
 
 def check_key(record: KeyRecord, spend: float, models: Iterable[str], now: datetime) -> None:
     """Raises the first reason the key may not make this request, in the order a caller can fix them."""
+    check_key_alive(record, now)
+    if record.models:
+        for model in models:
+            if model not in record.models:
+                raise ModelNotAllowed(record.holder, model, record.models)
+    if record.max_budget is not None and spend >= record.max_budget:
+        raise BudgetExceeded(record.holder, spend, record.max_budget)
+
+
+def check_key_alive(record: KeyRecord, now: datetime) -> None:
+    """Raises when the key is revoked or expired."""
     if record.revoked_at is not None and record.revoked_at <= now:
         raise RevokedKey(record.alias, record.revoked_at)
     if record.expires_at is not None and record.expires_at <= now:
         raise ExpiredKey(record.alias, record.expires_at)
-    if record.models:
-        for model in models:
-            if model not in record.models:
-                raise ModelNotAllowed(record.alias, model, record.models)
-    if record.max_budget is not None and spend >= record.max_budget:
-        raise BudgetExceeded(record.alias, spend, record.max_budget)
 
 
 def requested_models(body: dict[str, object], path_model: str | None) -> list[str]:

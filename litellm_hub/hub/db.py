@@ -35,6 +35,9 @@ CREATE TABLE IF NOT EXISTS hub_keys (
     metadata    jsonb NOT NULL DEFAULT '{}'
 );
 CREATE UNIQUE INDEX IF NOT EXISTS hub_keys_active_alias ON hub_keys (alias) WHERE revoked_at IS NULL;
+-- A person has at most one active key; a service key acting for them finds it through this index.
+CREATE UNIQUE INDEX IF NOT EXISTS hub_keys_active_user
+    ON hub_keys ((metadata->>'user_id')) WHERE revoked_at IS NULL;
 
 CREATE TABLE IF NOT EXISTS hub_request_log (
     id                bigserial PRIMARY KEY,

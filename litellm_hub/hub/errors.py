@@ -52,8 +52,8 @@ class ModelNotAllowed(HubError):
     error_type = "key_model_access_denied"
     param = "model"
 
-    def __init__(self, alias: str, model: str, allowed: list[str]) -> None:
-        super().__init__(f"API key '{alias}' may not use model '{model}'; allowed: {', '.join(allowed)}")
+    def __init__(self, holder: str, model: str, allowed: list[str]) -> None:
+        super().__init__(f"{holder} may not use model '{model}'; allowed: {', '.join(allowed)}")
 
 
 class RouteNotAllowed(HubError):
@@ -71,8 +71,26 @@ class BudgetExceeded(HubError):
     error_type = "budget_exceeded"
     param = "max_budget"
 
-    def __init__(self, alias: str, spent: float, budget: float) -> None:
-        super().__init__(f"budget exceeded for API key '{alias}': spent ${spent:.6f} of ${budget:.6f}")
+    def __init__(self, holder: str, spent: float, budget: float) -> None:
+        super().__init__(f"budget exceeded for {holder}: spent ${spent:.6f} of ${budget:.6f}")
+
+
+class NotAServiceKey(HubError):
+    status_code = 403
+    error_type = "auth_error"
+
+    def __init__(self, alias: str, header: str) -> None:
+        super().__init__(f"API key '{alias}' is not a service key: it may not act for a person with {header}")
+        self.param = header
+
+
+class PersonHasNoKey(HubError):
+    status_code = 401
+    error_type = "account_disabled"
+
+    def __init__(self, user_id: str, header: str) -> None:
+        super().__init__(f"account {user_id} is disabled or has no proxy key")
+        self.param = header
 
 
 class InvalidRequest(HubError):
@@ -114,6 +132,16 @@ class NoSuchKey(AdminError):
 class AmbiguousKey(AdminError):
     def __init__(self, selector: str, count: int) -> None:
         super().__init__(f"'{selector}' matches {count} active keys; use the full prefix shown by `list`")
+
+
+class PersonHasKey(AdminError):
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"account {user_id} already has an active key; revoke it first")
+
+
+class NoKeyWithHash(AdminError):
+    def __init__(self, key_hash: str) -> None:
+        super().__init__(f"no active key with hash {key_hash[:12]}...")
 
 
 class BadDuration(AdminError):

@@ -1,4 +1,4 @@
-"""Virtual-key administration: python -m hub.keys create|list|revoke|usage.
+"""Virtual-key administration: python -m hub.keys create|list|revoke|mark-service|usage.
 
 It acts with the master key's authority, so it needs LITELLM_MASTER_KEY (environment, litellm_hub/.env,
 or the seed's value in .env.example), and it talks to the hub's PostgreSQL directly rather than through
@@ -13,9 +13,11 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
+from hub.access import USER_HEADER
 from hub.config import HubSettings, get_settings
 from hub.errors import AdminError, DatabaseUnavailable
 from hub.keystore import KeyListing, KeyStore, UsageLine, connect, parse_duration
+from hub.records import KeyRecord
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--rpm", type=int, help="requests per minute")
     create.add_argument("--tpm", type=int, help="tokens per minute")
     create.add_argument("--expires-in", help="lifetime, e.g. 12h or 30d (default: never expires)")
+    create.add_argument(
+        "--service", action="store_true", help=f"a service key, which may act for a person with {USER_HEADER}"
+    )
     create.set_defaults(run=run_create)
 
     listing = commands.add_parser("list", help="list keys (never their secrets)")
@@ -56,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = commands.add_parser("revoke", help="revoke a key by alias or prefix")
     revoke.add_argument("selector", help="the key's alias, or its prefix as shown by `list`")
     revoke.set_defaults(run=run_revoke)
+
+    service = commands.add_parser("mark-service", help="make an existing key a service key")
+    service.add_argument("alias", help="the active key's alias")
+    service.set_defaults(run=run_mark_service)
 
     usage = commands.add_parser("usage", help="requests, tokens, cost and latency per key and model")
     usage.add_argument("--since", default="24h", help="period to report, e.g. 1h, 7d (default: 24h)")
@@ -67,10 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
 def run_create(store: KeyStore, args: argparse.Namespace, settings: HubSettings) -> int:
     models = [model.strip() for model in args.models.split(",") if model.strip()]
     expires_at = datetime.now(UTC) + parse_duration(args.expires_in) if args.expires_in else None
-    key, record = store.create(args.alias, models, args.max_budget, args.rpm, args.tpm, expires_at)
+    metadata = {"service": True} if args.service else None
+    key, record = store.create(args.alias, models, args.max_budget, args.rpm, args.tpm, expires_at, metadata)
     print(key)
+    kind = "service key" if record.is_service else "key"
     print(
-        f"created '{record.alias}' ({record.key_prefix}...): models {', '.join(models) or 'all'}, "
+        f"created {kind} '{record.alias}' ({record.key_prefix}...): models {', '.join(models) or 'all'}, "
         f"budget {_money(record.max_budget)}, rpm {_limit(record.rpm_limit)}, tpm {_limit(record.tpm_limit)}, "
         f"expires {_when(record.expires_at)}. Store the key now: it is not shown again.",
         file=sys.stderr,
@@ -80,7 +91,7 @@ def run_create(store: KeyStore, args: argparse.Namespace, settings: HubSettings)
 
 def run_list(store: KeyStore, args: argparse.Namespace, settings: HubSettings) -> int:
     now = datetime.now(UTC)
-    header = ("PREFIX", "ALIAS", "STATUS", "MODELS", "SPENT", "BUDGET", "RPM", "TPM", "EXPIRES", "CREATED")
+    header = ("PREFIX", "ALIAS", "STATUS", "HOLDER", "MODELS", "SPENT", "BUDGET", "RPM", "TPM", "EXPIRES", "CREATED")
     print_table(header, [_listing_cells(listing, now) for listing in store.all_keys()])
     return 0
 
@@ -89,6 +100,13 @@ def run_revoke(store: KeyStore, args: argparse.Namespace, settings: HubSettings)
     record = store.revoke(args.selector)
     ttl = settings.hub_key_cache_ttl
     print(f"revoked '{record.alias}' ({record.key_prefix}...); proxies refuse it within {ttl:g} s")
+    return 0
+
+
+def run_mark_service(store: KeyStore, args: argparse.Namespace, settings: HubSettings) -> int:
+    record = store.mark_service(args.alias)
+    ttl = settings.hub_key_cache_ttl
+    print(f"'{record.alias}' ({record.key_prefix}...) is now a service key; proxies see it within {ttl:g} s")
     return 0
 
 
@@ -116,6 +134,7 @@ def _listing_cells(listing: KeyListing, now: datetime) -> list[str]:
         record.key_prefix,
         record.alias,
         listing.status(now),
+        _holder(listing.record),
         ",".join(record.models) or "all",
         f"${listing.spend:.4f}",
         _money(record.max_budget),
@@ -138,6 +157,13 @@ def _usage_cells(line: UsageLine) -> list[str]:
         _ms(line.median_latency_ms),
         _ms(line.median_ttft_ms),
     ]
+
+
+def _holder(record: KeyRecord) -> str:
+    """`service` for a service key, the person's login for theirs, `-` for a team key."""
+    if record.is_service:
+        return "service"
+    return record.login or record.user_id or "-"
 
 
 def _money(value: float | None) -> str:

@@ -10,7 +10,15 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from hub.db import KEY_WITH_SPEND, create_schema_sync, describe_url, key_from_row
-from hub.errors import AliasTaken, AmbiguousKey, BadDuration, DatabaseUnavailable, NoSuchKey
+from hub.errors import (
+    AliasTaken,
+    AmbiguousKey,
+    BadDuration,
+    DatabaseUnavailable,
+    NoKeyWithHash,
+    NoSuchKey,
+    PersonHasKey,
+)
 from hub.records import KeyRecord
 from hub.tokens import display_prefix, hash_key, new_key
 
@@ -64,6 +72,20 @@ class UsageLine:
     median_ttft_ms: float | None
 
 
+@dataclass(frozen=True)
+class PersonUsageLine:
+    """One person's use of one model, over every key they have had (a re-created key keeps its person)."""
+
+    user_id: str
+    login: str
+    model: str
+    requests: int
+    failures: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+
+
 class KeyStore:
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
@@ -88,7 +110,9 @@ class KeyStore:
                 (hash_key(key), display_prefix(key), alias, models, max_budget, rpm_limit, tpm_limit, expires_at,
                  Jsonb(metadata or {})),
             )  # fmt: skip
-        except psycopg.errors.UniqueViolation:
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == "hub_keys_active_user":
+                raise PersonHasKey(str((metadata or {}).get("user_id"))) from None
             raise AliasTaken(alias) from None
         assert row is not None
         return key, key_from_row(row)
@@ -125,6 +149,66 @@ class KeyStore:
             )
         assert row is not None
         return key_from_row(row)
+
+    def for_user(self, user_id: str) -> KeyListing | None:
+        """The person's active key and its spend, or None when they have none (a disabled account)."""
+        row = self._fetch_one(
+            """SELECT k.*, COALESCE((SELECT sum(l.cost) FROM hub_request_log l WHERE l.key_hash = k.key_hash), 0)
+                      AS spend
+               FROM hub_keys k WHERE k.metadata->>'user_id' = %s AND k.revoked_at IS NULL""",
+            (user_id,),
+        )
+        return None if row is None else KeyListing(key_from_row(row), float(row["spend"]))
+
+    def revoke_for_user(self, user_id: str) -> KeyRecord | None:
+        """Revokes the person's active key; None when they had none."""
+        row = self._fetch_one(
+            """UPDATE hub_keys SET revoked_at = now()
+               WHERE metadata->>'user_id' = %s AND revoked_at IS NULL RETURNING *""",
+            (user_id,),
+        )
+        return None if row is None else key_from_row(row)
+
+    def update_limits(
+        self, key_hash: str, models: list[str], max_budget: float | None, rpm_limit: int | None
+    ) -> KeyRecord:
+        """Sets an active key's models (empty: all), budget and rpm; proxies apply them within the cache TTL."""
+        row = self._fetch_one(
+            """UPDATE hub_keys SET models = %s, max_budget = %s, rpm_limit = %s
+               WHERE key_hash = %s AND revoked_at IS NULL RETURNING *""",
+            (models, max_budget, rpm_limit, key_hash),
+        )
+        if row is None:
+            raise NoKeyWithHash(key_hash)
+        return key_from_row(row)
+
+    def mark_service(self, alias: str) -> KeyRecord:
+        """Makes the active key with this alias a service key, which may act for a person."""
+        row = self._fetch_one(
+            """UPDATE hub_keys SET metadata = metadata || '{"service": true}'::jsonb
+               WHERE alias = %s AND revoked_at IS NULL RETURNING *""",
+            (alias,),
+        )
+        if row is None:
+            raise NoSuchKey(alias)
+        return key_from_row(row)
+
+    def usage_by_person(self, since: datetime, user_id: str | None = None) -> list[PersonUsageLine]:
+        """Requests, tokens and cost per person and model since `since`, joined through each row's key."""
+        rows = self._fetch_all(
+            """SELECT k.metadata->>'user_id' AS user_id,
+                      (array_agg(k.metadata->>'login' ORDER BY k.created_at DESC))[1] AS login,
+                      COALESCE(l.model_group, l.model_requested, '-') AS model, count(*) AS requests,
+                      count(*) FILTER (WHERE l.status = 'failure') AS failures,
+                      COALESCE(sum(l.prompt_tokens), 0) AS prompt_tokens,
+                      COALESCE(sum(l.completion_tokens), 0) AS completion_tokens, COALESCE(sum(l.cost), 0) AS cost
+               FROM hub_request_log l JOIN hub_keys k USING (key_hash)
+               WHERE l.started_at >= %(since)s AND k.metadata->>'user_id' IS NOT NULL
+                 AND (%(user_id)s::text IS NULL OR k.metadata->>'user_id' = %(user_id)s)
+               GROUP BY 1, 3 ORDER BY 2, 1, 3""",
+            {"since": since, "user_id": user_id},
+        )
+        return [PersonUsageLine(**{**row, "login": row["login"] or ""}) for row in rows]
 
     def usage(self, since: datetime, alias: str | None = None) -> list[UsageLine]:
         rows = self._fetch_all(

@@ -19,6 +19,27 @@ class KeyRecord:
     revoked_at: datetime | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def is_service(self) -> bool:
+        """A service key may act for a person (the agent host's and the UI's keys)."""
+        return self.metadata.get("service") is True
+
+    @property
+    def user_id(self) -> str | None:
+        """The account a person's key belongs to; None for team and service keys."""
+        value = self.metadata.get("user_id")
+        return value if isinstance(value, str) else None
+
+    @property
+    def login(self) -> str | None:
+        value = self.metadata.get("login")
+        return value if isinstance(value, str) else None
+
+    @property
+    def holder(self) -> str:
+        """Who is refused, in an error a person may read: their account, or the key itself."""
+        return f"account '{self.login}'" if self.login else f"API key '{self.alias}'"
+
 
 @dataclass
 class UsageRow:

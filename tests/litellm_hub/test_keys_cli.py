@@ -6,6 +6,7 @@ import psycopg
 from hub_support import create_key, run_keys
 
 from devstack.probe import free_port
+from hub.keystore import KeyStore, connect
 from hub.tokens import hash_key
 
 
@@ -92,3 +93,34 @@ def test_a_bad_expiry_is_refused_with_an_example(database_url: str) -> None:
     result = run_keys(database_url, "create", "--alias", unique_alias(), "--expires-in", "tomorrow")
     assert result.returncode == 1
     assert "e.g. 45m, 12h, 30d" in result.stderr
+
+
+def test_create_service_makes_a_key_that_list_shows_as_service(database_url: str) -> None:
+    alias = unique_alias("svc")
+    result = run_keys(database_url, "create", "--alias", alias, "--service")
+    assert result.returncode == 0, result.stderr
+    assert f"created service key '{alias}'" in result.stderr
+    assert listed(database_url, alias)[3] == "service"
+
+
+def test_list_names_the_person_a_key_belongs_to(database_url: str) -> None:
+    login = unique_alias("person")
+    with connect(database_url, 5) as conn:
+        KeyStore(conn).create(f"user:{login}", [], metadata={"user_id": str(uuid.uuid4()), "login": login})
+    assert listed(database_url, f"user:{login}")[3] == login
+    assert listed(database_url, create_team_key(database_url))[3] == "-"
+
+
+def test_mark_service_turns_an_existing_key_into_a_service_key(database_url: str) -> None:
+    alias = create_team_key(database_url)
+    result = run_keys(database_url, "mark-service", alias)
+    assert result.returncode == 0, result.stderr
+    assert "is now a service key" in result.stdout
+    assert listed(database_url, alias)[3] == "service"
+    assert run_keys(database_url, "mark-service", "nobody-by-this-name").returncode == 1
+
+
+def create_team_key(database_url: str) -> str:
+    alias = unique_alias("team")
+    create_key(database_url, alias)
+    return alias
