@@ -1,6 +1,7 @@
 """Lifespan-built clients, handed to routes through Annotated aliases."""
 
 import secrets
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -15,6 +16,7 @@ from agent_host.mcp.manager import McpManager
 from agent_host.pipeline.chat import ChatPipeline
 from agent_host.rag.service import RagService
 from agent_host.sessions.store import SessionStore
+from genailabs_accounts.models import Account
 
 
 def _settings(request: HTTPConnection) -> Settings:
@@ -42,7 +44,7 @@ PipelineDep = Annotated[ChatPipeline, Depends(_pipeline)]
 def bearer_token(connection: HTTPConnection, allow_query_key: bool = False) -> str | None:
     header = connection.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and token:
+    if scheme.lower() == "bearer" and token.strip():
         return token.strip()
     # Only a WebSocket may use ?api_key=: browsers cannot set its headers. In a URL a key lands in access logs.
     return connection.query_params.get("api_key") if allow_query_key else None
@@ -59,22 +61,56 @@ def is_authorised(connection: HTTPConnection, settings: Settings, allow_query_ke
     return _matches(token, settings.agent_host_api_key) or _matches(token, settings.agent_host_admin_key)
 
 
-async def require_api_key(request: Request, settings: SettingsDep) -> None:
-    if "api_key" in request.query_params:
-        raise Unauthorized("?api_key= is accepted on /ws/chat only: send Authorization: Bearer <AGENT_HOST_API_KEY>")
-    if not is_authorised(request, settings):
-        raise Unauthorized("missing or wrong API key: send Authorization: Bearer <AGENT_HOST_API_KEY>")
+# Transitional, until accounts land: the operator keys stand for one placeholder person.
+_OPERATOR = Account(
+    id="00000000-0000-0000-0000-000000000000",
+    login="operator",
+    name="operator",
+    role="admin",
+    disabled=False,
+    created_at=datetime(2026, 1, 1, tzinfo=UTC),
+)
 
 
-async def require_admin_key(request: Request, settings: SettingsDep) -> None:
-    """Administrators only (until users and roles exist, whoever holds AGENT_HOST_ADMIN_KEY)."""
+async def authenticate_connection(connection: HTTPConnection) -> Account:
+    """The person a request or WebSocket is from, or Unauthorized (401).
+
+    HTTP routes take the credential from `Authorization: Bearer` only; a WebSocket (/ws/chat) may also send
+    `?api_key=`, since browsers cannot set its headers.
+    """
+    is_websocket = connection.scope["type"] == "websocket"
+    if not is_websocket and "api_key" in connection.query_params:
+        raise Unauthorized("?api_key= is accepted on /ws/chat only: send Authorization: Bearer <token or API key>")
+    settings: Settings = connection.app.state.settings
+    token = bearer_token(connection, allow_query_key=is_websocket)
+    if _matches(token, settings.agent_host_admin_key):
+        return _OPERATOR
+    if _matches(token, settings.agent_host_api_key):
+        return _OPERATOR.model_copy(update={"role": "user"})
+    raise Unauthorized("missing or wrong credential: send Authorization: Bearer <sign-in token or API key>")
+
+
+async def current_user(request: Request) -> Account:
+    return await authenticate_connection(request)
+
+
+CurrentUserDep = Annotated[Account, Depends(current_user)]
+
+
+async def require_admin(user: CurrentUserDep, settings: SettingsDep) -> Account:
+    """Admins only: 403 for everyone else."""
+    if user.is_admin:
+        return user
     if settings.agent_host_admin_key is None:
-        raise Forbidden("this needs an administrator, and none is configured: set AGENT_HOST_ADMIN_KEY on the host")
-    if not _matches(bearer_token(request), settings.agent_host_admin_key):
-        raise Forbidden("this needs the administrator's key: send Authorization: Bearer <AGENT_HOST_ADMIN_KEY>")
+        raise Forbidden("this needs an admin: sign in as one (or set AGENT_HOST_ADMIN_KEY on the host and send it)")
+    raise Forbidden("this needs an admin: sign in as one, or send the operator's AGENT_HOST_ADMIN_KEY")
 
 
-AdminDep = Annotated[None, Depends(require_admin_key)]
+AdminDep = Annotated[Account, Depends(require_admin)]
+
+
+async def require_api_key(user: CurrentUserDep) -> None:
+    """Transitional alias of CurrentUserDep for app.py's router dependencies."""
 
 
 def _mcp(request: HTTPConnection) -> McpManager:
