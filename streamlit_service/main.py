@@ -1,19 +1,21 @@
-"""GenAILabs chat UI: `streamlit run main.py` (port 8501). The page only lays out; chat_ui/ does the work."""
+"""GenAILabs chat UI: the chat page, served by `streamlit run app.py`. It only lays out; chat_ui/ does the work."""
 
 import streamlit as st
 
-from chat_ui import chat_view, knowledge, session, sidebar, turn
+from chat_ui import auth, chat_view, knowledge, session, sidebar, turn
 from chat_ui.config import get_settings
 
 st.set_page_config(page_title="GenAILabs chat", page_icon=":material/chat:", layout="wide")
 st.session_state.in_full_run = True
 settings = get_settings()
+person = auth.require_person(settings)
 store = session.store_of(settings)
 session.init(settings)
 session.load_conversation(store)
 
 with st.sidebar:
     st.title("GenAILabs")
+    auth.signout_control(person)
     sidebar.render(settings, store)
 
 conversation = st.session_state.conversation

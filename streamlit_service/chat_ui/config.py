@@ -19,6 +19,13 @@ class Settings(BaseSettings):
     agent_host_url: str = ""
     # The agent host's own key (its AGENT_HOST_API_KEY), used instead of LITELLM_API_KEY in agent-host mode.
     agent_host_api_key: SecretStr | None = None
+    # Signs the sign-in cookie; `make up` writes one. Unset: a random one per process (sign-ins end on restart),
+    # refused where the UI is published beyond loopback.
+    ui_cookie_secret: SecretStr | None = None
+    # A sign-in ends after this long without a request.
+    session_idle_minutes: int = Field(default=120, ge=1, le=60 * 24 * 30)
+    # Where compose publishes the UI (its BIND_ADDRESS); empty: the address Streamlit binds.
+    published_address: str = ""
     database_url: SecretStr = SecretStr("postgresql://litellm:litellm@localhost:5433/genailabs")
     # The hub's request log, for the Usage page.
     hub_database_url: SecretStr = SecretStr("postgresql://litellm:litellm@localhost:5433/litellm")
