@@ -1,13 +1,16 @@
 """What a virtual key may do: the checks behind 401, 403 and budget answers, free of HTTP and I/O."""
 
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from hub.errors import BudgetExceeded, ExpiredKey, ModelNotAllowed, RevokedKey
+from hub.errors import BudgetExceeded, ExpiredKey, InvalidRequest, ModelNotAllowed, RevokedKey
 from hub.records import KeyRecord
 
 # Sent with a service key, it names the person (an account id) the request is made for.
 USER_HEADER = "X-GenAILabs-User"
+# Room for a UUID in any of its spellings (braces, urn:uuid:); anything longer is not one.
+MAX_USER_HEADER_CHARS = 64
 
 
 def check_key(record: KeyRecord, spend: float, models: Iterable[str], now: datetime) -> None:
@@ -40,3 +43,16 @@ def requested_models(body: dict[str, object], path_model: str | None) -> list[st
             if isinstance(name, str) and name:
                 models.append(name)
     return list(dict.fromkeys(models))
+
+
+def person_id(values: Sequence[str]) -> str:
+    """The account id in the USER_HEADER values of a request, as stored in a person's key (canonical UUID)."""
+    if len(values) != 1:
+        raise InvalidRequest(USER_HEADER, f"send one {USER_HEADER} header, not {len(values)}")
+    value = values[0].strip()
+    if len(value) > MAX_USER_HEADER_CHARS:
+        raise InvalidRequest(USER_HEADER, f"{USER_HEADER} is too long: it must be an account id (a UUID)")
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise InvalidRequest(USER_HEADER, f"{USER_HEADER} must be an account id (a UUID)") from None

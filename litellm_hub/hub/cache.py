@@ -8,6 +8,7 @@ from hub.errors import DatabaseUnavailable
 from hub.records import KeyRecord
 
 KeyLoader = Callable[[str], Awaitable[tuple[KeyRecord, float] | None]]
+PersonLoader = Callable[[str], Awaitable[str | None]]
 
 
 class SpendLedger:
@@ -89,3 +90,34 @@ class KeyCache:
 
     def forget(self, key_hash: str) -> None:
         self._entries.pop(key_hash, None)
+
+
+class PersonKeys:
+    """Which key is a person's: account id -> the hash of their active key, or None (a disabled account).
+
+    Cached like keys: for `ttl` seconds, and through a database outage for `stale_grace` seconds. The
+    key itself goes through KeyCache, so its revocation is seen within that cache's TTL.
+    """
+
+    def __init__(self, ttl: float, stale_grace: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl
+        self._stale_grace = stale_grace
+        self._clock = clock
+        self._entries: dict[str, tuple[str | None, float]] = {}
+
+    async def get(self, user_id: str, load: PersonLoader) -> str | None:
+        now = self._clock()
+        entry = self._entries.get(user_id)
+        if entry is not None and now - entry[1] < self._ttl:
+            return entry[0]
+        try:
+            key_hash = await load(user_id)
+        except DatabaseUnavailable:
+            if entry is not None and now - entry[1] < self._stale_grace:
+                return entry[0]
+            raise
+        self._entries[user_id] = (key_hash, self._clock())
+        return key_hash
+
+    def forget(self, user_id: str) -> None:
+        self._entries.pop(user_id, None)

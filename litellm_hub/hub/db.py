@@ -191,6 +191,15 @@ class Database:
             row = await cursor.fetchone()
         return None if row is None else (key_from_row(row), float(row["spend"]))
 
+    async def fetch_person_key(self, user_id: str) -> str | None:
+        """The hash of the person's active key, or None when they have none."""
+        async with self.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT key_hash FROM hub_keys WHERE metadata->>'user_id' = %s AND revoked_at IS NULL", (user_id,)
+            )
+            row = await cursor.fetchone()
+        return None if row is None else str(row[0])
+
     async def write_usage(self, rows: Sequence[UsageRow]) -> None:
         async with self.connection() as conn, conn.transaction(), conn.cursor() as cursor:
             await cursor.executemany(UPSERT_USAGE, [usage_params(row) for row in rows])

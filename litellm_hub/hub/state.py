@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from hub.cache import KeyCache, SpendLedger
+from hub.cache import KeyCache, PersonKeys, SpendLedger
 from hub.config import HubSettings, get_settings
 from hub.db import Database, write_usage_sync
 from hub.records import UsageRow
@@ -22,6 +22,7 @@ class HubState:
     db: Database
     ledger: SpendLedger
     keys: KeyCache
+    people: PersonKeys
     usage: UsageWriter
 
 
@@ -43,7 +44,8 @@ def build_state(settings: HubSettings) -> HubState:
         write_at_exit=write_at_exit,
     )
     keys = KeyCache(ledger, settings.hub_key_cache_ttl, settings.hub_key_stale_grace)
-    return HubState(settings, db, ledger, keys, usage)
+    people = PersonKeys(settings.hub_key_cache_ttl, settings.hub_key_stale_grace)
+    return HubState(settings, db, ledger, keys, people, usage)
 
 
 @lru_cache
