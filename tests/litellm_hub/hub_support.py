@@ -74,12 +74,17 @@ def wait_for_rows(database_url: str, request_ids: list[str], timeout: float = 20
 
 
 def wait_for_status(
-    client: httpx.Client, key: str, expected: int, body: dict[str, Any], timeout: float
+    client: httpx.Client,
+    key: str,
+    expected: int,
+    body: dict[str, Any],
+    timeout: float,
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response:
     """Repeats a chat until it answers `expected` (a cache TTL running out) or time runs out."""
     deadline = time.monotonic() + timeout
     while True:
-        response = client.post("/v1/chat/completions", headers=bearer(key), json=body)
+        response = client.post("/v1/chat/completions", headers={**bearer(key), **(headers or {})}, json=body)
         if response.status_code == expected or time.monotonic() > deadline:
             return response
         time.sleep(0.5)
