@@ -145,7 +145,8 @@ class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(min_length=1)
-    messages: list[ChatMessage] = Field(min_length=1)
+    # Empty (or system messages only) with `regenerate`: the stored history is the conversation.
+    messages: list[ChatMessage] = Field(default_factory=list)
     stream: bool = False
     stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(default=None, ge=1)
@@ -167,10 +168,25 @@ class ChatCompletionRequest(BaseModel):
     parallel_tool_calls: bool | None = None
     # Extensions: the session whose history frames this turn (and stores it).
     session_id: str | None = None
+    # Answer the session's stored history again, which must end with the user's message (truncate first):
+    # no new user message is sent or stored, only the new answer.
+    regenerate: bool = False
     # Retrieve from these collections and answer from the chunks, with citations.
     rag: RagOptions | None = None
     # Run an agent (named in agents.yaml, or chosen by the router) instead of a plain completion.
     agent: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _a_turn_or_a_regeneration(self) -> "ChatCompletionRequest":
+        new = [message for message in self.messages if message.role not in ("system", "developer")]
+        if self.regenerate:
+            if self.session_id is None:
+                raise ValueError("regenerate answers a stored session again: it needs session_id")
+            if new:
+                raise ValueError("regenerate sends no new messages (system messages only): the session has them")
+        elif not self.messages:
+            raise ValueError("messages needs at least one message (or regenerate with a session_id)")
+        return self
 
     def upstream_options(self) -> dict[str, Any]:
         """The OpenAI parameters the client set, forwarded to the proxy as they came."""
@@ -259,7 +275,17 @@ class MessagePublic(BaseModel):
     content: str
     tokens: int
     incomplete: bool
+    # An answer's `citations` (with RAG) and `context` (the facts of its turn); {} on user messages.
+    metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime
+
+
+class MessageUpdate(BaseModel):
+    """`PATCH /sessions/{id}/messages/{message_id}`: the message's new text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    content: StoredText = Field(min_length=1)
 
 
 class ErrorDetail(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from agent_support import ScriptedModel, call, events_of, offered_tools, say
 
-from agent_host.agents.chat import open_chat_agent
+from agent_host.agents.completions import open_chat_agent
 from agent_host.agents.registry import AgentRegistry, AgentsFile, load_agents
 from agent_host.agents.router import Router
 from agent_host.agents.schemas import AgentRunRequest

@@ -1,24 +1,15 @@
-"""A session's notes in PostgreSQL (the `genailabs` database), written and read by the notes tools."""
+"""A session's notes in PostgreSQL (the `genailabs` database), written and read by the notes tools.
+
+Notes are their session's owner's: another person's session is SessionNotFound.
+"""
 
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-import psycopg
-
 from agent_host.db import PgStore
 from agent_host.errors import SessionNotFound
-from agent_host.sessions.store import SCHEMA as SESSIONS_SCHEMA
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS agent_notes (
-    id bigserial PRIMARY KEY,
-    session_id uuid NOT NULL REFERENCES agent_sessions(id) ON DELETE CASCADE,
-    text text NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX IF NOT EXISTS agent_notes_session ON agent_notes (session_id, id);
-"""
 MAX_NOTES_LISTED = 100
 
 
@@ -34,29 +25,28 @@ class Note:
 class NotesStore(PgStore):
     """All notes SQL; an unknown session is SessionNotFound, an outage DatabaseUnavailable."""
 
-    # Notes belong to a session and go with it: the sessions' tables are created first for the reference.
-    schema = SESSIONS_SCHEMA + SCHEMA
     unavailable = "the notes database is unreachable"
 
-    async def add(self, session_id: str, text: str) -> Note:
-        key = _parse_id(session_id)
-        try:
-            async with self.connection() as conn:
-                cursor = await conn.execute(
-                    "WITH added AS (INSERT INTO agent_notes (session_id, text) VALUES (%s, %s) "
-                    "RETURNING id, text, created_at) SELECT added.*, "
-                    "(SELECT count(*) FROM agent_notes WHERE session_id = %s) + 1 AS number FROM added",
-                    (key, text, key),
-                )
-                row = await cursor.fetchone()
-        except psycopg.errors.ForeignKeyViolation:
-            raise SessionNotFound(session_id) from None
-        assert row is not None
-        return Note(**row)
-
-    async def list_notes(self, session_id: str) -> list[Note]:
+    async def add(self, owner: uuid.UUID, session_id: str, text: str) -> Note:
         key = _parse_id(session_id)
         async with self.connection() as conn:
+            cursor = await conn.execute(
+                "WITH added AS (INSERT INTO agent_notes (session_id, text) SELECT id, %s FROM agent_sessions "
+                "WHERE id = %s AND owner_id = %s RETURNING id, text, created_at) SELECT added.*, "
+                "(SELECT count(*) FROM agent_notes WHERE session_id = %s) + 1 AS number FROM added",
+                (text, key, owner, key),
+            )
+            row = await cursor.fetchone()
+        if row is None:  # no such session, or not this person's
+            raise SessionNotFound(session_id)
+        return Note(**row)
+
+    async def list_notes(self, owner: uuid.UUID, session_id: str) -> list[Note]:
+        key = _parse_id(session_id)
+        async with self.connection() as conn:
+            cursor = await conn.execute("SELECT 1 FROM agent_sessions WHERE id = %s AND owner_id = %s", (key, owner))
+            if await cursor.fetchone() is None:
+                raise SessionNotFound(session_id)
             cursor = await conn.execute(
                 "SELECT id, row_number() OVER (ORDER BY id) AS number, text, created_at FROM agent_notes "
                 "WHERE session_id = %s ORDER BY id LIMIT %s",

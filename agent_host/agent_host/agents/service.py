@@ -36,9 +36,12 @@ from agent_host.agents.schemas import AgentPublic, AgentRunRequest, AgentRunResu
 from agent_host.agents.tools import DocumentSearch, ToolDeps, builtin_tools
 from agent_host.config import Settings
 from agent_host.context.tokens import TokenCounter
+from agent_host.db import owner_id
 from agent_host.errors import AgentHostError
+from agent_host.people.identity import proxy_http_client
 from agent_host.pipeline.upstream import upstream_errors
 from agent_host.sessions.store import NewMessage, SessionStore
+from genailabs_accounts.models import Account
 
 log = logging.getLogger(__name__)
 ModelFactory = Callable[[str, float], BaseChatModel]
@@ -49,6 +52,8 @@ class PreparedRun:
     """A routed request: the agent, its model and limits, and the conversation it answers."""
 
     run_id: str
+    # Whose run it is: their session, notes and readable collections; nobody else's.
+    person: Account
     agent: AgentSpec
     model: str
     # The model the request named, if any: planner steps use it too.
@@ -106,6 +111,7 @@ class AgentService:
             api_key=self.settings.agent_host_proxy_key,
             max_retries=0,
             timeout=self.settings.proxy_timeout,
+            http_async_client=proxy_http_client(self.settings.proxy_timeout),  # names the person to the proxy
             temperature=temperature,
             max_tokens=self.settings.reply_tokens,  # type: ignore[call-arg]
         )
@@ -116,19 +122,21 @@ class AgentService:
             self._models[key] = self._model_factory(name, temperature)
         return self._models[key]
 
-    def catalogue(self, session_id: str | None, collections: list[str] | None = None) -> list[BaseTool]:
-        """Every tool a run could use now: built-ins bound to the session, MCP tools of the servers that are up."""
+    def catalogue(
+        self, person: Account | None, session_id: str | None, collections: list[str] | None = None
+    ) -> list[BaseTool]:
+        """Every tool a run could use now: built-ins bound to the person and session, MCP tools of servers up."""
         top_k = self.settings.rag_top_k
-        deps = ToolDeps(self.rag, self.notes, session_id, top_k, collections)
+        deps = ToolDeps(self.rag, self.notes, person, session_id, top_k, collections)
         tools = builtin_tools(deps) + self.extra_tools
         if self.mcp is not None:
             tools += mcp_tools(self.mcp, self.settings.agent_tool_timeout)
         return tools
 
     def tools_for(
-        self, agent: AgentSpec, session_id: str | None, collections: list[str] | None = None
+        self, agent: AgentSpec, person: Account | None, session_id: str | None, collections: list[str] | None = None
     ) -> list[BaseTool]:
-        return [tool for tool in self.catalogue(session_id, collections) if agent.allows(tool.name)]
+        return [tool for tool in self.catalogue(person, session_id, collections) if agent.allows(tool.name)]
 
     def agents(self) -> list[AgentPublic]:
         return [
@@ -137,7 +145,7 @@ class AgentService:
                 description=agent.description,
                 kind=agent.kind,
                 model=self.registry.model_for(agent),
-                tools=[tool.name for tool in self.tools_for(agent, None)],
+                tools=[tool.name for tool in self.tools_for(agent, None, None)],
                 tool_patterns=agent.tools,
                 max_steps=self.limits.narrowed(agent.max_steps).max_steps,
                 agents=[d.name for d in self.registry.delegates(agent)] if agent.kind == "planner" else [],
@@ -145,14 +153,17 @@ class AgentService:
             for agent in self.registry.all()
         ]
 
-    async def prepare(self, request: AgentRunRequest) -> PreparedRun:
-        """Routes the request; raises (unknown agent) before anything is streamed."""
+    async def prepare(self, request: AgentRunRequest, person: Account) -> PreparedRun:
+        """Routes the request; raises (unknown agent, another person's session) before anything is streamed."""
+        if request.session_id is not None and self.sessions is not None:
+            await self.sessions.get(owner_id(person), request.session_id)
         conversation = conversation_from(request.conversation())
         task = next((str(m.content) for m in reversed(conversation) if isinstance(m, HumanMessage)), "")
         agent, route = await self.router.route(task, request.agent)
         limits = self.limits.narrowed(agent.max_steps).narrowed(request.max_steps, request.max_tool_calls)
         return PreparedRun(
             run_id=uuid.uuid4().hex,
+            person=person,
             agent=agent,
             model=self.registry.model_for(agent, request.model),
             requested_model=request.model,
@@ -190,7 +201,7 @@ class AgentService:
         tools = (
             []
             if prepared.agent.kind == "planner"
-            else self.tools_for(prepared.agent, prepared.session_id, prepared.collections)
+            else self.tools_for(prepared.agent, prepared.person, prepared.session_id, prepared.collections)
         )
         yield StartEvent(
             run_id=prepared.run_id,
@@ -245,12 +256,13 @@ class AgentService:
         if self.sessions is None or prepared.session_id is None or not prepared.remember:
             return
         count = self.counter.count
+        run = {"agent": prepared.agent.name, "run_id": prepared.run_id, "model": prepared.model}
         messages = [
             NewMessage("user", prepared.task, count(prepared.model, prepared.task)),
-            NewMessage("assistant", answer, count(prepared.model, answer)),
+            NewMessage("assistant", answer, count(prepared.model, answer), metadata={"agent_run": run}),
         ]
         try:
-            await self.sessions.append(prepared.session_id, messages)
+            await self.sessions.append(owner_id(prepared.person), prepared.session_id, messages)
         except (AgentHostError, psycopg.Error) as exc:  # the answer was given; its storage is best effort
             log.warning("agent run %s: not stored in session %s: %s", prepared.run_id, prepared.session_id, exc)
 
@@ -268,7 +280,7 @@ class AgentService:
                     self.registry.model_for(delegate, prepared.requested_model),
                     [HumanMessage(text)],
                     system,
-                    self.tools_for(delegate, prepared.session_id, prepared.collections),
+                    self.tools_for(delegate, prepared.person, prepared.session_id, prepared.collections),
                     budget,
                     index,
                 )

@@ -12,8 +12,10 @@ from pydantic import BaseModel, Field
 from agent_host.agents.calculator import CalculationError, evaluate
 from agent_host.agents.notes import NotesStore
 from agent_host.agents.workers import run_in_worker
+from agent_host.db import owner_id
 from agent_host.errors import AgentHostError
 from agent_host.rag.schemas import COLLECTION_NAME, CollectionPublic, QueryRequest, QueryResult
+from genailabs_accounts.models import Account
 
 HIT_PREVIEW_CHARS = 600
 # String patterns make the runtime's grammar start each value with a real character: unconstrained, a small
@@ -29,20 +31,22 @@ class ToolFailure(Exception):
 
 
 class DocumentSearch(Protocol):
-    """The part of the RAG service the search tool needs."""
+    """The part of the RAG service the search tools need (the agents' and the host MCP server's)."""
 
-    async def query(self, request: QueryRequest) -> QueryResult: ...
+    async def query(self, request: QueryRequest, person: Account) -> QueryResult: ...
 
-    async def list_collections(self) -> list[CollectionPublic]: ...
+    async def list_collections(self, person: Account, everyone: bool = False) -> list[CollectionPublic]: ...
 
 
 @dataclass(frozen=True)
 class ToolDeps:
     rag: DocumentSearch | None
     notes: NotesStore | None
+    # Whose run it is: the documents and notes they may read. None only when tools are listed, not run.
+    person: Account | None
     session_id: str | None
     top_k: int = 4
-    # The collections the run may search (the chat's selection); None: every collection.
+    # The collections the run may search (the chat's selection); None: every collection the person may read.
     collections: list[str] | None = None
 
 
@@ -76,18 +80,19 @@ def builtin_tools(deps: ToolDeps) -> list[BaseTool]:
 
     async def search_documents(query: str, collection: str | None = None) -> str:
         """Search the user's uploaded documents and return the most relevant passages."""
-        if deps.rag is None:
+        if deps.rag is None or deps.person is None:
             raise ToolFailure("document search is unavailable: RAG is not enabled on this host")
         try:
             scope = (
                 deps.collections
                 if deps.collections is not None
-                else [c.name for c in await deps.rag.list_collections()]
+                else [c.name for c in await deps.rag.list_collections(deps.person)]
             )
             names = [collection] if collection else scope
             if not names:
                 raise ToolFailure("there are no document collections yet: upload documents first")
-            result = await deps.rag.query(QueryRequest(query=query, collections=names, top_k=deps.top_k))
+            request = QueryRequest(query=query, collections=names, top_k=deps.top_k)
+            result = await deps.rag.query(request, deps.person)
         except AgentHostError as exc:
             raise ToolFailure(exc.message) from None
         if not result.hits:
@@ -115,27 +120,27 @@ def builtin_tools(deps: ToolDeps) -> list[BaseTool]:
         now = datetime.now(zone)
         return f"{now.strftime('%A %d %B %Y, %H:%M:%S')} ({zone.key}, {now.isoformat(timespec='seconds')})"
 
-    def session_notes() -> tuple[NotesStore, str]:
+    def session_notes() -> tuple[NotesStore, str, Account]:
         if deps.notes is None:
             raise ToolFailure("notes are unavailable: this host has no notes database")
-        if deps.session_id is None:
+        if deps.session_id is None or deps.person is None:
             raise ToolFailure("notes need a session: run the agent with a session_id")
-        return deps.notes, deps.session_id
+        return deps.notes, deps.session_id, deps.person
 
     async def add_note(text: str) -> str:
         """Save a short note in this session for later."""
-        store, session_id = session_notes()
+        store, session_id, person = session_notes()
         try:
-            note = await store.add(session_id, text)
+            note = await store.add(owner_id(person), session_id, text)
         except AgentHostError as exc:
             raise ToolFailure(exc.message) from None
         return f"saved note {note.number}"
 
     async def list_notes() -> str:
         """List the notes saved in this session."""
-        store, session_id = session_notes()
+        store, session_id, person = session_notes()
         try:
-            notes = await store.list_notes(session_id)
+            notes = await store.list_notes(owner_id(person), session_id)
         except AgentHostError as exc:
             raise ToolFailure(exc.message) from None
         if not notes:

@@ -1,11 +1,14 @@
-"""The host's own tools as an MCP server at `/mcp` (streamable HTTP), behind the same bearer key as the API."""
+"""The host's own tools as an MCP server at `/mcp` (streamable HTTP), behind the same credentials as the API.
+
+The tools act as the person the credential belongs to: their sessions, the collections they may read.
+"""
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Protocol
+from typing import Annotated, Any
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import Field, ValidationError
@@ -14,22 +17,21 @@ from starlette.requests import HTTPConnection
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from agent_host.agents.tools import DocumentSearch
 from agent_host.api.errors import error_response
 from agent_host.config import Settings
-from agent_host.deps import is_authorised
+from agent_host.db import owner_id
+from agent_host.deps import authenticate_connection
 from agent_host.errors import AgentHostError
 from agent_host.mcp.config import describe_errors
 from agent_host.rag.schemas import CollectionPublic, QueryRequest, QueryResult
 from agent_host.schemas import MessagePublic, SessionPublic
 from agent_host.sessions.store import SessionStore
+from genailabs_accounts.models import Account
 
-
-class DocumentSearch(Protocol):
-    """The part of the RAG service the tools use."""
-
-    async def query(self, request: QueryRequest) -> QueryResult: ...
-
-    async def list_collections(self) -> list[CollectionPublic]: ...
+# Where HostMcpEndpoint leaves the person for the tools: the request's scope state, which the MCP
+# transport hands each tool call as its request context.
+PERSON_STATE = "person"
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,15 @@ def tool_errors() -> Iterator[None]:
         raise ToolError(describe_errors(exc)) from None
 
 
+def _person(ctx: Context[Any, Any]) -> Account:
+    """The person whose credential opened this request (HostMcpEndpoint put it there)."""
+    request = ctx.request_context.request
+    person = getattr(getattr(request, "state", None), PERSON_STATE, None)
+    if not isinstance(person, Account):
+        raise ToolError("no signed-in person on this request")
+    return person
+
+
 def build_host_mcp(deps: HostToolDeps) -> MCPServer:
     """The server's tools, closed over the host's session store and RAG service."""
     mcp = MCPServer(
@@ -64,6 +75,7 @@ def build_host_mcp(deps: HostToolDeps) -> MCPServer:
 
     @mcp.tool()
     async def search_documents(
+        ctx: Context[Any, Any],
         query: Annotated[str, Field(min_length=1, max_length=8000)],
         collections: list[str] | None = None,
         top_k: Annotated[int, Field(ge=1, le=20)] = 5,
@@ -72,36 +84,38 @@ def build_host_mcp(deps: HostToolDeps) -> MCPServer:
 
         Args:
             query: what to look for, in plain words.
-            collections: names of the collections to search; all of them when omitted.
+            collections: names of the collections to search; all the user may read when omitted.
             top_k: how many passages to return (1-20).
         """
-        service = rag()
+        service, person = rag(), _person(ctx)
         with tool_errors():
-            names = collections or [collection.name for collection in await service.list_collections()]
+            names = collections or [collection.name for collection in await service.list_collections(person)]
             if not names:
                 raise ToolError("there are no document collections yet: upload documents first")
-            return await service.query(QueryRequest(query=query, collections=names, top_k=top_k))
+            return await service.query(QueryRequest(query=query, collections=names, top_k=top_k), person)
 
     @mcp.tool()
-    async def list_collections() -> list[CollectionPublic]:
-        """List the user's document collections with their document and chunk counts."""
-        service = rag()
+    async def list_collections(ctx: Context[Any, Any]) -> list[CollectionPublic]:
+        """List the document collections the user may read (their own and shared ones) with their counts."""
+        service, person = rag(), _person(ctx)
         with tool_errors():
-            return await service.list_collections()
+            return await service.list_collections(person)
 
     @mcp.tool()
-    async def list_sessions(limit: Annotated[int, Field(ge=1, le=200)] = 20) -> list[SessionPublic]:
+    async def list_sessions(
+        ctx: Context[Any, Any], limit: Annotated[int, Field(ge=1, le=200)] = 20
+    ) -> list[SessionPublic]:
         """List the most recently used chat sessions.
 
         Args:
             limit: how many sessions to return (1-200).
         """
         with tool_errors():
-            return await deps.sessions.list_sessions(limit)
+            return await deps.sessions.list_sessions(owner_id(_person(ctx)), limit)
 
     @mcp.tool()
     async def get_session_messages(
-        session_id: str, limit: Annotated[int, Field(ge=1, le=500)] = 50
+        ctx: Context[Any, Any], session_id: str, limit: Annotated[int, Field(ge=1, le=500)] = 50
     ) -> list[MessagePublic]:
         """Read the latest messages of one chat session, oldest first.
 
@@ -110,7 +124,7 @@ def build_host_mcp(deps: HostToolDeps) -> MCPServer:
             limit: how many of the latest messages to return (1-500).
         """
         with tool_errors():
-            return (await deps.sessions.messages(session_id))[-limit:]
+            return (await deps.sessions.messages(owner_id(_person(ctx)), session_id))[-limit:]
 
     return mcp
 
@@ -130,16 +144,18 @@ async def serve_host_mcp(state: State) -> AsyncIterator[ASGIApp]:
 
 
 class HostMcpEndpoint:
-    """`/mcp`: checks the bearer key, then hands the request to the session manager the lifespan runs."""
+    """`/mcp`: finds the person from the credential, then hands the request to the lifespan's session manager."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not is_authorised(HTTPConnection(scope), self.settings):
-            message = "missing or wrong API key: send Authorization: Bearer <AGENT_HOST_API_KEY>"
-            await error_response(401, "unauthorized", message)(scope, receive, send)
+        try:
+            person = await authenticate_connection(HTTPConnection(scope))
+        except AgentHostError as exc:
+            await error_response(exc.status, exc.type, exc.message)(scope, receive, send)
             return
+        scope.setdefault("state", {})[PERSON_STATE] = person
         handler: ASGIApp | None = getattr(scope["app"].state, "mcp_endpoint", None)
         if handler is None:
             await error_response(503, "mcp_unavailable", "the MCP endpoint is not running")(scope, receive, send)

@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, cast
 
 import anyio
@@ -16,7 +17,6 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from agent_host.config import Settings
 from agent_host.context.budget import (
     SUMMARY_PREFIX,
-    HistoryItem,
     PromptParts,
     assemble,
     fixed_tokens,
@@ -27,25 +27,34 @@ from agent_host.context.budget import (
 from agent_host.context.compression import summarise
 from agent_host.context.tokens import TokenCounter
 from agent_host.context.windows import ModelCatalog
-from agent_host.errors import AgentHostError, DatabaseUnavailable, VectorStoreUnavailable
+from agent_host.db import owner_id
+from agent_host.errors import AgentHostError, DatabaseUnavailable, SessionNotFound, VectorStoreUnavailable
 from agent_host.pipeline.canned import CannedStream, ChunkStream, canned_completion
+from agent_host.pipeline.history import LoadedHistory, load_history
 from agent_host.pipeline.retrieval import Retrieved, Retriever, retrieve_sources
 from agent_host.pipeline.upstream import upstream_errors
 from agent_host.rag.schemas import RagOptions
 from agent_host.schemas import ChatCompletionRequest, ContextFacts
 from agent_host.sessions.store import NewMessage, SessionStore
+from genailabs_accounts.models import Account
 
 log = logging.getLogger(__name__)
 SYSTEM_ROLES = {"system", "developer"}
 MIN_USABLE_WINDOW = 64
+# Counts an edited message of a session that names no model: the lab's embedded model's tokenizer.
+COUNTING_MODEL = "smollm2:135m"
 
 
 @dataclass
 class PreparedTurn:
     request: ChatCompletionRequest
+    person: Account
     messages: list[dict[str, Any]]
     max_tokens: int
     facts: ContextFacts
+    # The session the turn is stored in (None: stateless, or the database is down), and the new messages
+    # stored before the answer (none when regenerating: the user's message is stored already).
+    session_id: str | None = None
     to_store: list[NewMessage] = field(default_factory=list)
     retrieved: Retrieved = field(default_factory=Retrieved)
 
@@ -53,16 +62,19 @@ class PreparedTurn:
     def canned_reply(self) -> str | None:
         return self.retrieved.canned_reply
 
+    @property
+    def citations(self) -> list[dict[str, Any]] | None:
+        """What [1], [2] in the answer refer to; None when the turn did not retrieve."""
+        if not self.retrieved.requested:
+            return None
+        return [citation.model_dump() for citation in self.retrieved.citations]
 
-@dataclass
-class LoadedHistory:
-    system: list[dict[str, Any]]
-    turn: list[dict[str, Any]]
-    history: list[HistoryItem] = field(default_factory=list)
-    summary: str | None = None
-    session_id: str | None = None  # set when the turn will be stored with its session
-    warning: str | None = None
-    collections: list[str] = field(default_factory=list)  # the session's RAG collections
+    def answer_metadata(self) -> dict[str, Any]:
+        """Stored with the answer (agent_messages.metadata) and returned with it: its facts and citations."""
+        metadata: dict[str, Any] = {"context": self.facts.model_dump(mode="json")}
+        if self.citations is not None:
+            metadata["citations"] = self.citations
+        return metadata
 
 
 class ChatPipeline:
@@ -77,7 +89,8 @@ class ChatPipeline:
         self.rag: Retriever | None = None  # set once the RAG service is open
         self._background: set[asyncio.Future[None]] = set()
 
-    async def prepare(self, request: ChatCompletionRequest) -> PreparedTurn:
+    async def prepare(self, request: ChatCompletionRequest, person: Account) -> PreparedTurn:
+        """Everything before the model call; a bad request or session fails here, before any byte is sent."""
         model = request.model
         window = await self.catalog.window(model)
         # Planned against a slightly smaller window: a runtime's template may add tokens of its own.
@@ -85,7 +98,7 @@ class ChatPipeline:
         incoming = [message.model_dump(exclude_none=True) for message in request.messages]
         system = [message for message in incoming if message["role"] in SYSTEM_ROLES]
         turn = [message for message in incoming if message["role"] not in SYSTEM_ROLES]
-        loaded = await self._load_session(request, model, system, turn)
+        loaded = await load_history(self.store, request, person, system, turn, partial(self._count_content, model))
         system, turn = loaded.system, loaded.turn
 
         parts = PromptParts(
@@ -98,14 +111,14 @@ class ChatPipeline:
             summary_tokens=self.counter.count(model, SUMMARY_PREFIX + loaded.summary) if loaded.summary else 0,
         )
         requested = request.max_tokens or request.max_completion_tokens
-        retrieved = await self._retrieve(request, loaded, parts, usable, requested)
+        retrieved = await self._retrieve(request, person, loaded, parts, usable, requested)
         parts = replace(parts, retrieved=retrieved.messages, retrieved_tokens=self._cost(model, retrieved.messages))
         reply = reply_allowance(usable, fixed_tokens(parts), requested, self.settings.reply_tokens)
         summarised = 0
         summary_updated = False
         if loaded.session_id is not None and not history_fits(parts, usable, reply):
             try:
-                parts, summarised = await self._compress(model, loaded.session_id, parts, usable)
+                parts, summarised = await self._compress(model, person, loaded.session_id, parts, usable)
             except AgentHostError as exc:  # no summary this time: the oldest messages are trimmed instead
                 log.warning("session %s: summary failed (%s); trimming instead", loaded.session_id, exc.message)
             summary_updated = summarised > 0
@@ -127,16 +140,26 @@ class ChatPipeline:
         if retrieved.hits_found and not retrieved.citations:
             facts.warning = f"{retrieved.hits_found} relevant passages found, but none fits the model's context window"
         to_store = []
-        if loaded.session_id is not None:
+        if loaded.session_id is not None and not request.regenerate:
             to_store = [
                 NewMessage(str(m["role"]), str(m.get("content") or ""), self._count_content(model, m)) for m in turn
             ]
-        return PreparedTurn(request, plan.messages, plan.reply_tokens, facts, to_store, retrieved)
+        return PreparedTurn(
+            request, person, plan.messages, plan.reply_tokens, facts, loaded.session_id, to_store, retrieved
+        )
+
+    async def open_stream(
+        self, turn: PreparedTurn, include_usage: bool = True
+    ) -> AsyncGenerator[ChatCompletionChunk, None]:
+        """The answer's chunks, for HTTP (SSE) and WebSocket alike; the proxy's stream is started before this
+        returns, so its failure is an error before any byte; the answer is stored even if the consumer leaves."""
+        return self.relay(turn, await self._start_stream(turn), include_usage)
 
     async def _retrieve(
         self,
         request: ChatCompletionRequest,
-        loaded: "LoadedHistory",
+        person: Account,
+        loaded: LoadedHistory,
         parts: PromptParts,
         usable: int,
         requested: int | None,
@@ -152,38 +175,18 @@ class ChatPipeline:
         question = last_user_text(loaded.turn)
         model = request.model
         return await retrieve_sources(
-            self.rag, options, question, budget, lambda text: self.counter.count(model, text), self.settings.rag_top_k
+            self.rag,
+            person,
+            options,
+            question,
+            budget,
+            lambda text: self.counter.count(model, text),
+            self.settings.rag_top_k,
         )
 
-    async def _load_session(
-        self, request: ChatCompletionRequest, model: str, system: list[dict[str, Any]], turn: list[dict[str, Any]]
-    ) -> LoadedHistory:
-        """The session's history and summary; a stateless client's own earlier messages; or nothing."""
-        if request.session_id is not None:
-            try:
-                session, stored = await self.store.history(request.session_id)
-            except DatabaseUnavailable:
-                log.warning("session %s: database unavailable, answering without history", request.session_id)
-                warning = "session database unavailable: answered without history, and this turn is not stored"
-                return LoadedHistory(system, turn, warning=warning)
-            if session.system_prompt and not system:
-                system = [{"role": "system", "content": session.system_prompt}]
-            history = [HistoryItem(m.id, m.role, m.content, m.tokens) for m in stored]
-            loaded = LoadedHistory(system, turn, history, session.summary, request.session_id)
-            loaded.collections = list(session.collections)
-            return loaded
-        if len(turn) <= 1:
-            return LoadedHistory(system, turn)
-        # A stateless client sends its own history: the last user turn is new, the rest may be trimmed.
-        users = [i for i, m in enumerate(turn) if m["role"] == "user"]
-        last_user = users[-1] if users else len(turn) - 1
-        history = [
-            HistoryItem(-i - 1, str(m["role"]), str(m.get("content") or ""), self._count_content(model, m))
-            for i, m in enumerate(turn[:last_user])
-        ]
-        return LoadedHistory(system, turn[last_user:], history)
-
-    async def _compress(self, model: str, session_id: str, parts: PromptParts, window: int) -> tuple[PromptParts, int]:
+    async def _compress(
+        self, model: str, person: Account, session_id: str, parts: PromptParts, window: int
+    ) -> tuple[PromptParts, int]:
         older, recent = split_for_summary(parts.history, self.settings.recent_messages)
         if not older:
             return parts, 0
@@ -206,7 +209,7 @@ class ChatPipeline:
             window,
             self.settings.summary_tokens,
         )
-        await self.store.save_summary(session_id, summary, older[-1].id, len(older))
+        await self.store.save_summary(owner_id(person), session_id, summary, older[-1].id, len(older))
         log.info("session %s: %d messages folded into the summary", session_id, len(older))
         tokens = self.counter.count(model, SUMMARY_PREFIX + summary)
         return replace(parts, history=recent, summary=summary, summary_tokens=tokens), len(older)
@@ -227,8 +230,7 @@ class ChatPipeline:
         await self.record(turn, reply, incomplete=False)
         return response
 
-    async def open_stream(self, turn: PreparedTurn) -> ChunkStream:
-        """Starts the proxy's stream, so a proxy failure is an HTTP error before any byte is sent."""
+    async def _start_stream(self, turn: PreparedTurn) -> ChunkStream:
         if turn.canned_reply is not None:
             return CannedStream(turn.request.model, turn.canned_reply)
         async with upstream_errors():
@@ -265,17 +267,22 @@ class ChatPipeline:
                     await asyncio.shield(task)
 
     async def record(self, turn: PreparedTurn, reply: str, incomplete: bool) -> None:
-        """Post-process: store the turn and the reply together, or nothing."""
-        session_id = turn.facts.session_id
-        if not turn.to_store or session_id is None:
+        """Post-process: store the turn and the reply together (with its citations and facts), or nothing."""
+        session_id = turn.session_id
+        if session_id is None:
             return
         tokens = self.counter.count(turn.request.model, reply)
+        answer = NewMessage("assistant", reply, tokens, incomplete, turn.answer_metadata())
         try:
-            await self.store.append(session_id, [*turn.to_store, NewMessage("assistant", reply, tokens, incomplete)])
-        except DatabaseUnavailable:
+            await self.store.append(owner_id(turn.person), session_id, [*turn.to_store, answer])
+        except (DatabaseUnavailable, SessionNotFound) as exc:
             turn.facts.session_stored = False
-            turn.facts.warning = "session database unavailable: this turn was not stored"
-            log.warning("session %s: database unavailable, turn not stored", session_id)
+            turn.facts.warning = f"this turn was not stored: {exc.message}"
+            log.warning("session %s: turn not stored: %s", session_id, exc.message)
+
+    def message_tokens(self, model: str | None, content: str) -> int:
+        """An edited message's stored count (its content only, as a turn counts it)."""
+        return self.counter.count(model or COUNTING_MODEL, content)
 
     def _count_content(self, model: str, message: dict[str, Any]) -> int:
         return self.counter.count_message(model, message) - self.counter.count_message(model, {"content": ""})

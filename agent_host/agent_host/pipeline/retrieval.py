@@ -6,6 +6,7 @@ from typing import Any, Protocol
 
 from agent_host.context.tokens import MESSAGE_OVERHEAD
 from agent_host.rag.schemas import Citation, Hit, QueryRequest, QueryResult, RagOptions
+from genailabs_accounts.models import Account
 
 INSTRUCTIONS = (
     "Answer the user's question using only the numbered sources below. "
@@ -17,7 +18,9 @@ MIN_CHUNK_TOKENS = 24
 
 
 class Retriever(Protocol):
-    async def query(self, request: QueryRequest) -> QueryResult: ...
+    """Searches the collections the person may read (someone else's unshared one is not found)."""
+
+    async def query(self, request: QueryRequest, person: Account) -> QueryResult: ...
 
 
 @dataclass
@@ -63,6 +66,7 @@ def nothing_found_reply(collections: list[str]) -> str:
 
 async def retrieve_sources(
     rag: Retriever,
+    person: Account,
     options: RagOptions,
     question: str,
     budget: int,
@@ -78,7 +82,8 @@ async def retrieve_sources(
             mode=options.mode,
             filters=options.filters,
             min_score=options.min_score,
-        )
+        ),
+        person,
     )
     retrieved = Retrieved(requested=True, collections=options.collections, hits_found=len(result.hits))
     room = budget - count(INSTRUCTIONS) - MESSAGE_OVERHEAD

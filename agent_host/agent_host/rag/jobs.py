@@ -58,6 +58,8 @@ class Job:
     collection: str
     kind: Literal["ingest", "reindex"]
     files: list[FileWork]
+    # The account id of the person who started it: only they can follow it.
+    owner: str
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     status: Literal["queued", "running", "done", "failed"] = "queued"
     error: str | None = None
@@ -101,7 +103,7 @@ class Job:
 
 
 class JobBoard:
-    """Jobs by id; finished ones expire after JOB_TTL_SECONDS."""
+    """Jobs by id, each readable by its owner only; finished ones expire after JOB_TTL_SECONDS."""
 
     def __init__(self, ttl: float = JOB_TTL_SECONDS) -> None:
         self.ttl = ttl
@@ -111,10 +113,11 @@ class JobBoard:
         self._expire()
         self._jobs[job.id] = job
 
-    def get(self, job_id: str) -> Job:
+    def get(self, job_id: str, owner: str) -> Job:
+        """Someone else's job is not found, exactly like one that never existed."""
         self._expire()
         job = self._jobs.get(job_id)
-        if job is None:
+        if job is None or job.owner != owner:
             raise JobNotFound(f"job {job_id} does not exist (finished jobs are kept for an hour)")
         return job
 

@@ -1,4 +1,7 @@
-"""Collections and documents in PostgreSQL (the `genailabs` database): what exists, and what is fully indexed."""
+"""Collections and documents in PostgreSQL (the `genailabs` database): what exists, whose, and what is indexed.
+
+The tables come from genailabs_accounts' migrations; who may read or change a collection is RagService's call.
+"""
 
 import uuid
 from dataclasses import dataclass
@@ -10,35 +13,8 @@ from agent_host.db import PgStore
 from agent_host.errors import CollectionExists, CollectionNotFound, DocumentNotFound
 from agent_host.rag.schemas import CollectionPublic, DocumentPublic
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS rag_collections (
-    name text PRIMARY KEY,
-    description text NOT NULL DEFAULT '',
-    chunk_tokens integer NOT NULL,
-    chunk_overlap integer NOT NULL,
-    embedding_model text NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE IF NOT EXISTS rag_documents (
-    id uuid PRIMARY KEY,
-    collection text NOT NULL REFERENCES rag_collections(name) ON DELETE CASCADE,
-    filename text NOT NULL,
-    type text NOT NULL,
-    size bigint NOT NULL,
-    sha256 text NOT NULL,
-    pages integer,
-    chunks integer NOT NULL DEFAULT 0,
-    status text NOT NULL CHECK (status IN ('indexing', 'ready')),
-    generation integer NOT NULL DEFAULT 0,
-    -- set while a re-index writes generation + 1, so a crash mid-way can be cleaned up at start
-    pending_generation integer,
-    sections jsonb NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (collection, sha256)
-);
-"""
-
 COLLECTION_COLUMNS = """c.name, c.description, c.chunk_tokens, c.chunk_overlap, c.embedding_model, c.created_at,
+    c.owner_id::text AS owner_id, c.shared, (SELECT a.login FROM accounts a WHERE a.id = c.owner_id) AS owner_login,
     (SELECT count(*) FROM rag_documents d WHERE d.collection = c.name AND d.status = 'ready') AS documents,
     (SELECT coalesce(sum(d.chunks), 0) FROM rag_documents d WHERE d.collection = c.name AND d.status = 'ready')
         AS chunks"""
@@ -76,7 +52,6 @@ class Leftover:
 class Registry(PgStore):
     """All RAG SQL lives here; a database outage surfaces as DatabaseUnavailable."""
 
-    schema = SCHEMA
     unavailable = "the RAG registry database is unreachable"
 
     async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
@@ -85,13 +60,14 @@ class Registry(PgStore):
             return await cursor.fetchall()
 
     async def create_collection(
-        self, name: str, description: str, chunk_tokens: int, chunk_overlap: int, embedding_model: str
+        self, owner: uuid.UUID, name: str, description: str, chunk_tokens: int, chunk_overlap: int, embedding_model: str
     ) -> CollectionPublic:
+        """Names are global (one Chroma collection each): a name anyone has taken is CollectionExists."""
         async with self.connection() as conn:
             cursor = await conn.execute(
-                "INSERT INTO rag_collections (name, description, chunk_tokens, chunk_overlap, embedding_model) "
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING",
-                (name, description, chunk_tokens, chunk_overlap, embedding_model),
+                "INSERT INTO rag_collections (name, description, chunk_tokens, chunk_overlap, embedding_model, "
+                "owner_id) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING",
+                (name, description, chunk_tokens, chunk_overlap, embedding_model, owner),
             )
         if cursor.rowcount == 0:
             raise CollectionExists(name)
@@ -103,9 +79,20 @@ class Registry(PgStore):
             raise CollectionNotFound(name)
         return CollectionPublic(**rows[0])
 
-    async def list_collections(self) -> list[CollectionPublic]:
-        rows = await self._rows(f"SELECT {COLLECTION_COLUMNS} FROM rag_collections c ORDER BY c.name")
+    async def list_collections(self, reader: uuid.UUID | None = None) -> list[CollectionPublic]:
+        """Every collection, or only those `reader` may read: their own and the shared ones."""
+        where = "" if reader is None else "WHERE c.owner_id = %s OR c.shared "
+        rows = await self._rows(
+            f"SELECT {COLLECTION_COLUMNS} FROM rag_collections c {where}ORDER BY c.name", (reader,) if reader else ()
+        )
         return [CollectionPublic(**row) for row in rows]
+
+    async def set_shared(self, name: str, shared: bool) -> CollectionPublic:
+        async with self.connection() as conn:
+            cursor = await conn.execute("UPDATE rag_collections SET shared = %s WHERE name = %s", (shared, name))
+        if cursor.rowcount == 0:
+            raise CollectionNotFound(name)
+        return await self.get_collection(name)
 
     async def delete_collection(self, name: str) -> None:
         async with self.connection() as conn:

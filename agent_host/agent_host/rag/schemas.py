@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 COLLECTION_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 DocumentType = Literal["pdf", "txt", "md", "html", "docx"]
@@ -19,6 +19,14 @@ class CollectionCreate(BaseModel):
     embedding_model: str | None = None
 
 
+class CollectionUpdate(BaseModel):
+    """`PATCH /rag/collections/{name}` (its owner or an administrator): share it with everyone, read-only, or not."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shared: bool
+
+
 class CollectionPublic(BaseModel):
     name: str
     description: str
@@ -28,6 +36,12 @@ class CollectionPublic(BaseModel):
     documents: int
     chunks: int
     created_at: datetime
+    # Whose it is (None: made before accounts and not adopted yet), and whether everyone may read it.
+    owner_id: str | None = None
+    owner_login: str | None = None
+    shared: bool = False
+    # Whether the person asking may change it (upload, delete, share): its owner or an administrator.
+    writable: bool = False
 
 
 class DocumentPublic(BaseModel):

@@ -9,7 +9,14 @@ from contextlib import asynccontextmanager, suppress
 from psycopg_pool import AsyncConnectionPool
 
 from agent_host.config import Settings
-from agent_host.errors import AgentHostError, EmbeddingModelUnknown, InvalidCollectionSettings
+from agent_host.db import owner_id
+from agent_host.errors import (
+    AgentHostError,
+    CollectionNotFound,
+    EmbeddingModelUnknown,
+    Forbidden,
+    InvalidCollectionSettings,
+)
 from agent_host.rag.embeddings import Embedder, EmbedderRegistry
 from agent_host.rag.ingest import Ingestor
 from agent_host.rag.jobs import Job, JobBoard
@@ -30,6 +37,7 @@ from agent_host.rag.schemas import (
 )
 from agent_host.rag.store import VectorStore
 from agent_host.rag.uploads import accept_files, stored_document
+from genailabs_accounts.models import Account
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +120,11 @@ class RagService:
     async def embedder(self, name: str) -> Embedder:
         return await asyncio.to_thread(self.embedders.get, name)
 
-    async def query(self, request: QueryRequest) -> QueryResult:
+    async def query(self, request: QueryRequest, person: Account) -> QueryResult:
+        """Searches the collections the person may read; another's unshared collection is not found."""
         started = time.perf_counter()
         await self._initialise()
-        collections = [await self.registry.get_collection(name) for name in dict.fromkeys(request.collections)]
+        collections = [await self.readable(name, person) for name in dict.fromkeys(request.collections)]
         sources, types = _filter_values(request.filters)
         params = SearchParams(
             mode=request.mode,
@@ -151,13 +160,36 @@ class RagService:
         took = (time.perf_counter() - started) * 1000
         return QueryResult(query=request.query, mode=request.mode, hits=hits, took_ms=round(took, 2))
 
-    async def list_collections(self) -> list[CollectionPublic]:
-        return await self.registry.list_collections()
+    # Access: a person reads their own collections, the shared ones, and (an administrator) all; they change
+    # their own (an administrator any). Another's unshared collection is not found; a shared one refuses change.
 
-    async def get_collection(self, name: str) -> CollectionPublic:
-        return await self.registry.get_collection(name)
+    async def list_collections(self, person: Account, everyone: bool = False) -> list[CollectionPublic]:
+        """The person's own and the shared collections; with `everyone`, an administrator sees all."""
+        if everyone and not person.is_admin:
+            raise Forbidden("listing everyone's collections (all=true) needs an administrator")
+        reader = None if everyone else owner_id(person)
+        return [_as_seen_by(c, person) for c in await self.registry.list_collections(reader)]
 
-    async def create_collection(self, body: CollectionCreate) -> CollectionPublic:
+    async def readable(self, name: str, person: Account) -> CollectionPublic:
+        collection = _as_seen_by(await self.registry.get_collection(name), person)
+        if not (collection.shared or collection.writable):
+            raise CollectionNotFound(name)
+        return collection
+
+    async def writable(self, name: str, person: Account) -> CollectionPublic:
+        """The collection if the person may change it: not found if they cannot read it, 403 if only read it."""
+        collection = await self.readable(name, person)
+        if not collection.writable:
+            raise Forbidden(
+                f"collection {name!r} is shared read-only: only its owner or an administrator may change it"
+            )
+        return collection
+
+    async def set_shared(self, name: str, shared: bool, person: Account) -> CollectionPublic:
+        await self.writable(name, person)
+        return _as_seen_by(await self.registry.set_shared(name, shared), person)
+
+    async def create_collection(self, body: CollectionCreate, person: Account) -> CollectionPublic:
         await self._initialise()
         model = body.embedding_model or self.settings.embedding_model
         if model not in self.embedders.names():
@@ -167,60 +199,70 @@ class RagService:
         overlap = self.settings.rag_chunk_overlap if body.chunk_overlap is None else body.chunk_overlap
         if overlap >= tokens:
             raise InvalidCollectionSettings(f"chunk_overlap ({overlap}) must be smaller than chunk_tokens ({tokens})")
-        created = await self.registry.create_collection(body.name, body.description, tokens, overlap, model)
+        created = await self.registry.create_collection(
+            owner_id(person), body.name, body.description, tokens, overlap, model
+        )
         try:
             await asyncio.to_thread(self.store.create, body.name, True)
         except AgentHostError:
             await self.registry.delete_collection(body.name)
             raise
-        return created
+        return _as_seen_by(created, person)
 
-    async def delete_collection(self, name: str) -> None:
+    async def delete_collection(self, name: str, person: Account) -> None:
         await self._initialise()
+        await self.writable(name, person)
         async with self.changes:
             await self.registry.delete_collection(name)
             self.visibility.drop(name)
         self.keywords.drop(name)
         await asyncio.to_thread(self.store.drop, name)
 
-    async def list_documents(self, collection: str) -> list[DocumentPublic]:
+    async def list_documents(self, collection: str, person: Account) -> list[DocumentPublic]:
+        await self.readable(collection, person)
         return await self.registry.list_documents(collection)
 
-    async def delete_document(self, collection: str, document_id: str) -> None:
+    async def delete_document(self, collection: str, document_id: str, person: Account) -> None:
         await self._initialise()
-        await self.registry.get_collection(collection)
+        await self.writable(collection, person)
         async with self.changes:
             await self.registry.delete_document(collection, document_id)
             self.visibility.hide(collection, document_id)
         await asyncio.to_thread(self.store.delete_document, collection, document_id)
         await self.keywords.rebuild(collection, lambda corpus: corpus.remove(document_id))
 
-    async def upload(self, collection: str, files: list[UploadedFile], wait: bool) -> UploadResult:
-        """Per-file results; the accepted files are indexed by one job (awaited when `wait`)."""
+    async def upload(self, collection: str, files: list[UploadedFile], wait: bool, person: Account) -> UploadResult:
+        """Per-file results; the accepted files are indexed by one job (awaited when `wait`), the person's."""
         await self._initialise()
-        config = await self.registry.get_collection(collection)
+        config = await self.writable(collection, person)
         results, accepted = await accept_files(self.registry, self.settings, config.name, files, self.parsers.parse)
         if not accepted:
             return UploadResult(job=None, files=results)
-        job = Job(collection=config.name, kind="ingest", files=accepted)
+        job = Job(collection=config.name, kind="ingest", files=accepted, owner=str(owner_id(person)))
         self.jobs.add(job)
         self.ingestor.submit(job)
         if wait:
             await job.done.wait()
         return UploadResult(job=job.public(), files=[result.model_copy() for result in results])
 
-    async def reindex(self, collection: str, document_id: str) -> JobPublic:
+    async def reindex(self, collection: str, document_id: str, person: Account) -> JobPublic:
         """Re-chunks and re-embeds from the stored text; the old generation serves queries until the new is ready."""
         await self._initialise()
-        config = await self.registry.get_collection(collection)
+        config = await self.writable(collection, person)
         stored = await self.registry.get_document(config.name, document_id)
-        job = Job(collection=config.name, kind="reindex", files=[stored_document(stored)])
+        job = Job(collection=config.name, kind="reindex", files=[stored_document(stored)], owner=str(owner_id(person)))
         self.jobs.add(job)
         self.ingestor.submit(job)
         return job.public()
 
-    def job(self, job_id: str) -> JobPublic:
-        return self.jobs.get(job_id).public()
+    def job(self, job_id: str, person: Account) -> JobPublic:
+        return self.jobs.get(job_id, str(owner_id(person))).public()
+
+
+def _as_seen_by(collection: CollectionPublic, person: Account) -> CollectionPublic:
+    """The collection with `writable` for this person: its owner or an administrator."""
+    mine = collection.owner_id is not None and collection.owner_id == str(owner_id(person))
+    return collection.model_copy(update={"writable": mine or person.is_admin})
 
 
 def _filter_values(filters: RagFilters | None) -> tuple[list[str] | None, list[str] | None]:

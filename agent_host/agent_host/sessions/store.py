@@ -1,43 +1,28 @@
-"""Sessions and their messages in PostgreSQL (the `genailabs` database)."""
+"""Sessions and their messages in PostgreSQL (the `genailabs` database), each session one person's.
+
+Every query names the owner: someone else's session is SessionNotFound, exactly like one that does not exist.
+The tables come from genailabs_accounts' migrations (0001_baseline, 0002_accounts).
+"""
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
+import psycopg
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from agent_host.db import PgStore
 from agent_host.errors import SessionExists, SessionNotFound
 from agent_host.schemas import MessagePublic, SessionCreate, SessionPublic, SessionUpdate
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS agent_sessions (
-    id uuid PRIMARY KEY,
-    title text NOT NULL,
-    model text,
-    system_prompt text,
-    summary text,
-    summarised_upto bigint NOT NULL DEFAULT 0,
-    summarised_messages integer NOT NULL DEFAULT 0,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    updated_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE IF NOT EXISTS agent_messages (
-    id bigserial PRIMARY KEY,
-    session_id uuid NOT NULL REFERENCES agent_sessions(id) ON DELETE CASCADE,
-    role text NOT NULL,
-    content text NOT NULL,
-    tokens integer NOT NULL,
-    incomplete boolean NOT NULL DEFAULT false,
-    created_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX IF NOT EXISTS agent_messages_session ON agent_messages (session_id, id);
--- RAG collections the session answers from (issue 5); added to tables created before it existed.
-ALTER TABLE agent_sessions ADD COLUMN IF NOT EXISTS collections text[] NOT NULL DEFAULT '{}';
-"""
+from agent_host.sessions.errors import MessageNotFound
 
 SESSION_COLUMNS = """s.id::text AS id, s.title, s.model, s.system_prompt, s.collections, s.summary,
     s.summarised_messages, s.created_at, s.updated_at,
     (SELECT count(*) FROM agent_messages m WHERE m.session_id = s.id) AS message_count"""
+MESSAGE_COLUMNS = "id, role, content, tokens, incomplete, metadata, created_at"
+# Forgetting the running summary: the model is then sent the stored messages themselves.
+DROP_SUMMARY = "summary = NULL, summarised_upto = 0, summarised_messages = 0"
 
 
 @dataclass(frozen=True)
@@ -54,81 +39,85 @@ class NewMessage:
     content: str
     tokens: int
     incomplete: bool = False
+    # An answer's citations and context facts (agent_messages.metadata), returned with the message.
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 class SessionStore(PgStore):
     """All SQL lives here; a database outage surfaces as DatabaseUnavailable."""
 
-    schema = SCHEMA
     unavailable = "the session database is unreachable"
 
     async def ping(self) -> None:
         async with self.connection() as conn:
             await conn.execute("SELECT 1")
 
-    async def create(self, body: SessionCreate) -> SessionPublic:
+    async def create(self, owner: uuid.UUID, body: SessionCreate) -> SessionPublic:
         session_id = body.id or uuid.uuid4()
         async with self.connection() as conn:
             cursor = await conn.execute(
-                "INSERT INTO agent_sessions (id, title, model, system_prompt, collections) VALUES (%s, %s, %s, %s, %s) "
-                "ON CONFLICT (id) DO NOTHING",
-                (session_id, body.title, body.model, body.system_prompt, body.collections),
+                "INSERT INTO agent_sessions (id, title, model, system_prompt, collections, owner_id) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                (session_id, body.title, body.model, body.system_prompt, body.collections, owner),
             )
         if cursor.rowcount == 0:
             raise SessionExists(str(session_id))
-        return await self.get(str(session_id))
+        return await self.get(owner, str(session_id))
 
-    async def get(self, session_id: str) -> SessionPublic:
+    async def get(self, owner: uuid.UUID, session_id: str) -> SessionPublic:
         key = _parse_id(session_id)
         async with self.connection() as conn:
-            cursor = await conn.execute(f"SELECT {SESSION_COLUMNS} FROM agent_sessions s WHERE s.id = %s", (key,))
+            cursor = await conn.execute(
+                f"SELECT {SESSION_COLUMNS} FROM agent_sessions s WHERE s.id = %s AND s.owner_id = %s", (key, owner)
+            )
             row = await cursor.fetchone()
         if row is None:
             raise SessionNotFound(session_id)
         return SessionPublic(**row)
 
-    async def list_sessions(self, limit: int = 100) -> list[SessionPublic]:
+    async def list_sessions(self, owner: uuid.UUID, limit: int = 100) -> list[SessionPublic]:
         async with self.connection() as conn:
             cursor = await conn.execute(
-                f"SELECT {SESSION_COLUMNS} FROM agent_sessions s ORDER BY s.updated_at DESC LIMIT %s", (limit,)
+                f"SELECT {SESSION_COLUMNS} FROM agent_sessions s WHERE s.owner_id = %s "
+                "ORDER BY s.updated_at DESC LIMIT %s",
+                (owner, limit),
             )
             rows = await cursor.fetchall()
         return [SessionPublic(**row) for row in rows]
 
-    async def update(self, session_id: str, body: SessionUpdate) -> SessionPublic:
+    async def update(self, owner: uuid.UUID, session_id: str, body: SessionUpdate) -> SessionPublic:
         changes = body.model_dump(exclude_unset=True)
         key = _parse_id(session_id)
         async with self.connection() as conn:
             assignments = "".join(f"{column} = %({column})s, " for column in changes)
             cursor = await conn.execute(
-                f"UPDATE agent_sessions SET {assignments}updated_at = now() WHERE id = %(id)s",
-                {**changes, "id": key},
+                f"UPDATE agent_sessions SET {assignments}updated_at = now() WHERE id = %(id)s AND owner_id = %(owner)s",
+                {**changes, "id": key, "owner": owner},
             )
         if cursor.rowcount == 0:
             raise SessionNotFound(session_id)
-        return await self.get(session_id)
+        return await self.get(owner, session_id)
 
-    async def delete(self, session_id: str) -> None:
+    async def delete(self, owner: uuid.UUID, session_id: str) -> None:
         key = _parse_id(session_id)
         async with self.connection() as conn:
-            cursor = await conn.execute("DELETE FROM agent_sessions WHERE id = %s", (key,))
+            cursor = await conn.execute("DELETE FROM agent_sessions WHERE id = %s AND owner_id = %s", (key, owner))
         if cursor.rowcount == 0:
             raise SessionNotFound(session_id)
 
-    async def messages(self, session_id: str) -> list[MessagePublic]:
-        await self.get(session_id)
+    async def messages(self, owner: uuid.UUID, session_id: str) -> list[MessagePublic]:
+        await self.get(owner, session_id)
         async with self.connection() as conn:
             cursor = await conn.execute(
-                "SELECT id, role, content, tokens, incomplete, created_at FROM agent_messages "
-                "WHERE session_id = %s ORDER BY id",
+                f"SELECT {MESSAGE_COLUMNS} FROM agent_messages WHERE session_id = %s ORDER BY id",
                 (_parse_id(session_id),),
             )
             rows = await cursor.fetchall()
         return [MessagePublic(**row) for row in rows]
 
-    async def history(self, session_id: str) -> tuple[SessionPublic, list[StoredMessage]]:
+    async def history(self, owner: uuid.UUID, session_id: str) -> tuple[SessionPublic, list[StoredMessage]]:
         """The session and the messages its summary does not cover yet, oldest first."""
-        session = await self.get(session_id)
+        session = await self.get(owner, session_id)
         async with self.connection() as conn:
             cursor = await conn.execute(
                 "SELECT id, role, content, tokens FROM agent_messages m WHERE m.session_id = %s "
@@ -138,24 +127,94 @@ class SessionStore(PgStore):
             rows = await cursor.fetchall()
         return session, [StoredMessage(**row) for row in rows]
 
-    async def append(self, session_id: str, messages: list[NewMessage]) -> None:
+    async def append(self, owner: uuid.UUID, session_id: str, messages: list[NewMessage]) -> None:
         key = _parse_id(session_id)
         async with self.connection() as conn, conn.transaction():
+            touched = await conn.execute(
+                "UPDATE agent_sessions SET updated_at = now() WHERE id = %s AND owner_id = %s", (key, owner)
+            )
+            if touched.rowcount == 0:  # deleted since the turn began, or never the owner's
+                raise SessionNotFound(session_id)
             async with conn.cursor() as cursor:
                 await cursor.executemany(
-                    "INSERT INTO agent_messages (session_id, role, content, tokens, incomplete) "
-                    "VALUES (%s, %s, %s, %s, %s)",
-                    [(key, m.role, m.content, m.tokens, m.incomplete) for m in messages],
+                    "INSERT INTO agent_messages (session_id, role, content, tokens, incomplete, metadata) "
+                    "VALUES (%s, %s, %s, %s, %s, %s)",
+                    [(key, m.role, m.content, m.tokens, m.incomplete, Jsonb(m.metadata)) for m in messages],
                 )
-            await conn.execute("UPDATE agent_sessions SET updated_at = now() WHERE id = %s", (key,))
 
-    async def save_summary(self, session_id: str, summary: str, upto_message_id: int, added: int) -> None:
+    async def save_summary(
+        self, owner: uuid.UUID, session_id: str, summary: str, upto_message_id: int, added: int
+    ) -> None:
         async with self.connection() as conn:
             await conn.execute(
                 "UPDATE agent_sessions SET summary = %s, summarised_upto = %s, "
-                "summarised_messages = summarised_messages + %s WHERE id = %s",
-                (summary, upto_message_id, added, _parse_id(session_id)),
+                "summarised_messages = summarised_messages + %s WHERE id = %s AND owner_id = %s",
+                (summary, upto_message_id, added, _parse_id(session_id), owner),
             )
+
+    # Editing the one history. A change at or below what the summary covers drops the summary.
+
+    async def replace_message(
+        self, owner: uuid.UUID, session_id: str, message_id: int, content: str, tokens: int
+    ) -> MessagePublic:
+        """The message's new content (complete now, by definition); its metadata stays."""
+        async with self.connection() as conn, conn.transaction():
+            covered = await _lock_session(conn, owner, session_id)
+            cursor = await conn.execute(
+                "UPDATE agent_messages SET content = %s, tokens = %s, incomplete = false "
+                f"WHERE id = %s AND session_id = %s RETURNING {MESSAGE_COLUMNS}",
+                (content, tokens, message_id, _parse_id(session_id)),
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                raise MessageNotFound(session_id, message_id)
+            await _touch(conn, session_id, drop_summary=message_id <= covered)
+        return MessagePublic(**row)
+
+    async def delete_message(self, owner: uuid.UUID, session_id: str, message_id: int) -> None:
+        async with self.connection() as conn, conn.transaction():
+            covered = await _lock_session(conn, owner, session_id)
+            cursor = await conn.execute(
+                "DELETE FROM agent_messages WHERE id = %s AND session_id = %s", (message_id, _parse_id(session_id))
+            )
+            if cursor.rowcount == 0:
+                raise MessageNotFound(session_id, message_id)
+            await _touch(conn, session_id, drop_summary=message_id <= covered)
+
+    async def delete_after(self, owner: uuid.UUID, session_id: str, message_id: int) -> int:
+        """Deletes every message after `message_id` (which stays); how many were deleted."""
+        key = _parse_id(session_id)
+        async with self.connection() as conn, conn.transaction():
+            covered = await _lock_session(conn, owner, session_id)
+            cursor = await conn.execute(
+                "SELECT 1 FROM agent_messages WHERE id = %s AND session_id = %s", (message_id, key)
+            )
+            if await cursor.fetchone() is None:
+                raise MessageNotFound(session_id, message_id)
+            cursor = await conn.execute(
+                "DELETE FROM agent_messages WHERE session_id = %s AND id > %s", (key, message_id)
+            )
+            deleted = cursor.rowcount
+            # Deleting messages the summary covers (ids up to `covered`) makes the summary tell of them.
+            await _touch(conn, session_id, drop_summary=deleted > 0 and message_id < covered)
+        return deleted
+
+
+async def _lock_session(conn: psycopg.AsyncConnection[Any], owner: uuid.UUID, session_id: str) -> int:
+    """Locks the owner's session row for the edit (edits queue on it); its summarised_upto."""
+    cursor = await conn.execute(
+        "SELECT summarised_upto FROM agent_sessions WHERE id = %s AND owner_id = %s FOR UPDATE",
+        (_parse_id(session_id), owner),
+    )
+    row = await cursor.fetchone()
+    if row is None:
+        raise SessionNotFound(session_id)
+    return int(row["summarised_upto"])
+
+
+async def _touch(conn: psycopg.AsyncConnection[Any], session_id: str, drop_summary: bool) -> None:
+    reset = f", {DROP_SUMMARY}" if drop_summary else ""
+    await conn.execute(f"UPDATE agent_sessions SET updated_at = now(){reset} WHERE id = %s", (_parse_id(session_id),))
 
 
 def _parse_id(session_id: str) -> uuid.UUID:

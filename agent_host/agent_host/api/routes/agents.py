@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from agent_host.agents.events import AgentEvent
 from agent_host.agents.schemas import AgentPublic, AgentRunRequest, AgentRunResult
-from agent_host.deps import AgentServiceDep
+from agent_host.deps import AgentServiceDep, CurrentUserDep
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 log = logging.getLogger(__name__)
@@ -21,9 +21,12 @@ async def list_agents(service: AgentServiceDep) -> list[AgentPublic]:
 
 
 @router.post("/run", response_model=None)
-async def run_agent(body: AgentRunRequest, service: AgentServiceDep) -> AgentRunResult | StreamingResponse:
-    """Routes to an agent (or the one named) and runs it; `stream: true` sends each step as an SSE event."""
-    prepared = await service.prepare(body)
+async def run_agent(
+    body: AgentRunRequest, service: AgentServiceDep, person: CurrentUserDep
+) -> AgentRunResult | StreamingResponse:
+    """Routes to an agent (or the one named) and runs it as the person: their session (another's is a 404),
+    notes and readable collections; `stream: true` sends each step as an SSE event."""
+    prepared = await service.prepare(body, person)
     if body.stream:
         headers = {"x-agent": prepared.agent.name, "x-agent-run-id": prepared.run_id}
         return StreamingResponse(sse_events(service.events(prepared)), media_type="text/event-stream", headers=headers)

@@ -9,9 +9,9 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 from openai.types.chat import ChatCompletionChunk
 
-from agent_host.agents.chat import open_chat_agent
+from agent_host.agents.completions import open_chat_agent
 from agent_host.api.errors import error_responses
-from agent_host.deps import AgentServiceDep, ChatClientDep, PipelineDep
+from agent_host.deps import AgentServiceDep, ChatClientDep, CurrentUserDep, PipelineDep
 from agent_host.errors import AgentHostError
 from agent_host.pipeline.upstream import upstream_errors
 from agent_host.schemas import ChatCompletionRequest
@@ -22,26 +22,25 @@ log = logging.getLogger(__name__)
 
 @router.post("/chat/completions", response_model=None)
 async def chat_completions(
-    body: ChatCompletionRequest, pipeline: PipelineDep, agents: AgentServiceDep
+    body: ChatCompletionRequest, pipeline: PipelineDep, agents: AgentServiceDep, person: CurrentUserDep
 ) -> JSONResponse | StreamingResponse:
-    """Chat completions as the proxy serves them; `session_id` adds history, `rag` sources, `agent` a tool run."""
+    """Chat completions as the proxy serves them; `session_id` adds history (`regenerate` answers it again),
+    `rag` sources, `agent` a tool run."""
     if body.agent is not None:
-        run = await open_chat_agent(agents, body, body.agent)  # bad options or agent: an error before any byte
+        run = await open_chat_agent(agents, body, body.agent, person)  # bad options or agent: an error before any byte
         if body.stream:
             return StreamingResponse(sse_events(run.chunks()), media_type="text/event-stream")
         return JSONResponse((await run.complete()).model_dump(exclude_unset=True, mode="json"))
-    turn = await pipeline.prepare(body)
-    citations = [citation.model_dump() for citation in turn.retrieved.citations]
+    turn = await pipeline.prepare(body, person)
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage
-        chunks = pipeline.relay(turn, await pipeline.open_stream(turn), include_usage)
-        events = sse_events(chunks, citations if turn.retrieved.requested else None)
+        events = sse_events(await pipeline.open_stream(turn, include_usage), turn.citations)
         return StreamingResponse(events, media_type="text/event-stream", headers=turn.facts.headers())
     response = await pipeline.complete(turn)
     content = response.model_dump(exclude_unset=True)
     content["context"] = turn.facts.model_dump()
-    if turn.retrieved.requested:
-        content["citations"] = citations
+    if turn.citations is not None:
+        content["citations"] = turn.citations
     return JSONResponse(content, headers=turn.facts.headers())
 
 

@@ -15,10 +15,11 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
 from agent_host.config import Settings
-from agent_host.deps import PipelineDep, SettingsDep, is_authorised
+from agent_host.deps import PipelineDep, SettingsDep, authenticate_connection
 from agent_host.errors import AgentHostError
 from agent_host.pipeline.chat import ChatPipeline
 from agent_host.schemas import ChatCompletionRequest
+from genailabs_accounts.models import Account
 
 router = APIRouter(tags=["websocket"])
 log = logging.getLogger(__name__)
@@ -26,8 +27,10 @@ log = logging.getLogger(__name__)
 
 @router.websocket("/ws/chat")
 async def ws_chat(websocket: WebSocket, pipeline: PipelineDep, settings: SettingsDep) -> None:
-    if not is_authorised(websocket, settings, allow_query_key=True):
-        await websocket.close(code=1008, reason="missing or wrong API key")
+    try:
+        person = await authenticate_connection(websocket)
+    except AgentHostError as exc:
+        await websocket.close(code=1008, reason=exc.message[:120])  # a close reason is at most 123 bytes
         return
     await websocket.accept()
     # Bounded: a client sending chats faster than turns finish is closed, not buffered without end.
@@ -37,7 +40,7 @@ async def ws_chat(websocket: WebSocket, pipeline: PipelineDep, settings: Setting
     try:
         while (message := await inbox.get()) is not None:
             cancel.clear()
-            await run_turn(websocket, pipeline, message, cancel)
+            await run_turn(websocket, pipeline, message, cancel, person)
         if reader.done() and (refusal := reader.result()) is not None:
             code, kind, text = refusal
             await _send_error(websocket, kind, text)
@@ -88,7 +91,7 @@ async def read(
 
 
 async def run_turn(
-    websocket: WebSocket, pipeline: ChatPipeline, message: dict[str, Any], cancel: asyncio.Event
+    websocket: WebSocket, pipeline: ChatPipeline, message: dict[str, Any], cancel: asyncio.Event, person: Account
 ) -> None:
     try:
         if message.get("type") == NOT_JSON:
@@ -96,14 +99,13 @@ async def run_turn(
             return
         body = {key: value for key, value in message.items() if key != "type"}
         request = ChatCompletionRequest.model_validate({**body, "stream": True})
-        turn = await pipeline.prepare(request)
+        turn = await pipeline.prepare(request, person)
         await websocket.send_json({"type": "context", **turn.facts.model_dump()})
-        if turn.retrieved.requested:
-            citations = [citation.model_dump() for citation in turn.retrieved.citations]
-            await websocket.send_json({"type": "citations", "citations": citations})
+        if turn.citations is not None:
+            await websocket.send_json({"type": "citations", "citations": turn.citations})
         finish_reason: str | None = None
         usage: dict[str, Any] | None = None
-        stream = pipeline.relay(turn, await pipeline.open_stream(turn))
+        stream = await pipeline.open_stream(turn)
         try:
             async for chunk in stream:
                 if cancel.is_set():

@@ -15,6 +15,7 @@ from agent_host.agents.schemas import AgentRunRequest
 from agent_host.agents.service import AgentService, PreparedRun
 from agent_host.errors import BadUpstreamRequest
 from agent_host.schemas import ChatCompletionRequest
+from genailabs_accounts.models import Account
 
 
 class ChatAgentOptions(BaseModel):
@@ -79,13 +80,15 @@ class ChatAgentRun:
 
 
 async def open_chat_agent(
-    service: AgentService, request: ChatCompletionRequest, options: dict[str, Any]
+    service: AgentService, request: ChatCompletionRequest, options: dict[str, Any], person: Account
 ) -> ChatAgentRun:
     """Validates the options and routes; raises (bad options, unknown agent) before any chunk is sent."""
     try:
         parsed = ChatAgentOptions.model_validate(options)
     except ValidationError as exc:
         raise BadUpstreamRequest(f"invalid agent options: {exc.errors()[0]['msg']}") from None
+    if request.regenerate:
+        raise BadUpstreamRequest("regenerate answers a plain chat turn again; an agent run needs its task in messages")
     run_request = AgentRunRequest(
         messages=request.messages,
         agent=parsed.name,
@@ -96,13 +99,4 @@ async def open_chat_agent(
         max_steps=parsed.max_steps,
         max_tool_calls=parsed.max_tool_calls,
     )
-    return ChatAgentRun(service, await service.prepare(run_request))
-
-
-async def run_chat_agent(
-    service: AgentService, request: ChatCompletionRequest, options: dict[str, Any]
-) -> AsyncIterator[ChatCompletionChunk]:
-    """OpenAI-style chunks of an agent run (see ChatAgentRun.chunks); prefer open_chat_agent for early errors."""
-    run = await open_chat_agent(service, request, options)
-    async for chunk in run.chunks():
-        yield chunk
+    return ChatAgentRun(service, await service.prepare(run_request, person))
