@@ -12,10 +12,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
 
 from devstack import pg
 from devstack.config import REPO_ROOT
 from devstack.probe import free_port, http_ok, postgres_ok
+
+if TYPE_CHECKING:
+    from genailabs_accounts.models import Account
 
 PYTHON = sys.executable
 # Browser tests write screenshots here; `SCREENSHOTS_DIR=docs/img` refreshes the README's pictures on purpose.
@@ -183,27 +189,80 @@ def start_proxy(
 HOST_KEY = "sk-agent-host-test-key"
 # The ONNX export of the embedding model, made once per machine (under a file lock) and reused by every host.
 MODEL_CACHE = Path(tempfile.gettempdir()) / "genailabs-test-models"
+# The first admin of every database a test host runs on; the operator keys (HOST_KEY) stand for this person.
+HOST_ADMIN_PASSWORD = "host-admin-password-0123"
+_service_keys: dict[str, str] = {}
+
+
+def hub_url_of(database_url: str) -> str:
+    """The hub's database (`litellm`) on the same server as a `genailabs` database."""
+    return database_url.rsplit("/", 1)[0] + "/litellm"
+
+
+def host_admin_login(database_url: str) -> str:
+    """`admin` on the stack's `genailabs`; a module's own database gets its own (each person has one proxy key
+    in the shared hub database, under the alias `user:<login>`)."""
+    name = database_url.rsplit("/", 1)[1]
+    return "admin" if name == "genailabs" else f"admin.{name}"[:64]
+
+
+def ensure_host_admin(database_url: str) -> "Account | None":
+    """The first admin of that database (made with its proxy key if missing); None when it is unreachable."""
+    from genailabs_accounts.errors import AccountsUnavailable
+    from genailabs_accounts.store import AccountStore
+
+    store = AccountStore(database_url, hub_url_of(database_url))
+    try:
+        return store.ensure_first_admin(host_admin_login(database_url), HOST_ADMIN_PASSWORD)[0]
+    except AccountsUnavailable:
+        return None  # a test of a host whose database is down
+    finally:
+        store.close()
+
+
+def host_proxy_key(proxy_key: str, hub_url: str) -> str:
+    """The proxy key a test host gets: for the session proxy's master key, a service key made once per hub
+    database (as `make up` gives the host one); any other key (a fake model server's) unchanged."""
+    if proxy_key != MASTER_KEY:
+        return proxy_key
+    if hub_url not in _service_keys:
+        from hub.errors import DatabaseUnavailable
+        from hub.keystore import KeyStore, connect
+
+        try:
+            with connect(hub_url, 5.0) as conn:
+                alias = f"agent-host-test-{uuid.uuid4().hex[:8]}"
+                _service_keys[hub_url] = KeyStore(conn).create(alias, [], metadata={"service": True})[0]
+        except DatabaseUnavailable:
+            return proxy_key  # no hub database to make it in: the master key may act for people too
+    return _service_keys[hub_url]
 
 
 def start_agent_host(
     proxy_url: str, database_url: str, proxy_key: str, api_key: str = HOST_KEY, **env: str
 ) -> tuple[ManagedProcess, str]:
-    """An agent host with its own data dirs (Chroma, notes, HOME) and no MCP servers unless `env` says otherwise."""
+    """An agent host with its own data dirs (Chroma, notes, HOME) and no MCP servers unless `env` says otherwise.
+
+    Its database gets a first admin (the person HOST_KEY stands for) and, instead of the master key, the host
+    calls the proxy with a service key that names the person of each request."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     data = Path(tempfile.mkdtemp(prefix=f"agent-host-{port}-"))
     atexit.register(shutil.rmtree, data, ignore_errors=True)
     servers = data / "mcp_servers.json"
     servers.write_text('{"mcpServers": {}}')
+    hub_url = hub_url_of(database_url)
+    ensure_host_admin(database_url)
     process = ManagedProcess(
         f"agent_host:{port}",
         [PYTHON, "-m", "agent_host", "--port", str(port)],
         health=lambda: http_ok(f"{url}/health"),
         env={
             "AGENT_HOST_API_KEY": api_key,
-            "AGENT_HOST_PROXY_KEY": proxy_key,
+            "AGENT_HOST_PROXY_KEY": host_proxy_key(proxy_key, hub_url),
             "LITELLM_BASE_URL": f"{proxy_url}/v1",
             "DATABASE_URL": database_url,
+            "HUB_DATABASE_URL": hub_url,
             "CHROMA_PATH": str(data / "chroma"),
             "NOTES_DIR": str(data / "notes"),
             "MCP_SERVERS_FILE": str(servers),
@@ -221,12 +280,12 @@ def start_agent_host(
 
 
 def start_ui(**env: str) -> tuple[ManagedProcess, str]:
-    """The Streamlit UI as `make up` runs it, on a free port, with `env` as its settings."""
+    """The Streamlit UI as `make up` runs it (app.py: the pages behind /signin), on a free port, `env` its settings."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = ManagedProcess(
         f"ui:{port}",
-        [str(BIN_DIR / "streamlit"), "run", str(REPO_ROOT / "streamlit_service" / "main.py"), "--server.port",
+        [str(BIN_DIR / "streamlit"), "run", str(REPO_ROOT / "streamlit_service" / "app.py"), "--server.port",
          str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
          "--browser.gatherUsageStats", "false"],
         health=lambda: http_ok(f"{url}/_stcore/health"),
@@ -234,3 +293,48 @@ def start_ui(**env: str) -> tuple[ManagedProcess, str]:
     )  # fmt: skip
     process.start()
     return process, url
+
+
+# The account the UI tests sign in with unless they need another (an admin: every page is open to it).
+UI_ADMIN_LOGIN = "ui-admin"
+UI_PASSWORD = "ui-test-password-0123"
+UI_SESSION_COOKIE = "genailabs_session"
+
+
+def ensure_account(
+    database_url: str, hub_url: str, login: str, password: str = UI_PASSWORD, role: str = "admin", **limits: Any
+) -> "Account":
+    """The account `login` in that `genailabs` database, made (with its proxy key) or reset to this password,
+    role and limits, and enabled."""
+    from genailabs_accounts.errors import LoginTaken
+    from genailabs_accounts.store import AccountStore
+
+    store = AccountStore(database_url, hub_url)
+    try:
+        try:
+            return store.create_account(login, password, name=login.title(), role=role, **limits)
+        except LoginTaken:
+            account = next(a for a in store.list_accounts() if a.login == login.lower())
+        if account.disabled:
+            store.set_disabled(account.id, False)
+        store.reset_password(account.id, password)
+        store.set_role(account.id, role)
+        if limits:
+            store.set_limits(account.id, limits.get("models", ()), limits.get("rpm"), limits.get("max_budget"))
+        return store.get(account.id)
+    finally:
+        store.close()
+
+
+def sign_in(ui_url: str, login: str = UI_ADMIN_LOGIN, password: str = UI_PASSWORD) -> str:
+    """Signs in through the UI's /signin form as a browser would; the `genailabs_session` cookie's value."""
+    reply = httpx.post(
+        f"{ui_url}/signin",
+        data={"login": login, "password": password},
+        headers={"Origin": ui_url},
+        timeout=scaled(30),
+    )
+    cookie = reply.cookies.get(UI_SESSION_COOKIE)
+    if reply.status_code != 303 or not cookie:
+        raise RuntimeError(f"sign-in as {login} failed: {reply.status_code} {reply.text[:200]}")
+    return cookie

@@ -22,8 +22,11 @@ class Settings(BaseSettings):
     # Signs the sign-in cookie; `make up` writes one. Unset: a random one per process (sign-ins end on restart),
     # refused where the UI is published beyond loopback.
     ui_cookie_secret: SecretStr | None = None
-    # A sign-in ends after this long without a request.
+    # A sign-in ends after this long without a request; failed sign-ins for one login are slowed after a few,
+    # and after LOGIN_MAX_FAILURES the login is locked for LOGIN_LOCK_MINUTES (the agent host's same settings).
     session_idle_minutes: int = Field(default=120, ge=1, le=60 * 24 * 30)
+    login_max_failures: int = Field(default=10, ge=1)
+    login_lock_minutes: int = Field(default=15, ge=1)
     # Where compose publishes the UI (its BIND_ADDRESS); empty: the address Streamlit binds.
     published_address: str = ""
     database_url: SecretStr = SecretStr("postgresql://litellm:litellm@localhost:5433/genailabs")

@@ -47,17 +47,18 @@ class CookieSecretMissing(RuntimeError):
 
 
 @lru_cache
-def _store(genailabs_url: str, hub_url: str, idle_minutes: int) -> AccountStore:
-    return AccountStore(genailabs_url, hub_url, policy=AccountPolicy(session_idle_minutes=idle_minutes))
+def _store(genailabs_url: str, hub_url: str, policy: AccountPolicy) -> AccountStore:
+    return AccountStore(genailabs_url, hub_url, policy=policy)
 
 
 def account_store(settings: Settings) -> AccountStore:
     """One store (and connection pool) per process, shared by the web routes and every page."""
-    return _store(
-        settings.database_url.get_secret_value(),
-        settings.hub_database_url.get_secret_value(),
-        settings.session_idle_minutes,
+    policy = AccountPolicy(
+        session_idle_minutes=settings.session_idle_minutes,
+        login_max_failures=settings.login_max_failures,
+        login_lock_minutes=settings.login_lock_minutes,
     )
+    return _store(settings.database_url.get_secret_value(), settings.hub_database_url.get_secret_value(), policy)
 
 
 @lru_cache

@@ -1,4 +1,6 @@
-"""The UI's tests: a scripted fake model server, and the real PostgreSQL from the session fixture."""
+"""The UI's tests: a scripted fake model server, the real PostgreSQL from the session fixture, and a signed-in
+admin (`person`) for the pages: AppTest cannot send a cookie, so a test puts it in the page's session state
+(`app.session_state["person"] = person`), where the gate (chat_ui.auth.require_person) resolves it again."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -8,8 +10,10 @@ import pytest
 from fake_model_server import FakeModelServer
 
 from chat_ui.config import get_settings
-from chat_ui.store import HistoryStore
-from procs import PostgresInstance
+from chat_ui.identity import SignedIn
+from genailabs_accounts.migrations import migrate
+from genailabs_accounts.store import AccountStore
+from procs import UI_ADMIN_LOGIN, UI_PASSWORD, PostgresInstance, ensure_account
 
 
 @pytest.fixture(scope="session")
@@ -18,6 +22,14 @@ def fake_model() -> Iterator[FakeModelServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def account_store(postgres: PostgresInstance) -> Iterator[AccountStore]:
+    """The session database's accounts (the UI's settings point at the same `genailabs` and `litellm`)."""
+    store = AccountStore(postgres.url("genailabs"), postgres.url("litellm"))
+    yield store
+    store.close()
 
 
 @pytest.fixture
@@ -34,8 +46,16 @@ def ui_env(
     monkeypatch.setenv("RUNTIME_URLS", fake_model.url)
     monkeypatch.setenv("AGENT_HOST_URL", "")
     get_settings.cache_clear()
-    HistoryStore(postgres.url("genailabs")).ping()  # creates the schema
-    with psycopg.connect(postgres.url("genailabs")) as conn:
+    with psycopg.connect(postgres.url("genailabs"), autocommit=True) as conn:
+        migrate(conn)
         conn.execute("TRUNCATE ui_conversations RESTART IDENTITY CASCADE")
     yield fake_model
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def person(ui_env: FakeModelServer, postgres: PostgresInstance, account_store: AccountStore) -> SignedIn:
+    """An admin signed in (a real sign-in session), for `app.session_state["person"]`."""
+    ensure_account(postgres.url("genailabs"), postgres.url("litellm"), UI_ADMIN_LOGIN)
+    signed = account_store.sign_in(UI_ADMIN_LOGIN, UI_PASSWORD)
+    return SignedIn(account=signed.account, token=signed.token)
