@@ -5,7 +5,7 @@ import streamlit as st
 from streamlit import config as streamlit_config
 
 from chat_ui.config import get_settings
-from chat_ui.identity import cookie_codec
+from chat_ui.people import cookie_codec
 from chat_ui.signin_web import SignInWeb
 
 settings = get_settings()

@@ -9,7 +9,7 @@ import html
 import streamlit as st
 
 from chat_ui.config import Settings
-from chat_ui.identity import SESSION_COOKIE, Credentials, SignedIn, account_store, backend_credentials, cookie_codec
+from chat_ui.people import SESSION_COOKIE, Credentials, SignedIn, account_store, backend_credentials, cookie_codec
 from chat_ui.signin_web import SIGNIN_PATH, SIGNOUT_PATH
 from genailabs_accounts.errors import AccountsUnavailable, NotSignedIn
 

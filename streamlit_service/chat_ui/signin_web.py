@@ -18,7 +18,7 @@ from starlette.websockets import WebSocket
 
 from chat_ui import signin_page
 from chat_ui.config import Settings
-from chat_ui.identity import NOTE_COOKIE, NOTE_MAX_AGE, SESSION_COOKIE, CookieCodec, account_store
+from chat_ui.people import NOTE_COOKIE, NOTE_MAX_AGE, SESSION_COOKIE, CookieCodec, account_store
 from genailabs_accounts.errors import AccountError, AccountsUnavailable, NotSignedIn, TooManyAttempts
 
 SIGNIN_PATH = "/signin"

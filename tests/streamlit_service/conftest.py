@@ -10,7 +10,7 @@ import pytest
 from fake_model_server import FakeModelServer
 
 from chat_ui.config import get_settings
-from chat_ui.identity import SignedIn
+from chat_ui.people import SignedIn
 from genailabs_accounts.migrations import migrate
 from genailabs_accounts.store import AccountStore
 from procs import UI_ADMIN_LOGIN, UI_PASSWORD, PostgresInstance, ensure_account

@@ -23,7 +23,7 @@ NOTE_COOKIE = "genailabs_signin_note"
 NOTE_MAX_AGE = 60
 MAX_COOKIE = 400  # a signed token is ~90 characters; anything far longer is not ours and is not parsed
 
-log = logging.getLogger("chat_ui.identity")
+log = logging.getLogger("chat_ui.people")
 
 
 @dataclass(frozen=True)
