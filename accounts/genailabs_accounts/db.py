@@ -51,7 +51,7 @@ class Database:
             with self._pool.connection() as conn:
                 yield conn  # type: ignore[misc]  # the pool's kwargs set dict rows
         except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise AccountsUnavailable(f"the accounts database at {describe_url(self._url)} is unreachable") from exc
+            raise AccountsUnavailable(self._unreachable(exc)) from exc
 
     def _open(self) -> None:
         if self._migrated:
@@ -59,10 +59,16 @@ class Database:
         with self._lock:
             if self._migrated:
                 return
-            self._pool.open(wait=False)
-            with self._pool.connection() as conn:
+            # A direct first connection: a server that is down says why at once, where the pool would only time out.
+            with psycopg.connect(self._url, autocommit=True, connect_timeout=max(1, int(self._timeout))) as conn:
                 migrate(conn)
+            self._pool.open(wait=False)
             self._migrated = True
+
+    def _unreachable(self, exc: Exception) -> str:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = lines[-1] if lines else type(exc).__name__
+        return f"the accounts database at {describe_url(self._url)} is unreachable: {reason}"
 
     def close(self) -> None:
         self._pool.close()

@@ -124,6 +124,15 @@ class AccountStore:
         with self._db.connection() as conn:
             return to_account(account_row(conn, account_id))
 
+    def by_login(self, login: str) -> Account:
+        """The account with this login (any case); AccountNotFound otherwise."""
+        key = login.strip().lower()[: rules.MAX_LOGIN + 1]
+        with self._db.connection() as conn:
+            row = conn.execute(f"SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE login = %s", (key,)).fetchone()
+        if row is None:
+            raise AccountNotFound(f"no account with login '{key}'")
+        return to_account(row)
+
     def list_accounts(self) -> list[AccountListing]:
         with self._db.connection() as conn:
             rows = conn.execute(f"SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY created_at").fetchall()
