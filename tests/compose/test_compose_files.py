@@ -58,7 +58,8 @@ def test_every_mounted_file_and_build_context_exists(compose: Path) -> None:
         build = service.get("build")
         if build:
             context = compose.parent / (build if isinstance(build, str) else build["context"])
-            assert (context / "Dockerfile").is_file(), f"{name}: no Dockerfile in {context}"
+            dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
+            assert (context / dockerfile).is_file(), f"{name}: no {dockerfile} in {context}"
         for volume in service.get("volumes", []):
             source = volume.split(":", 1)[0]
             if source.startswith("."):
@@ -108,7 +109,7 @@ def test_every_port_is_published_on_bind_address_and_the_services_know_it(compos
 def test_every_long_running_service_restarts_unless_stopped(compose: Path) -> None:
     spec = yaml.safe_load(compose.read_text())
     for name, service in spec["services"].items():
-        one_shot = "pull" in name
+        one_shot = "pull" in name or name.endswith("-init")  # jobs that run once and exit
         assert service.get("restart") == ("no" if one_shot else "unless-stopped"), name
 
 
