@@ -11,10 +11,13 @@ from pydantic import ValidationError
 
 from devstack import pg
 from devstack.config import StackSettings, get_settings
-from devstack.hostkeys import create_keys, ensure_admin_key, load_keys
+from devstack.hostkeys import ALIAS as HOST_ALIAS
+from devstack.hostkeys import create_keys, ensure_admin_key, load_keys, mark_service
+from devstack.people import ensure_people
 from devstack.probe import wait_until
 from devstack.services import Service, cluster, load_plan, plan, port_conflicts, save_plan, secret_env
 from devstack.supervisor import Supervisor, render_config
+from devstack.uikeys import create_ui_keys, load_ui_keys
 
 FAILED_STATES = {"FATAL", "EXITED", "BACKOFF", "STOPPED"}
 
@@ -74,12 +77,15 @@ def up(settings: StackSettings) -> None:
         cluster(settings).ensure_initialised()
     programs = [service.program for service in services if service.program is not None]
     postgres, runtime, runtime2, proxy, agent_host, ui = services
-    if load_keys(settings) is None:
-        # The agent host's proxy key is made through the hub CLI, which needs the database; supervisord
-        # then restarts so that its environment carries the new key (first `up` only).
+    if load_keys(settings) is None or load_ui_keys(settings) is None:
+        # The agent host's and the UI's proxy keys are made through the hub CLI, which needs the database;
+        # supervisord then restarts so that its environment carries the new keys (first `up` only).
         supervisor.ensure_started(render_config(settings, programs), secret_env(settings))
         _start_postgres(settings, supervisor, postgres)
-        create_keys(settings)
+        if load_keys(settings) is None:
+            create_keys(settings)
+        if load_ui_keys(settings) is None:
+            create_ui_keys(settings)
         supervisor.shutdown()
     ensure_admin_key(settings)
     supervisor.ensure_started(render_config(settings, programs), secret_env(settings))
@@ -95,7 +101,17 @@ def up(settings: StackSettings) -> None:
         for service in group:
             if service is not postgres:
                 _wait_healthy(settings, supervisor, service)
+        if group[0] is proxy:
+            _prepare_people(settings)
     print_table(settings, services, supervisor)
+
+
+def _prepare_people(settings: StackSettings) -> None:
+    """Before the agent host and the UI start: the schema, the first admin, and the host's key as a service key."""
+    mark_service(settings, HOST_ALIAS)  # stacks made before service keys existed
+    notice = ensure_people(settings)
+    if notice:
+        print(notice, flush=True)
 
 
 def _start_postgres(settings: StackSettings, supervisor: Supervisor, postgres: Service) -> None:

@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote
 
-from pydantic import model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +33,14 @@ class StackSettings(BaseSettings):
     ui_port: int = 8501
     agent_host_port: int = 8000
     ui_via_agent_host: bool = True
+
+    # People (issue 11). The first admin's login, and its password when set (else `up` prints a one-time one).
+    admin_login: str = "admin"
+    admin_password: SecretStr | None = None
+    # Passed to the agent host and the UI: sign-ins idle this long end; failed sign-ins slow, then lock a login.
+    session_idle_minutes: int = Field(default=120, ge=1, le=60 * 24 * 30)
+    login_max_failures: int = Field(default=10, ge=1, le=1000)
+    login_lock_minutes: int = Field(default=15, ge=1, le=60 * 24)
 
     stack_dir: Path = REPO_ROOT / ".stack"
     # Seconds `up` waits for each service to become healthy.

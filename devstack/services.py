@@ -13,6 +13,7 @@ from devstack.config import REPO_ROOT, StackSettings
 from devstack.hostkeys import load_keys
 from devstack.probe import http_ok, ollama_version, port_in_use, postgres_ok
 from devstack.supervisor import Program
+from devstack.uikeys import load_ui_keys
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -108,6 +109,17 @@ def app_database_url(settings: StackSettings) -> str:
     return urlsplit(settings.database_url)._replace(path="/genailabs").geturl()
 
 
+def people_environment(settings: StackSettings) -> dict[str, str]:
+    """The sign-in policy the agent host and the UI share; the master key is blanked: neither needs it."""
+    return {
+        "SESSION_IDLE_MINUTES": str(settings.session_idle_minutes),
+        "LOGIN_MAX_FAILURES": str(settings.login_max_failures),
+        "LOGIN_LOCK_MINUTES": str(settings.login_lock_minutes),
+        # supervisord hands its whole environment to every program; only the proxy may hold the master key.
+        "LITELLM_MASTER_KEY": "",
+    }
+
+
 def _agent_host(settings: StackSettings) -> Service:
     argv = [
         str(VENV_BIN / "python"),
@@ -121,9 +133,10 @@ def _agent_host(settings: StackSettings) -> Service:
     program = Program(
         "agent_host",
         argv,
-        # AGENT_HOST_API_KEY, AGENT_HOST_PROXY_KEY and DATABASE_URL come from supervisord's environment
-        # (secret_env).
+        # AGENT_HOST_API_KEY, AGENT_HOST_ADMIN_KEY, AGENT_HOST_PROXY_KEY (a service key), DATABASE_URL and
+        # HUB_DATABASE_URL come from supervisord's environment (secret_env).
         environment={
+            **people_environment(settings),
             "LITELLM_BASE_URL": f"{settings.proxy_url}/v1",
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
             # The stack's own data dir; the exported embedding model stays shared in the repo's .stack/models.
@@ -139,7 +152,8 @@ def _ui(settings: StackSettings) -> Service:
     argv = [
         str(VENV_BIN / "streamlit"),
         "run",
-        str(REPO_ROOT / "streamlit_service" / "main.py"),
+        # Streamlit's ASGI app: the sign-in routes and the gate around main.py.
+        str(REPO_ROOT / "streamlit_service" / "app.py"),
         "--server.port",
         str(settings.ui_port),
         "--server.address",
@@ -152,9 +166,10 @@ def _ui(settings: StackSettings) -> Service:
     program = Program(
         "ui",
         argv,
-        # LITELLM_API_KEY, DATABASE_URL and HUB_DATABASE_URL come from supervisord's environment
-        # (secret_env), never from this file.
+        # LITELLM_API_KEY (the UI's service key), UI_COOKIE_SECRET, DATABASE_URL and HUB_DATABASE_URL come from
+        # supervisord's environment (secret_env), never from this file.
         environment={
+            **people_environment(settings),
             "LITELLM_BASE_URL": f"{settings.proxy_url}/v1",
             "RUNTIME_URLS": f"{settings.ollama_base_url},{settings.runtime2_base_url}",
             # Phase 2: chat, documents (RAG) and agents go through the agent host; UI_VIA_AGENT_HOST=false
@@ -206,16 +221,16 @@ def load_plan(settings: StackSettings) -> dict[str, str]:
 
 def secret_env(settings: StackSettings) -> dict[str, str]:
     """Secrets are handed to supervisord through its environment, never written into its config."""
-    # The UI talks to the proxy with the master key by default, as in the seed's streamlit_service/.env.
+    # The UI's LITELLM_API_KEY is its own service key (.stack/ui.keys), never the master key.
     env = {
         "LITELLM_MASTER_KEY": settings.litellm_master_key,
-        "LITELLM_API_KEY": settings.litellm_master_key,
         # Database URLs carry the password. Every program that reads DATABASE_URL (agent host, UI) wants
         # the app database; the proxy is started without it (`env -u`), the hub reads HUB_DATABASE_URL.
         "HUB_DATABASE_URL": settings.database_url,
         "DATABASE_URL": app_database_url(settings),
     }
     env.update(load_keys(settings) or {})
+    env.update(load_ui_keys(settings) or {})
     if "PATH" not in os.environ:
         env["PATH"] = "/usr/bin:/bin"
     return env
