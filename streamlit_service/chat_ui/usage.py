@@ -1,14 +1,13 @@
-"""The Usage page's data: the hub's request log (`hub_request_log`), read only with the master key."""
+"""The Usage page's data: each person's requests, tokens and cost (AccountStore.usage, from the proxy's request
+log through each person's key), and for admins the whole log per day and its latency percentiles."""
 
-import httpx
+from datetime import UTC, datetime, timedelta
+
 import pandas as pd
 import psycopg
 
-from chat_ui.store import describe_url
-
-# Only the master key may call the proxy's admin routes: the hub answers 403 to virtual keys there
-# (litellm_hub/hub/auth.py, is_model_route), so a 200 from one proves the key is the master key.
-ADMIN_PROBE_ROUTE = "/active/callbacks"
+from genailabs_accounts.db import describe_url
+from genailabs_accounts.store import AccountStore
 
 PER_DAY = """
 SELECT date_trunc('day', started_at)::date AS day,
@@ -33,27 +32,25 @@ FROM hub_request_log
 WHERE started_at >= now() - make_interval(days => %s) AND status = 'success'
 GROUP BY 1 ORDER BY 2 DESC
 """
+PERSON_COLUMNS = ["login", "model", "requests", "failures", "prompt_tokens", "completion_tokens", "cost"]
+TOTALS = ["requests", "failures", "prompt_tokens", "completion_tokens", "cost"]
 
 
 class UsageUnavailable(RuntimeError):
     """The request log cannot be read; the message never carries credentials."""
 
 
-def verify_master_key(proxy_root: str, key: str, timeout: float = 5.0) -> str | None:
-    """None when the proxy accepts `key` as its master key, else why not (one line)."""
-    if not key.strip():
-        return "enter the proxy's master key (LITELLM_MASTER_KEY)"
-    try:
-        reply = httpx.get(
-            f"{proxy_root}{ADMIN_PROBE_ROUTE}", headers={"Authorization": f"Bearer {key.strip()}"}, timeout=timeout
-        )
-    except httpx.HTTPError:
-        return f"cannot reach the proxy at {proxy_root} to check the key: start it with `make up`"
-    if reply.status_code in (401, 403):
-        return "that is not the proxy's master key"
-    if reply.status_code != 200:
-        return f"the proxy answered {reply.status_code} when checking the key"
-    return None
+def person_usage(store: AccountStore, days: int, account_id: str | None) -> pd.DataFrame:
+    """One row per person and model over the last `days` days: one person's, or everyone's with None."""
+    since = datetime.now(UTC) - timedelta(days=days)
+    lines = store.usage(since, account_id)
+    frame = pd.DataFrame([line.model_dump() for line in lines], columns=["user_id", *PERSON_COLUMNS])
+    return frame.sort_values(["login", "requests"], ascending=[True, False], ignore_index=True)
+
+
+def per_person(frame: pd.DataFrame) -> pd.DataFrame:
+    """The totals of each person (login as the index), most requests first."""
+    return frame.groupby("login")[TOTALS].sum().sort_values("requests", ascending=False)
 
 
 def _frame(url: str, query: str, days: int) -> pd.DataFrame:
@@ -69,6 +66,7 @@ def _frame(url: str, query: str, days: int) -> pd.DataFrame:
 
 
 def usage_per_day(url: str, days: int) -> pd.DataFrame:
+    """Every key's requests and tokens per day and model (admins only: it is the whole log)."""
     frame = _frame(url, PER_DAY, days)
     if not frame.empty:
         frame["tokens"] = frame["prompt_tokens"] + frame["completion_tokens"]

@@ -1,30 +1,49 @@
-"""Usage: requests, tokens and latency per model from the hub's request log; needs the master key."""
+"""Usage: a person's own requests, tokens and cost per model; an admin sees everyone's, per person."""
 
 import altair as alt
 import streamlit as st
 
+from chat_ui import auth
 from chat_ui.config import get_settings
-from chat_ui.usage import UsageUnavailable, latency_percentiles, usage_per_day, verify_master_key
+from chat_ui.people import account_store
+from chat_ui.usage import UsageUnavailable, latency_percentiles, per_person, person_usage, usage_per_day
+from genailabs_accounts.errors import AccountsUnavailable
 
 st.set_page_config(page_title="GenAILabs usage", page_icon=":material/bar_chart:", layout="wide")
-st.title("Usage")
 settings = get_settings()
+person = auth.require_person(settings)
+st.title("Usage")
 
-if not st.session_state.get("usage_unlocked"):
-    st.caption("The request log covers every key, so this page needs the proxy's master key (LITELLM_MASTER_KEY).")
-    with st.form("master-key"):
-        key = st.text_input("Master key", type="password", key="master_key_input")
-        if st.form_submit_button("Unlock"):
-            refused = verify_master_key(settings.proxy_root, key)
-            if refused:
-                st.error(f"Not unlocked: {refused}.")
-            else:
-                st.session_state.usage_unlocked = True  # the key itself is not kept
-                st.session_state.pop("master_key_input", None)
-                st.rerun()
+everyone = person.account.is_admin and st.toggle("Everyone", value=True, key="usage_everyone")
+st.caption("Everyone's requests, per person." if everyone else "Your requests, counted on your proxy key.")
+days = st.segmented_control("Period", [1, 7, 30, 90], default=7, format_func=lambda d: f"{d} days", key="days") or 7
+try:
+    usage = person_usage(account_store(settings), days, None if everyone else person.account.id)
+except AccountsUnavailable as exc:
+    st.error(f"Usage unavailable: {exc}. Start it with `make up`.", icon=":material/error:")
     st.stop()
 
-days = st.segmented_control("Period", [1, 7, 30, 90], default=7, format_func=lambda d: f"{d} days", key="days") or 7
+if usage.empty:
+    st.info("No requests in this period yet.")
+    st.stop()
+
+cols = st.columns(5)
+cols[0].metric("Requests", int(usage["requests"].sum()))
+cols[1].metric("Failures", int(usage["failures"].sum()))
+cols[2].metric("Tokens in", int(usage["prompt_tokens"].sum()))
+cols[3].metric("Tokens out", int(usage["completion_tokens"].sum()))
+cols[4].metric("Cost", f"${usage['cost'].sum():.4f}")
+
+if everyone:
+    st.subheader("Per person")
+    st.dataframe(per_person(usage), width="stretch")
+st.subheader("Per person and model" if everyone else "Per model")
+shown = usage.drop(columns=["user_id"]) if everyone else usage.drop(columns=["user_id", "login"])
+st.dataframe(shown, hide_index=True, width="stretch")
+
+if not everyone:
+    st.stop()
+# The whole request log (every key, services included): for admins only.
 url = settings.hub_database_url.get_secret_value()
 try:
     per_day = usage_per_day(url, days)
@@ -32,29 +51,15 @@ try:
 except UsageUnavailable as exc:
     st.error(f"{exc}: start it with `make up`, or check HUB_DATABASE_URL in streamlit_service/.env.")
     st.stop()
-
-if per_day.empty:
-    st.info("No requests logged in this period yet.")
-    st.stop()
-
-totals = per_day.groupby("model")[["requests", "failures", "prompt_tokens", "completion_tokens"]].sum()
-cols = st.columns(4)
-cols[0].metric("Requests", int(totals["requests"].sum()))
-cols[1].metric("Failures", int(totals["failures"].sum()))
-cols[2].metric("Tokens in", int(totals["prompt_tokens"].sum()))
-cols[3].metric("Tokens out", int(totals["completion_tokens"].sum()))
-
-left, right = st.columns(2)
-with left:
-    st.subheader("Requests per day")
-    chart = alt.Chart(per_day).mark_bar().encode(x="yearmonthdate(day):T", y="requests:Q", color="model:N")
-    st.altair_chart(chart, width="stretch")
-with right:
-    st.subheader("Tokens per day")
-    chart = alt.Chart(per_day).mark_bar().encode(x="yearmonthdate(day):T", y="tokens:Q", color="model:N")
-    st.altair_chart(chart, width="stretch")
-
-st.subheader("Per model")
-st.dataframe(totals, width="stretch")
-st.subheader("Latency percentiles (successful requests, ms)")
-st.dataframe(latency.set_index("model").round(1) if not latency.empty else latency, width="stretch")
+if not per_day.empty:
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Requests per day")
+        chart = alt.Chart(per_day).mark_bar().encode(x="yearmonthdate(day):T", y="requests:Q", color="model:N")
+        st.altair_chart(chart, width="stretch")
+    with right:
+        st.subheader("Tokens per day")
+        chart = alt.Chart(per_day).mark_bar().encode(x="yearmonthdate(day):T", y="tokens:Q", color="model:N")
+        st.altair_chart(chart, width="stretch")
+    st.subheader("Latency percentiles (successful requests, ms)")
+    st.dataframe(latency.set_index("model").round(1) if not latency.empty else latency, width="stretch")
