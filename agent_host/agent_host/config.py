@@ -14,15 +14,24 @@ STACK_DIR = SERVICE_DIR.parent / ".stack"
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=SERVICE_DIR / ".env", extra="ignore")
 
-    # Clients send this as `Authorization: Bearer ...` on every route but health.
+    # The operator's keys, for scripts and for the first start: sent as `Authorization: Bearer ...` they stand
+    # for the first admin (the oldest active admin account); the API key as that person without admin rights.
+    # People send their sign-in token (gls_...) or a personal API key (glk_...) instead.
     agent_host_api_key: SecretStr
-    # The administrator's key (accepted as an API key too): needed to add or remove MCP servers at run time.
-    # Unset, nobody can; set it until users and roles exist.
     agent_host_admin_key: SecretStr | None = None
     litellm_base_url: str = "http://localhost:4100/v1"
     # The host's own virtual key on the proxy (python -m hub.keys create --alias agent-host).
     agent_host_proxy_key: SecretStr
     database_url: SecretStr = SecretStr("postgresql://litellm:litellm@localhost:5433/genailabs")
+    # The hub's database (its keys and request log): each person's proxy key and usage live there.
+    hub_database_url: SecretStr = SecretStr("postgresql://litellm:litellm@localhost:5433/litellm")
+    # People: a sign-in token unused this long expires; failed sign-ins for one login are slowed after a few,
+    # and after LOGIN_MAX_FAILURES the login is locked for LOGIN_LOCK_MINUTES.
+    session_idle_minutes: int = Field(default=120, ge=1)
+    login_max_failures: int = Field(default=10, ge=1)
+    login_lock_minutes: int = Field(default=15, ge=1)
+    # A resolved credential is trusted this long without asking the database again (0: ask every time).
+    auth_cache_seconds: float = Field(default=5.0, ge=0)
     host: str = "127.0.0.1"
     port: int = 8000
 

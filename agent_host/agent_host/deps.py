@@ -1,44 +1,94 @@
-"""Lifespan-built clients, handed to routes through Annotated aliases."""
+"""The host's typed state, built once in the lifespan, and who is asking: handed to routes as Annotated aliases."""
 
 import secrets
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.requests import HTTPConnection
 from openai import AsyncOpenAI
-from pydantic import SecretStr
+from starlette.types import ASGIApp
 
 from agent_host.agents.service import AgentService
 from agent_host.config import Settings
 from agent_host.errors import Forbidden, Unauthorized
 from agent_host.mcp.manager import McpManager
+from agent_host.people.auth import is_operator
+from agent_host.people.identity import acting_for
+from agent_host.people.service import People
 from agent_host.pipeline.chat import ChatPipeline
 from agent_host.rag.service import RagService
 from agent_host.sessions.store import SessionStore
 from genailabs_accounts.models import Account
 
-
-def _settings(request: HTTPConnection) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+STATE_KEY = "host"  # the lifespan yields {STATE_KEY: AppState}; Starlette hands it to every request's scope
 
 
-def _chat_client(request: HTTPConnection) -> AsyncOpenAI:
-    return request.app.state.chat_client  # type: ignore[no-any-return]
+@dataclass(frozen=True)
+class AppState:
+    """Everything the lifespan builds; routes get its fields through the aliases below."""
+
+    settings: Settings
+    chat_client: AsyncOpenAI
+    session_store: SessionStore
+    pipeline: ChatPipeline
+    people: People
+    rag: RagService
+    mcp: McpManager
+    mcp_endpoint: ASGIApp  # the host's own MCP server, which /mcp forwards to
+    agents: AgentService
 
 
-def _session_store(request: HTTPConnection) -> SessionStore:
-    return request.app.state.session_store  # type: ignore[no-any-return]
+def host_state(connection: HTTPConnection) -> AppState:
+    state = connection.scope.get("state", {}).get(STATE_KEY)
+    if not isinstance(state, AppState):
+        raise RuntimeError("the agent host's lifespan has not run: there is no application state")
+    return state
 
 
-def _pipeline(request: HTTPConnection) -> ChatPipeline:
-    return request.app.state.pipeline  # type: ignore[no-any-return]
+StateDep = Annotated[AppState, Depends(host_state)]
+
+
+def _settings(state: StateDep) -> Settings:
+    return state.settings
+
+
+def _chat_client(state: StateDep) -> AsyncOpenAI:
+    return state.chat_client
+
+
+def _session_store(state: StateDep) -> SessionStore:
+    return state.session_store
+
+
+def _pipeline(state: StateDep) -> ChatPipeline:
+    return state.pipeline
+
+
+def _people(state: StateDep) -> People:
+    return state.people
+
+
+def _mcp(state: StateDep) -> McpManager:
+    return state.mcp
+
+
+def _rag(state: StateDep) -> RagService:
+    return state.rag
+
+
+def _agents(state: StateDep) -> AgentService:
+    return state.agents
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 ChatClientDep = Annotated[AsyncOpenAI, Depends(_chat_client)]
 SessionStoreDep = Annotated[SessionStore, Depends(_session_store)]
 PipelineDep = Annotated[ChatPipeline, Depends(_pipeline)]
+PeopleDep = Annotated[People, Depends(_people)]
+McpManagerDep = Annotated[McpManager, Depends(_mcp)]
+RagServiceDep = Annotated[RagService, Depends(_rag)]
+AgentServiceDep = Annotated[AgentService, Depends(_agents)]
 
 
 def bearer_token(connection: HTTPConnection, allow_query_key: bool = False) -> str | None:
@@ -50,44 +100,22 @@ def bearer_token(connection: HTTPConnection, allow_query_key: bool = False) -> s
     return connection.query_params.get("api_key") if allow_query_key else None
 
 
-def _matches(token: str | None, key: SecretStr | None) -> bool:
-    expected = key.get_secret_value().encode() if key is not None else b""
-    return bool(token and expected) and secrets.compare_digest(str(token).encode(), expected)
-
-
-def is_authorised(connection: HTTPConnection, settings: Settings, allow_query_key: bool = False) -> bool:
-    """The API key or the administrator's key, which can do everything the API key can."""
-    token = bearer_token(connection, allow_query_key)
-    return _matches(token, settings.agent_host_api_key) or _matches(token, settings.agent_host_admin_key)
-
-
-# Transitional, until accounts land: the operator keys stand for one placeholder person.
-_OPERATOR = Account(
-    id="00000000-0000-0000-0000-000000000000",
-    login="operator",
-    name="operator",
-    role="admin",
-    disabled=False,
-    created_at=datetime(2026, 1, 1, tzinfo=UTC),
-)
-
-
 async def authenticate_connection(connection: HTTPConnection) -> Account:
-    """The person a request or WebSocket is from, or Unauthorized (401).
+    """The person a request or WebSocket is from; the proxy calls made while serving it are counted as theirs.
 
     HTTP routes take the credential from `Authorization: Bearer` only; a WebSocket (/ws/chat) may also send
-    `?api_key=`, since browsers cannot set its headers.
+    `?api_key=`, since browsers cannot set its headers. Raises Unauthorized (401) or AccountsUnreachable (503).
     """
     is_websocket = connection.scope["type"] == "websocket"
     if not is_websocket and "api_key" in connection.query_params:
         raise Unauthorized("?api_key= is accepted on /ws/chat only: send Authorization: Bearer <token or API key>")
-    settings: Settings = connection.app.state.settings
-    token = bearer_token(connection, allow_query_key=is_websocket)
-    if _matches(token, settings.agent_host_admin_key):
-        return _OPERATOR
-    if _matches(token, settings.agent_host_api_key):
-        return _OPERATOR.model_copy(update={"role": "user"})
-    raise Unauthorized("missing or wrong credential: send Authorization: Bearer <sign-in token or API key>")
+    credential = bearer_token(connection, allow_query_key=is_websocket)
+    if not credential:
+        raise Unauthorized("missing credential: send Authorization: Bearer <sign-in token or API key>")
+    account = await host_state(connection).people.auth.resolve(credential)
+    # Read by the proxy clients' request hook (people/identity.py), in this task and the tasks it starts.
+    acting_for.set(None if is_operator(account) else account.id)
+    return account
 
 
 async def current_user(request: Request) -> Account:
@@ -109,26 +137,10 @@ async def require_admin(user: CurrentUserDep, settings: SettingsDep) -> Account:
 AdminDep = Annotated[Account, Depends(require_admin)]
 
 
-async def require_api_key(user: CurrentUserDep) -> None:
-    """Transitional alias of CurrentUserDep for app.py's router dependencies."""
-
-
-def _mcp(request: HTTPConnection) -> McpManager:
-    return request.app.state.mcp  # type: ignore[no-any-return]
-
-
-McpManagerDep = Annotated[McpManager, Depends(_mcp)]
-
-
-def _rag(request: HTTPConnection) -> RagService:
-    return request.app.state.rag  # type: ignore[no-any-return]
-
-
-RagServiceDep = Annotated[RagService, Depends(_rag)]
-
-
-def _agents(request: HTTPConnection) -> AgentService:
-    return request.app.state.agents  # type: ignore[no-any-return]
-
-
-AgentServiceDep = Annotated[AgentService, Depends(_agents)]
+def is_authorised(connection: HTTPConnection, settings: Settings, allow_query_key: bool = False) -> bool:
+    """Transitional, the operator keys only: /mcp uses it until it calls authenticate_connection."""
+    token = (bearer_token(connection, allow_query_key) or "").encode()
+    keys = [
+        key.get_secret_value().encode() for key in (settings.agent_host_api_key, settings.agent_host_admin_key) if key
+    ]
+    return bool(token) and any(secrets.compare_digest(token, key) for key in keys)

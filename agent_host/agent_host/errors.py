@@ -16,6 +16,12 @@ class Unauthorized(AgentHostError):
     type, status = "unauthorized", 401
 
 
+class AccountsUnreachable(AgentHostError):
+    """The accounts database cannot be reached, so nobody's credential can be checked."""
+
+    type, status = "accounts_unavailable", 503
+
+
 class Forbidden(AgentHostError):
     """The credential is valid but may not do this (an administrator's action, or a policy says no)."""
 

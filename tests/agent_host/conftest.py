@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from host_support import HOST_KEY, shared_master_key, start_host
+from host_support import HOST_KEY, PEOPLE_ADMIN_KEY, shared_master_key, start_host
 from openai import OpenAI
 
 from agent_host.sessions.store import open_pool
@@ -15,6 +15,23 @@ from procs import ManagedProcess, PostgresInstance
 def host_process(proxy: str, postgres: PostgresInstance) -> Iterator[tuple[ManagedProcess, str]]:
     process, url = start_host(proxy, postgres.url("genailabs"), shared_master_key())
     yield process, url
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def people_host(proxy: str, postgres: PostgresInstance) -> Iterator[str]:
+    """A host for the people tests: an operator admin key, a login locked after 5 failures, and a 512-token
+    window for smollm2 (so a few turns of a session get a running summary)."""
+    env = {
+        "AGENT_HOST_ADMIN_KEY": PEOPLE_ADMIN_KEY,
+        "LOGIN_MAX_FAILURES": "5",
+        "LOGIN_LOCK_MINUTES": "1",
+        "CONTEXT_WINDOWS": '{"smollm2:135m": 512}',
+        "RECENT_MESSAGES": "2",
+        "SUMMARY_TOKENS": "48",
+    }
+    process, url = start_host(proxy, postgres.url("genailabs"), shared_master_key(), **env)
+    yield url
     process.stop()
 
 

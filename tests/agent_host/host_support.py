@@ -9,6 +9,9 @@ import httpx
 from procs import HOST_KEY, MASTER_KEY, MODEL_CACHE, ManagedProcess, scaled, start_agent_host
 
 __all__ = ["HOST_KEY", "MODEL_CACHE", "start_host"]
+# The operator's admin key of the hosts the people tests run (conftest's people_host).
+PEOPLE_ADMIN_KEY = "sk-people-admin-key-0123456"
+PASSWORD = "correct-horse-battery-9"
 
 MODEL = "smollm2:135m"
 
@@ -53,3 +56,26 @@ def sse_data(lines: list[str]) -> list[dict[str, Any]]:
 def shared_master_key() -> str:
     """The session proxy's master key."""
     return MASTER_KEY
+
+
+def bearer(credential: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {credential}"}
+
+
+def admin_auth() -> dict[str, str]:
+    return bearer(PEOPLE_ADMIN_KEY)
+
+
+def create_person(url: str, login: str, role: str = "user", **fields: Any) -> dict[str, Any]:
+    """A new account made through POST /users with the operator's admin key; its listing."""
+    body = {"login": login, "password": PASSWORD, "role": role, **fields}
+    response = httpx.post(f"{url}/users", json=body, headers=admin_auth(), timeout=30)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def sign_in(url: str, login: str, password: str = PASSWORD) -> str:
+    """A sign-in token from POST /auth/login."""
+    response = httpx.post(f"{url}/auth/login", json={"login": login, "password": password}, timeout=30)
+    assert response.status_code == 200, response.text
+    return str(response.json()["token"])

@@ -11,17 +11,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from agent_host.api.middleware import BodyLimitExceeded
 from agent_host.errors import AgentHostError, Unauthorized
 from agent_host.schemas import ErrorBody
+from genailabs_accounts.errors import AccountError, TooManyAttempts
 
 log = logging.getLogger(__name__)
 # What each error status means on the host's routes, for their OpenAPI `responses`.
 ERROR_MEANINGS = {
     400: "the request cannot be served as it is (too long for the model's window, refused by the proxy)",
-    401: "missing or wrong API key (Authorization: Bearer; ?api_key= only on /ws/chat)",
-    404: "no such session, model, collection, document or job",
+    401: "no valid credential: a sign-in token or an API key in Authorization: Bearer (?api_key= only on /ws/chat),"
+    " unknown, expired, revoked, or of a disabled account",
+    403: "an admin's action, and the caller is not an admin",
+    404: "no such session, model, collection, document, job or account",
     409: "already exists",
     413: "the body is over its size limit",
     415: "unsupported document type",
     422: "malformed request",
+    429: "too many failed sign-ins for this login: wait Retry-After seconds",
     502: "the proxy failed on the request",
     503: "the proxy, the database or the vector store is unavailable",
 }
@@ -32,9 +36,9 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorBody, "description": ERROR_MEANINGS[status]} for status in statuses}
 
 
-def error_response(status: int, kind: str, message: str) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status, headers=headers)
+def error_response(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
+    return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status, headers=headers or None)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -43,6 +47,14 @@ def install_error_handlers(app: FastAPI) -> None:
         if not isinstance(exc, Unauthorized):
             log.warning("%s: %s", exc.type, exc.message)
         return error_response(exc.status, exc.type, exc.message)
+
+    @app.exception_handler(AccountError)
+    async def account_error(request: Request, exc: AccountError) -> JSONResponse:
+        """genailabs_accounts' errors carry their own status and type; a throttled sign-in says when to retry."""
+        if exc.status_code >= 500:
+            log.warning("%s: %s", exc.error_type, exc)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyAttempts) else None
+        return error_response(exc.status_code, exc.error_type, str(exc), headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
