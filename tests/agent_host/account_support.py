@@ -30,11 +30,22 @@ def bearer(token: str) -> dict[str, str]:
 
 async def stored_person(pool: Any, prefix: str = "person", role: str = "user") -> Account:
     """An account row only (no proxy key, no password that works): what in-process stores need as an owner."""
-    account_id, login = str(uuid.uuid4()), f"{prefix}.{uuid.uuid4().hex[:8]}"
+    return await store_account(pool, somebody(role, prefix))
+
+
+async def store_account(pool: Any, account: Account) -> Account:
+    """Writes the account's row (the schema migrated first, as the host's stores do)."""
     async with pool.connection() as conn:
         await amigrate(conn)
         await conn.execute(
-            "INSERT INTO accounts (id, login, role, password_hash) VALUES (%s, %s, %s, 'not-a-hash')",
-            (account_id, login, role),
+            "INSERT INTO accounts (id, login, role, password_hash) VALUES (%s, %s, %s, 'not-a-hash') "
+            "ON CONFLICT (id) DO NOTHING",
+            (account.id, account.login, account.role),
         )
-    return Account(id=account_id, login=login, name="", role=role, disabled=False, created_at=datetime.now(UTC))  # type: ignore[arg-type]
+    return account
+
+
+def somebody(role: str = "user", prefix: str = "nobody") -> Account:
+    """A person for in-process runs that store nothing (no session, no notes): no account row needed."""
+    login = f"{prefix}.{uuid.uuid4().hex[:8]}"
+    return Account(id=str(uuid.uuid4()), login=login, name="", role=role, disabled=False, created_at=datetime.now(UTC))  # type: ignore[arg-type]

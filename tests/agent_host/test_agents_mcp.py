@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from account_support import somebody
 from agent_support import ScriptedModel, call, events_of, offered_tools, say, tool_messages
 from mcp_support import files_server_entry, http_entry, mcp_settings, start_mcp_http_server, write_servers_file
 
@@ -51,7 +52,7 @@ def service(manager: McpManager, base_url: str, **overrides: Any) -> AgentServic
 
 
 async def run(agents: AgentService, task: str = "go") -> list[dict[str, Any]]:
-    prepared = await agents.prepare(AgentRunRequest(task=task))
+    prepared = await agents.prepare(AgentRunRequest(task=task), somebody())
     return [event.model_dump() async for event in agents.events(prepared) if event.type != "delta"]
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from account_support import somebody
 from agent_support import ScriptedModel, call, events_of, offered_tools, say
 
 from agent_host.agents.completions import open_chat_agent
@@ -42,7 +43,7 @@ def service(base_url: str, config: dict[str, Any] = TEAM) -> AgentService:
 
 
 async def run(agents: AgentService, task: str, **fields: Any) -> list[dict[str, Any]]:
-    prepared = await agents.prepare(AgentRunRequest(task=task, **fields))
+    prepared = await agents.prepare(AgentRunRequest(task=task, **fields), somebody())
     return [event.model_dump() async for event in agents.events(prepared) if event.type != "delta"]
 
 
@@ -180,9 +181,9 @@ async def test_a_chat_request_with_agent_options_streams_steps_in_chunks_then_th
     request = ChatCompletionRequest(model="fake-model", messages=[{"role": "user", "content": "2^10?"}], stream=True)  # type: ignore[list-item]
     with model.serving() as url:
         agents = service(url)
-        run = await open_chat_agent(agents, request, {"name": "math"})
+        run = await open_chat_agent(agents, request, {"name": "math"}, somebody())
         chunks = [chunk.model_dump(exclude_unset=True) async for chunk in run.chunks()]
-        again = await open_chat_agent(agents, request, {"name": "assistant"})
+        again = await open_chat_agent(agents, request, {"name": "assistant"}, somebody())
         completion = (await again.complete()).model_dump()
     steps = [chunk["agent_step"]["type"] for chunk in chunks if "agent_step" in chunk]
     assert steps == ["start", "tool_call", "tool_result", "answer"]
@@ -191,6 +192,6 @@ async def test_a_chat_request_with_agent_options_streams_steps_in_chunks_then_th
     assert completion["choices"][0]["message"]["content"] == "Fine."
     assert [step["type"] for step in completion["agent_steps"]] == ["start", "answer"]
     with pytest.raises(BadUpstreamRequest, match="invalid agent options"):
-        await open_chat_agent(agents, request, {"name": "math", "colour": "red"})
+        await open_chat_agent(agents, request, {"name": "math", "colour": "red"}, somebody())
     with pytest.raises(AgentNotFound):
-        await open_chat_agent(agents, request, {"name": "nobody"})
+        await open_chat_agent(agents, request, {"name": "nobody"}, somebody())

@@ -3,6 +3,7 @@
 import asyncio
 from typing import Any
 
+from account_support import stored_person
 from agent_support import ScriptedModel, call, calls, events_of, offered_tools, say, tool_messages
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel
@@ -13,8 +14,10 @@ from agent_host.agents.router import Router
 from agent_host.agents.schemas import AgentRunRequest
 from agent_host.agents.service import AgentService
 from agent_host.config import Settings
+from agent_host.db import owner_id
 from agent_host.schemas import SessionCreate
 from agent_host.sessions.store import SessionStore
+from genailabs_accounts.models import Account
 
 AGENTS = {
     "default_model": "fake-model",
@@ -48,8 +51,13 @@ def service(base_url: str, pool: Any, **overrides: Any) -> AgentService:
     return AgentService(settings, registry, Router(registry), NotesStore(pool), extra_tools=[WAIT_TOOL])
 
 
-async def run(agents: AgentService, task: str = "do it", **fields: Any) -> list[dict[str, Any]]:
-    prepared = await agents.prepare(AgentRunRequest(task=task, stream=True, **fields))
+async def run(
+    agents: AgentService, task: str = "do it", person: Account | None = None, **fields: Any
+) -> list[dict[str, Any]]:
+    """The run's events; as `person`, else as a new account."""
+    assert agents.notes is not None
+    person = person or await stored_person(agents.notes.pool)
+    prepared = await agents.prepare(AgentRunRequest(task=task, stream=True, **fields), person)
     return [event.model_dump() async for event in agents.events(prepared)]
 
 
@@ -170,14 +178,14 @@ async def test_the_total_time_limit_ends_a_run_whose_model_is_too_slow(pool: Any
 
 
 async def test_a_long_tool_result_is_capped_before_it_reaches_the_model(pool: Any) -> None:
-    store = SessionStore(pool)
-    session = await store.create(SessionCreate(title="notes"))
+    store, person = SessionStore(pool), await stored_person(pool)
+    session = await store.create(owner_id(person), SessionCreate(title="notes"))
     notes = NotesStore(pool)
     for number in range(30):
-        await notes.add(session.id, f"note number {number} with some words to make it longer")
+        await notes.add(owner_id(person), session.id, f"note number {number} with some words to make it longer")
     model = ScriptedModel([call("list_notes"), say("You have many notes.")])
     with model.serving() as url:
-        events = await run(service(url, pool, tool_result_max_chars=200), session_id=session.id)
+        events = await run(service(url, pool, tool_result_max_chars=200), person=person, session_id=session.id)
     result = events_of("tool_result", events)[0]
     assert result["truncated"] and len(result["content"]) <= 200 and "truncated" in result["content"]
     assert result["content"].startswith("1. note number 0")
@@ -186,8 +194,8 @@ async def test_a_long_tool_result_is_capped_before_it_reaches_the_model(pool: An
 
 
 async def test_notes_are_kept_per_session_and_need_one(pool: Any) -> None:
-    store = SessionStore(pool)
-    session = await store.create(SessionCreate(title="notes"))
+    store, person = SessionStore(pool), await stored_person(pool)
+    session = await store.create(owner_id(person), SessionCreate(title="notes"))
     model = ScriptedModel(
         [
             call("add_note", text="Flight at 9am"),
@@ -199,11 +207,11 @@ async def test_notes_are_kept_per_session_and_need_one(pool: Any) -> None:
     )
     with model.serving() as url:
         agents = service(url, pool)
-        with_session = await run(agents, session_id=session.id)
-        without = await run(agents)
+        with_session = await run(agents, person=person, session_id=session.id)
+        without = await run(agents, person=person)
     added, listed = events_of("tool_result", with_session)
     assert added["content"].startswith("saved note") and listed["content"].endswith("Flight at 9am")
-    assert [n.text for n in await NotesStore(pool).list_notes(session.id)] == ["Flight at 9am"]
+    assert [n.text for n in await NotesStore(pool).list_notes(owner_id(person), session.id)] == ["Flight at 9am"]
     refused = events_of("tool_result", without)[0]
     assert refused["is_error"] and "need a session" in refused["content"]
 

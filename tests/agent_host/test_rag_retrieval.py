@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from account_support import somebody, store_account
 from rag_support import own_database
 
 from agent_host.config import Settings
@@ -32,6 +33,10 @@ SPACE = [
     ("mars.txt", "Mars has two small moons, Phobos and Deimos, and the tallest volcano in the solar system."),
     ("venus.txt", "Venus is the hottest planet because its thick carbon dioxide atmosphere traps heat."),
 ]
+
+
+# Every collection here is this administrator's (its row is written into the module's database first).
+ADMIN = somebody("admin", "rag-retrieval")
 
 
 def big_document(label: str, lines: int) -> bytes:
@@ -64,6 +69,7 @@ async def open_service(
     )
     pool = await open_pool(database, 5.0)
     await pool.wait(timeout=10)
+    await store_account(pool, ADMIN)
     service = RagService(settings, Registry(pool), VectorStore(chroma, chroma_url), embedders)
     await service.start()
     return service, pool
@@ -78,12 +84,12 @@ async def rag(database: str, chroma: Path, embedders: EmbedderRegistry) -> Async
 
 
 async def fresh_collection(rag: RagService, name: str, files: list[tuple[str, str]]) -> None:
-    names = {c.name for c in await rag.list_collections()}
+    names = {c.name for c in await rag.list_collections(ADMIN)}
     if name in names:
-        await rag.delete_collection(name)
-    await rag.create_collection(CollectionCreate(name=name))
+        await rag.delete_collection(name, ADMIN)
+    await rag.create_collection(CollectionCreate(name=name), ADMIN)
     uploads = [UploadedFile(f, "text/plain", bytearray(text.encode()), len(text.encode())) for f, text in files]
-    result = await rag.upload(name, uploads, wait=True)
+    result = await rag.upload(name, uploads, wait=True, person=ADMIN)
     assert {f.status for f in result.files} == {"indexed"}
 
 
@@ -92,11 +98,13 @@ async def test_hybrid_scores_are_the_reciprocal_rank_fusion_of_both_rankings(rag
     question = "how much exercise does a dog need"
 
     async def ranking(mode: str) -> list[str]:
-        result = await rag.query(QueryRequest(query=question, collections=["pets"], mode=mode, top_k=20, min_score=-1))
+        result = await rag.query(
+            QueryRequest(query=question, collections=["pets"], mode=mode, top_k=20, min_score=-1), ADMIN
+        )
         return [hit.chunk_id for hit in result.hits]
 
     vector, bm25 = await ranking("vector"), await ranking("bm25")
-    hybrid = await rag.query(QueryRequest(query=question, collections=["pets"], top_k=20, min_score=-1))
+    hybrid = await rag.query(QueryRequest(query=question, collections=["pets"], top_k=20, min_score=-1), ADMIN)
     assert vector and bm25 and hybrid.hits[0].source == "dogs.txt"
     k = rag.settings.rag_rrf_k
     for hit in hybrid.hits:
@@ -116,7 +124,8 @@ async def test_several_collections_merge_into_one_ranking(rag: RagService) -> No
                 mode=mode,
                 top_k=6,
                 min_score=-1,
-            )
+            ),
+            ADMIN,
         )
         assert {hit.collection for hit in result.hits} == {"pets", "space"}
         assert [hit.rank for hit in result.hits] == list(range(1, len(result.hits) + 1))
@@ -124,7 +133,8 @@ async def test_several_collections_merge_into_one_ranking(rag: RagService) -> No
         for hit in result.hits:
             assert hit.source in dict(PETS if hit.collection == "pets" else SPACE)
     only = await rag.query(
-        QueryRequest(query="planet moons", collections=["pets", "space"], filters=RagFilters(source="mars.txt"))
+        QueryRequest(query="planet moons", collections=["pets", "space"], filters=RagFilters(source="mars.txt")),
+        ADMIN,
     )
     assert only.hits and {hit.source for hit in only.hits} == {"mars.txt"}
 
@@ -134,11 +144,11 @@ async def test_keyword_index_is_rebuilt_from_chroma_when_the_service_reopens(
 ) -> None:
     await fresh_collection(rag, "pets", PETS)
     request = QueryRequest(query="goldfish tank water", collections=["pets"], mode="bm25", min_score=-1)
-    before = [(h.chunk_id, h.bm25_score) for h in (await rag.query(request)).hits]
+    before = [(h.chunk_id, h.bm25_score) for h in (await rag.query(request, ADMIN)).hits]
     assert before
     reopened, pool = await open_service(database, chroma, embedders)
     try:
-        assert [(h.chunk_id, h.bm25_score) for h in (await reopened.query(request)).hits] == before
+        assert [(h.chunk_id, h.bm25_score) for h in (await reopened.query(request, ADMIN)).hits] == before
     finally:
         await reopened.close()
         await pool.close()  # type: ignore[attr-defined]
@@ -148,7 +158,7 @@ async def test_queries_during_a_job_see_a_document_whole_or_not_at_all(rag: RagS
     await fresh_collection(rag, "harbour", [("seed.txt", "The harbour master keeps the tide tables.")])
     tolls = big_document("tolls", 150)
     tolls_file = UploadedFile("tolls.txt", "text/plain", bytearray(tolls), len(tolls))
-    upload = await rag.upload("harbour", [tolls_file], wait=False)
+    upload = await rag.upload("harbour", [tolls_file], wait=False, person=ADMIN)
     assert upload.job is not None
     request = QueryRequest(
         query="harbour tolls paid",
@@ -159,22 +169,22 @@ async def test_queries_during_a_job_see_a_document_whole_or_not_at_all(rag: RagS
         filters=RagFilters(source="tolls.txt"),
     )
     seen_while_running: set[int] = set()
-    while rag.job(upload.job.id).status in ("queued", "running"):
-        hits = (await rag.query(request)).hits
-        if rag.job(upload.job.id).status == "running":
+    while rag.job(upload.job.id, ADMIN).status in ("queued", "running"):
+        hits = (await rag.query(request, ADMIN)).hits
+        if rag.job(upload.job.id, ADMIN).status == "running":
             seen_while_running.add(len(hits))
         await asyncio.sleep(0.01)
-    final = rag.job(upload.job.id)
+    final = rag.job(upload.job.id, ADMIN)
     chunks = final.files[0].chunks
     assert final.status == "done" and chunks is not None and 0 < chunks <= 50
     assert seen_while_running  # queries were answered while the job ran ...
     assert seen_while_running <= {0, chunks}  # ... and never saw part of the document
-    assert len((await rag.query(request)).hits) == chunks
+    assert len((await rag.query(request, ADMIN)).hits) == chunks
 
 
 async def test_a_reindex_switches_generations_without_a_gap(rag: RagService) -> None:
     await fresh_collection(rag, "ledger", [("tolls.txt", big_document("customs", 120).decode())])
-    (document,) = await rag.list_documents("ledger")
+    (document,) = await rag.list_documents("ledger", ADMIN)
     request = QueryRequest(
         query="customs archive",
         collections=["ledger"],
@@ -183,17 +193,17 @@ async def test_a_reindex_switches_generations_without_a_gap(rag: RagService) -> 
         min_score=-1,
         filters=RagFilters(source="tolls.txt"),
     )
-    job = await rag.reindex("ledger", document.id)
+    job = await rag.reindex("ledger", document.id, ADMIN)
     counts: set[int] = set()
     generations: set[str] = set()
-    while rag.job(job.id).status in ("queued", "running"):
-        hits = (await rag.query(request)).hits
+    while rag.job(job.id, ADMIN).status in ("queued", "running"):
+        hits = (await rag.query(request, ADMIN)).hits
         counts.add(len(hits))
         generations.update(hit.chunk_id.split(":")[1] for hit in hits)
         await asyncio.sleep(0.01)
-    assert rag.job(job.id).status == "done"
+    assert rag.job(job.id, ADMIN).status == "done"
     assert counts == {document.chunks}  # always the whole document: the old generation until the new one is ready
-    final = {hit.chunk_id.split(":")[1] for hit in (await rag.query(request)).hits}
+    final = {hit.chunk_id.split(":")[1] for hit in (await rag.query(request, ADMIN)).hits}
     assert final == {"1"} and generations <= {"0", "1"}
 
 
@@ -218,13 +228,13 @@ async def test_a_chroma_server_works_like_the_embedded_store_and_its_outage_is_5
     try:
         await fresh_collection(rag, "remote", PETS)
         request = QueryRequest(query="how long do cats sleep", collections=["remote"])
-        assert (await rag.query(request)).hits[0].source == "cats.txt"
+        assert (await rag.query(request, ADMIN)).hits[0].source == "cats.txt"
         server.stop()
         with pytest.raises(VectorStoreUnavailable) as outage:
-            await rag.query(request)
+            await rag.query(request, ADMIN)
         assert outage.value.status == 503
         server.start()  # the same port and data: the store reconnects by itself
-        assert (await rag.query(request)).hits[0].source == "cats.txt"
+        assert (await rag.query(request, ADMIN)).hits[0].source == "cats.txt"
     finally:
         await rag.close()
         await pool.close()  # type: ignore[attr-defined]

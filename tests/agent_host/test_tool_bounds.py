@@ -6,6 +6,7 @@ from typing import Any
 
 import psutil
 import pytest
+from account_support import somebody
 from agent_support import ScriptedModel, call, events_of, say
 from busy_work import die, spin
 from langchain_core.tools import BaseTool, StructuredTool
@@ -32,7 +33,7 @@ def tools_by_name(tools: list[BaseTool]) -> dict[str, BaseTool]:
 
 @pytest.fixture
 def builtins() -> dict[str, BaseTool]:
-    return tools_by_name(builtin_tools(ToolDeps(rag=None, notes=None, session_id=None)))
+    return tools_by_name(builtin_tools(ToolDeps(rag=None, notes=None, person=None, session_id=None)))
 
 
 @pytest.mark.parametrize(
@@ -129,7 +130,7 @@ async def test_a_run_whose_cpu_bound_tool_overruns_gets_a_tool_error_and_the_wor
         service = AgentService(
             settings, registry, Router(registry), NotesStore(pool), extra_tools=[worker_tool("spin", spin, SpinArgs)]
         )
-        prepared = await service.prepare(AgentRunRequest(task="spin", stream=True))
+        prepared = await service.prepare(AgentRunRequest(task="spin", stream=True), somebody())
         events = [event.model_dump() async for event in service.events(prepared)]
     result = events_of("tool_result", events)[0]
     assert result["is_error"] and "timed out after 1 s" in result["content"]
