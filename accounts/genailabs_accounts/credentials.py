@@ -61,17 +61,24 @@ def resolve(conn: psycopg.Connection[dict[str, Any]], credential: str, idle_minu
         row = _resolve_api_key(conn, digest)
     if row["disabled"]:
         raise NotSignedIn("this account is disabled")
-    conn.execute(
-        f"UPDATE accounts SET last_seen_at = now() WHERE id = %s "
-        f"AND (last_seen_at IS NULL OR last_seen_at < now() - interval '{TOUCH_EVERY}')",
-        (row["id"],),
-    )
+    # One round trip for most requests: the timestamps are written only when a minute old.
+    if row["touch_credential"]:
+        conn.execute(_TOUCH_SESSION if credential.startswith(SESSION_PREFIX) else _TOUCH_API_KEY, (digest,))
+    if row["touch_account"]:
+        conn.execute("UPDATE accounts SET last_seen_at = now() WHERE id = %s", (row["id"],))
     return row
+
+
+_TOUCH_SESSION = "UPDATE account_sessions SET last_seen_at = now() WHERE token_hash = %s"
+_TOUCH_API_KEY = "UPDATE account_api_keys SET last_used_at = now() WHERE key_hash = %s"
+_ACCOUNT_STALE = f"(a.last_seen_at IS NULL OR a.last_seen_at < now() - interval '{TOUCH_EVERY}') AS touch_account"
 
 
 def _resolve_session(conn: psycopg.Connection[dict[str, Any]], digest: str, idle_minutes: int) -> dict[str, Any]:
     row = conn.execute(
-        f"""SELECT {ACCOUNT_COLUMNS}, s.last_seen_at < now() - %s * interval '1 minute' AS expired
+        f"""SELECT {ACCOUNT_COLUMNS}, {_ACCOUNT_STALE},
+                   s.last_seen_at < now() - %s * interval '1 minute' AS expired,
+                   s.last_seen_at < now() - interval '{TOUCH_EVERY}' AS touch_credential
             FROM account_sessions s JOIN accounts a ON a.id = s.account_id WHERE s.token_hash = %s""",
         (idle_minutes, digest),
     ).fetchone()
@@ -80,17 +87,13 @@ def _resolve_session(conn: psycopg.Connection[dict[str, Any]], digest: str, idle
     if row["expired"]:
         conn.execute("DELETE FROM account_sessions WHERE token_hash = %s", (digest,))
         raise NotSignedIn(f"the sign-in session expired after {idle_minutes} minutes idle: sign in again")
-    conn.execute(
-        f"UPDATE account_sessions SET last_seen_at = now() WHERE token_hash = %s "
-        f"AND last_seen_at < now() - interval '{TOUCH_EVERY}'",
-        (digest,),
-    )
     return row
 
 
 def _resolve_api_key(conn: psycopg.Connection[dict[str, Any]], digest: str) -> dict[str, Any]:
     row = conn.execute(
-        f"""SELECT {ACCOUNT_COLUMNS}, k.revoked_at
+        f"""SELECT {ACCOUNT_COLUMNS}, {_ACCOUNT_STALE}, k.revoked_at,
+                   (k.last_used_at IS NULL OR k.last_used_at < now() - interval '{TOUCH_EVERY}') AS touch_credential
             FROM account_api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.key_hash = %s""",
         (digest,),
     ).fetchone()
@@ -98,11 +101,6 @@ def _resolve_api_key(conn: psycopg.Connection[dict[str, Any]], digest: str) -> d
         raise NotSignedIn("unknown API key")
     if row["revoked_at"] is not None:
         raise NotSignedIn("this API key was revoked")
-    conn.execute(
-        f"UPDATE account_api_keys SET last_used_at = now() WHERE key_hash = %s "
-        f"AND (last_used_at IS NULL OR last_used_at < now() - interval '{TOUCH_EVERY}')",
-        (digest,),
-    )
     return row
 
 

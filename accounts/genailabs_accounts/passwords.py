@@ -38,15 +38,20 @@ class Passwords:
 
     def verify(self, stored_hash: str | None, password: str) -> bool:
         """True when it matches; with no stored hash it still spends an argon2 verification, then False."""
+        # Made before any answer, for known and unknown logins alike: its one-off cost tells nothing either.
+        dummy = self._dummy_hash()
         if len(password) > MAX_PASSWORD:
             return False
         if stored_hash is None:
             # Same work as for a real account, so the time taken does not tell whether the login exists.
-            if self._dummy is None:
-                self._dummy = self.hasher.hash(secrets.token_urlsafe(16))
-            self._verify(self._dummy, password)
+            self._verify(dummy, password)
             return False
         return self._verify(stored_hash, password)
+
+    def _dummy_hash(self) -> str:
+        if self._dummy is None:
+            self._dummy = self.hasher.hash(secrets.token_urlsafe(16))
+        return self._dummy
 
     def _verify(self, stored_hash: str, password: str) -> bool:
         try:
