@@ -5,9 +5,10 @@ from typing import Any
 
 import streamlit as st
 
-from chat_ui.agent_client import AgentInfo, list_agents
+from chat_ui import session
 from chat_ui.config import Settings
-from chat_ui.rag_client import HostProblem
+from chat_ui.host import HostProblem
+from chat_ui.host_models import AgentInfo
 
 AUTO = "auto"
 # Said without the word "proxy": the status panel below owns that word (and the browser tests look for it there).
@@ -109,7 +110,7 @@ def _agents(settings: Settings) -> list[AgentInfo] | None:
     cached = st.session_state.get("agents_list")
     if cached is None:
         try:
-            cached = list_agents(settings)
+            cached = session.host(settings).agents(timeout=settings.probe_timeout * 2)
         except HostProblem as exc:
             st.caption(f"Agents unavailable: {exc.message}")
             return None

@@ -1,21 +1,21 @@
-"""Talking to the model backend (the proxy, or the agent host in phase 2) through the OpenAI SDK."""
+"""Talking to the model backend (the proxy, or the agent host) through the OpenAI SDK: models, chat, titles."""
 
-import queue
-import threading
 import time
-import uuid
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import httpx
 import openai
+import streamlit as st
 from openai.types.chat import ChatCompletionMessageParam
 from pydantic import BaseModel
 
 from chat_ui.config import Settings
+from chat_ui.people import Credentials
 from chat_ui.rag_models import Citation
 from chat_ui.schemas import Facts, GenerationParams
+from chat_ui.streaming import Feed, relay
 
 TITLE_PROMPT = "Write a title of at most six words for this conversation. Reply with the title only."
 
@@ -34,13 +34,24 @@ class ModelList(BaseModel):
     problem: str = ""  # why the list could not be read, when it could not
 
 
-def make_client(settings: Settings, timeout: float | None = None) -> openai.OpenAI:
+@st.cache_resource(show_spinner=False, max_entries=256)
+def _client(base_url: str, api_key: str, headers: tuple[tuple[str, str], ...], timeout: float) -> openai.OpenAI:
+    """One client per backend and person: its connection pool saves a TCP setup on every message."""
     return openai.OpenAI(
-        base_url=settings.chat_base_url,
-        api_key=settings.chat_api_key,
-        timeout=timeout or settings.request_timeout,
+        base_url=base_url,
+        api_key=api_key,
+        timeout=timeout,
         max_retries=0,  # the proxy retries; a second layer here would only hide a dead backend longer
+        default_headers=dict(headers) or None,
     )
+
+
+def chat_client(settings: Settings, credentials: Credentials, timeout: float | None = None) -> openai.OpenAI:
+    """The one OpenAI client factory: the agent host with the person's sign-in token, or the proxy with the UI's
+    service key naming the person (people.backend_credentials), so the proxy counts the request as theirs."""
+    base_url = settings.agent_host_url.rstrip("/") + "/v1" if settings.agent_host_url else settings.litellm_base_url
+    headers = tuple(sorted(credentials.headers.items()))
+    return _client(base_url.rstrip("/"), credentials.api_key, headers, timeout or settings.request_timeout)
 
 
 def runtime_models(runtime_urls: list[str], timeout: float) -> set[str] | None:
@@ -58,9 +69,9 @@ def runtime_models(runtime_urls: list[str], timeout: float) -> set[str] | None:
     return names if answered else None
 
 
-def list_models(settings: Settings) -> ModelList:
+def list_models(settings: Settings, credentials: Credentials) -> ModelList:
     """The backend's models, each marked served or unavailable; never raises."""
-    client = make_client(settings, timeout=settings.probe_timeout * 3)
+    client = chat_client(settings, credentials, timeout=settings.probe_timeout * 3)
     try:
         configured = [model.id for model in client.models.list()]
     except openai.APIError as exc:
@@ -83,9 +94,12 @@ def list_models(settings: Settings) -> ModelList:
     return ModelList(options=options)
 
 
-def chat_messages(params: GenerationParams, history: list[tuple[str, str]]) -> list[ChatCompletionMessageParam]:
+def chat_messages(
+    params: GenerationParams, history: list[tuple[str, str]], system: bool = True
+) -> list[ChatCompletionMessageParam]:
+    """The request's messages; `system=False` where the agent-host session holds the system prompt."""
     messages: list[dict[str, str]] = [{"role": "system", "content": params.system_prompt}]
-    if not params.system_prompt.strip():
+    if not system or not params.system_prompt.strip():
         messages = []
     messages += [{"role": role, "content": content} for role, content in history]
     return cast(list[ChatCompletionMessageParam], messages)
@@ -126,84 +140,56 @@ class Reply:
         )
 
 
-_DONE = object()
-
-
 def stream_reply(
     client: openai.OpenAI,
-    params: GenerationParams,
-    history: list[tuple[str, str]],
+    messages: list[ChatCompletionMessageParam],
     reply: Reply,
     poll: float = 0.05,
-    session_id: str | None = None,
     extra_body: dict[str, Any] | None = None,
 ) -> Generator[str | None, None, None]:
-    """Yields text pieces as they arrive, and None every `poll` seconds while waiting.
+    """Yields text pieces as they arrive, and None every `poll` seconds while waiting (streaming.relay).
 
-    The HTTP stream is read on a thread so the caller keeps control while the backend is silent: a
-    caller that stops iterating (Stop, a page rerun) closes the stream in `finally`, which closes the
-    connection, and the proxy and the runtime cancel the generation.
+    A caller that stops iterating (Stop, a page rerun) closes the stream: the backend stops generating.
     """
-    pieces: queue.Queue[object] = queue.Queue()
-    holder: dict[str, openai.Stream[object]] = {}
-    cancelled = threading.Event()
-    body = {**(extra_body or {}), **({"session_id": session_id} if session_id else {})}
+    params = reply.params
 
-    def read() -> None:
-        try:
-            # With an agent-host session the host keeps the history: only the new question is sent.
-            raw = client.chat.completions.with_raw_response.create(
-                model=params.model,
-                messages=chat_messages(params, history[-1:] if session_id else history),
-                temperature=params.temperature,
-                max_tokens=params.max_tokens,
-                top_p=params.top_p,
-                stream=True,
-                stream_options={"include_usage": True},
-                extra_body=body or None,
-            )
-            reply.context = context_facts(raw.headers)
-            stream = raw.parse()
-            holder["stream"] = stream  # type: ignore[assignment]
-            for chunk in stream:
-                if cancelled.is_set():
-                    break  # the answer came back after Stop: close it instead of reading it all
-                pieces.put(chunk)
-            if cancelled.is_set():
-                stream.close()
-        except Exception as exc:  # handed to the page, which explains it
-            pieces.put(exc)
-        finally:
-            pieces.put(_DONE)
+    def read(feed: Feed) -> None:
+        raw = client.chat.completions.with_raw_response.create(
+            model=params.model,
+            messages=messages,
+            temperature=params.temperature,
+            max_tokens=params.max_tokens,
+            top_p=params.top_p,
+            stream=True,
+            stream_options={"include_usage": True},
+            extra_body=extra_body or None,
+        )
+        reply.context = context_facts(raw.headers)
+        stream = raw.parse()
+        feed.closing(stream.close)
+        for chunk in stream:
+            if feed.cancelled.is_set():
+                break  # the answer came back after Stop: close it instead of reading it all
+            feed.put(chunk)
 
-    reader = threading.Thread(target=read, name="chat-stream", daemon=True)
-    reader.start()
+    items = relay(read, poll, "chat-stream")
     finished = False
     try:
-        while True:
-            try:
-                item = pieces.get(timeout=poll)
-            except queue.Empty:
+        for item in items:
+            if item is None:
                 yield None
-                continue
-            if item is _DONE:
-                finished = True
-                return
-            if isinstance(item, Exception):
-                if not reply.stopped:
-                    reply.error = item
-                continue
-            text = _absorb(reply, item)
-            if text:
-                yield text
+            elif isinstance(item, Exception):
+                reply.error = item
+            else:
+                text = _absorb(reply, item)
+                if text:
+                    yield text
+        finished = True
     finally:
         reply.ended = time.perf_counter()
         if not finished:
-            cancelled.set()
+            items.close()
             reply.stopped = reply.error is None
-            stream = holder.get("stream")
-            if stream is not None:
-                stream.close()
 
 
 def context_facts(headers: httpx.Headers) -> dict[str, int]:
@@ -213,29 +199,6 @@ def context_facts(headers: httpx.Headers) -> dict[str, int]:
         if name.lower().startswith("x-context-") and value.isdigit():
             facts[name.lower().removeprefix("x-context-")] = int(value)
     return facts
-
-
-HOST_SESSION_NAMESPACE = uuid.UUID("6a0c1b2e-5d7f-4e43-9b1a-1f0e2d3c4b5a")
-
-
-def host_session_id(conversation_id: int) -> str:
-    """The agent-host session that mirrors a UI conversation: derived, so no mapping table is needed."""
-    return str(uuid.uuid5(HOST_SESSION_NAMESPACE, f"ui-conversation-{conversation_id}"))
-
-
-def ensure_host_session(settings: Settings, conversation_id: int, title: str) -> str | None:
-    """Creates the conversation's session on the agent host unless it exists; None if that fails."""
-    session_id = host_session_id(conversation_id)
-    try:
-        response = httpx.post(
-            f"{settings.agent_host_url.rstrip('/')}/sessions",
-            json={"id": session_id, "title": title},
-            headers={"Authorization": f"Bearer {settings.chat_api_key}"},
-            timeout=settings.probe_timeout * 3,
-        )
-    except httpx.HTTPError:
-        return None
-    return session_id if response.status_code in (201, 409) else None
 
 
 def _absorb(reply: Reply, chunk: object) -> str:

@@ -1,14 +1,16 @@
 """The main column: model picker, per-conversation controls, the messages and what can be done with them."""
 
+from typing import Any
+
 import streamlit as st
 
 from chat_ui import agent_view, session, sources
 from chat_ui.config import Settings
-from chat_ui.schemas import SYSTEM_PROMPT_MAX, TEMPERATURE_RANGE, Message
-from chat_ui.store import HistoryStore, StoreUnavailable
+from chat_ui.history import History, HistoryUnavailable
+from chat_ui.schemas import SYSTEM_PROMPT_MAX, TEMPERATURE_RANGE, Facts, Message
 
 
-def model_picker(settings: Settings, store: HistoryStore) -> None:
+def model_picker(settings: Settings, history: History) -> None:
     params = session.params()
     left, right = st.columns([5, 1], vertical_alignment="bottom")
     refresh = right.button(
@@ -29,7 +31,7 @@ def model_picker(settings: Settings, store: HistoryStore) -> None:
         index=ids.index(params.model),
         key=key,
         format_func=labels.__getitem__,
-        on_change=lambda: _apply(store, model=by_label.get(st.session_state[key], st.session_state[key])),
+        on_change=lambda: _apply(history, model=by_label.get(st.session_state[key], st.session_state[key])),
     )
     if listing.problem:
         st.warning(f"Model list unavailable ({listing.problem}); the status panel says why.", icon=":material/warning:")
@@ -40,13 +42,13 @@ def model_picker(settings: Settings, store: HistoryStore) -> None:
         )
 
 
-def _apply(store: HistoryStore, **changes: object) -> None:
-    refused = session.set_params(store, **changes)
+def _apply(history: History, **changes: object) -> None:
+    refused = session.set_params(history, **changes)
     if refused:
         st.toast(f"Not applied: {refused}")
 
 
-def controls(settings: Settings, store: HistoryStore) -> None:
+def controls(settings: Settings, history: History) -> None:
     params = session.params()
     cid = st.session_state.conv_id
     with st.expander("Settings for this chat: temperature, max tokens, top-p, system prompt"):
@@ -65,86 +67,125 @@ def controls(settings: Settings, store: HistoryStore) -> None:
         }  # fmt: skip
         changed = {name: value for name, value in fields.items() if getattr(params, name) != value}
         if changed:
-            _apply(store, **changed)
+            _apply(history, **changed)
 
 
-def history(settings: Settings) -> None:
+def conversation_messages(history: History) -> None:
+    """The open conversation as its history holds it: each message, an answer's sources, steps and facts."""
     messages = session.messages()
     if not messages:
         st.caption("Pick a model and ask something. Answers stream in; Stop ends one early.")
-    saved = sources.conversation_extras(settings)
-    for message in messages:
+    conversation = st.session_state.conversation
+    for index, message in enumerate(messages):
         with st.chat_message(message.role):
-            extras = sources.extras_of(message, saved) if message.role == "assistant" else None
-            if extras is not None and extras.steps:
-                agent_view.render_events(extras.steps)
+            meta = message.meta
+            if meta is not None and meta.steps:
+                agent_view.render_events(meta.steps)
             st.markdown(message.content or "_(no text)_")
-            if extras is not None:
-                sources.render(extras.citations, extras.collections)
-                if extras.steps:
-                    st.caption(agent_view.run_summary(extras.steps))
-            label = "facts · copy" if message.facts else "copy"
+            if meta is not None:
+                sources.render(meta.citations, conversation.collections if conversation is not None else [])
+                if meta.steps:
+                    st.caption(agent_view.run_summary(meta.steps))
+            facts = _facts(message, index == len(messages) - 1)
+            label = "facts · copy" if facts else "copy"
             with st.expander(label):
-                if message.facts:
-                    st.caption(message.facts.line())
+                if facts:
+                    st.caption(facts.line())
                 st.code(message.content, language="markdown", wrap_lines=True)
+                if message.id > 0:
+                    st.button(
+                        "Delete message", icon=":material/delete:", key=f"delete-message-{message.id}",
+                        on_click=_delete_message, args=(history, message),
+                    )  # fmt: skip
 
 
-def problem_and_actions(store: HistoryStore) -> None:
+def _facts(message: Message, last: bool) -> Facts | None:
+    """What the history kept of an answer; for the one this page just streamed, with what it measured then."""
+    measured: list[Any] | None = st.session_state.get("measured")  # [conversation id, message id, facts]
+    conversation = st.session_state.conversation
+    if measured is None or conversation is None or measured[0] != conversation.id or message.role != "assistant":
+        return message.facts
+    if measured[1] is None and last:
+        measured[1] = message.id  # the answer the turn produced is the newest one of the first reload after it
+    if measured[1] == message.id and (message.facts is None or not message.facts.model):
+        facts: Facts = measured[2]
+        return facts.with_context_of(message.facts)
+    return message.facts
+
+
+def problem_and_actions(history: History) -> None:
     messages = session.messages()
     if st.session_state.problem is not None:
         problem, text = st.session_state.problem
         with st.chat_message("assistant", avatar=":material/error:"):
             st.error(f"**{problem.message}**  \n{problem.action}")
-            st.caption("Your message is kept in the chat; resend it when the problem is fixed:")
+            st.caption("Your message, to resend when the problem is fixed:")
             st.code(text, language=None, wrap_lines=True)
-            st.button("Resend", icon=":material/send:", key="resend", on_click=_resend)
+            st.button("Resend", icon=":material/send:", key="resend", on_click=_resend, args=(text,))
     if not messages:
         return
     left, right = st.columns([1, 4])
     if messages[-1].role == "assistant":
-        left.button("Regenerate", icon=":material/refresh:", key="regenerate", on_click=_regenerate, args=(store,))
+        left.button("Regenerate", icon=":material/refresh:", key="regenerate", on_click=_regenerate, args=(history,))
     last_user = next((m for m in reversed(messages) if m.role == "user"), None)
     if last_user is not None:
         with right.popover("Edit last message", icon=":material/edit:"):
             st.text_area("Your last message", value=last_user.content, key=f"edit-{last_user.id}")
-            st.button("Send edited", key="send-edited", on_click=_edit_and_resend, args=(store, last_user))
+            st.button("Send edited", key="send-edited", on_click=_edit_and_resend, args=(history, last_user))
 
 
-def _resend() -> None:
-    st.session_state.pending = ("again", None)
-
-
-def _regenerate(store: HistoryStore) -> None:
+def _resend(text: str) -> None:
+    """Answers the question again when the history ends with it, else sends it anew (it was never kept)."""
     messages = session.messages()
-    if messages and messages[-1].role == "assistant":
-        _drop_after(store, messages, len(messages) - 2)
-    st.session_state.pending = ("again", None)
+    kept = bool(messages) and messages[-1].role == "user" and messages[-1].content == text
+    st.session_state.pending = ("again", None) if kept else ("send", text)
 
 
-def _edit_and_resend(store: HistoryStore, message: Message) -> None:
+def _regenerate(history: History) -> None:
+    messages = session.messages()
+    if messages and messages[-1].role == "assistant" and _drop_after(history, messages, len(messages) - 2):
+        st.session_state.pending = ("again", None)
+
+
+def _edit_and_resend(history: History, message: Message) -> None:
     text = str(st.session_state.get(f"edit-{message.id}", "")).strip()
     if not text:
         return
     messages = session.messages()
     index = next(i for i, m in enumerate(messages) if m is message or (m.id == message.id and m.id > 0))
-    try:
-        if message.id > 0:
-            store.edit_message(message.id, text)
-    except StoreUnavailable:
-        st.session_state.unsaved = True
+    conversation = st.session_state.conversation
+    if conversation is not None and message.id > 0:
+        try:
+            history.replace_message(conversation.id, message.id, text)
+        except HistoryUnavailable as exc:
+            st.toast(f"Not edited: {exc}")
+            return
     messages[index] = message.model_copy(update={"content": text})
-    _drop_after(store, messages, index)
-    st.session_state.pending = ("again", None)
+    if _drop_after(history, messages, index):
+        st.session_state.pending = ("again", None)
 
 
-def _drop_after(store: HistoryStore, messages: list[Message], index: int) -> None:
-    """Forgets every message after `index`, in the page and in the database."""
+def _drop_after(history: History, messages: list[Message], index: int) -> bool:
+    """Forgets every message after `index`, in the history and on the page; False if the history refused."""
     keep = messages[index]
     conversation = st.session_state.conversation
-    try:
-        if conversation is not None and keep.id > 0:
-            store.delete_messages_after(conversation.id, keep.id)
-    except StoreUnavailable:
-        st.session_state.unsaved = True
+    if conversation is not None and keep.id > 0 and index < len(messages) - 1:
+        try:
+            history.truncate_after(conversation.id, keep.id)
+        except HistoryUnavailable as exc:
+            st.toast(f"Not changed: {exc}")
+            return False
     del messages[index + 1 :]
+    return True
+
+
+def _delete_message(history: History, message: Message) -> None:
+    conversation = st.session_state.conversation
+    if conversation is None:
+        return
+    try:
+        history.delete_message(conversation.id, message.id)
+    except HistoryUnavailable as exc:
+        st.toast(f"Not deleted: {exc}")
+        return
+    st.session_state.messages = [m for m in session.messages() if m.id != message.id]

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from chat_ui.rag_client import HostProblem, RagClient
+from chat_ui.host import HostClient, HostProblem
 from chat_ui.rag_models import UPLOAD_TYPES, Collection, FileResult, Job, UploadOutcome
 
 PROXY_MODE_NOTE = (
     "Documents and retrieval live in the agent host, and this UI talks straight to the proxy: "
-    "set AGENT_HOST_URL (and AGENT_HOST_API_KEY) in streamlit_service/.env to use them."
+    "set AGENT_HOST_URL in streamlit_service/.env to use them."
 )
 POLL_SECONDS = 0.3
 # An ingestion job the page follows; past this the page stops waiting (the job goes on in the host).
@@ -60,13 +60,21 @@ def collections_table(collections: list[Collection]) -> None:
             "embedding model": c.embedding_model,
             "chunk tokens / overlap": f"{c.chunk_tokens} / {c.chunk_overlap}",
             "description": c.description,
+            "access": access(c),
         }
         for c in collections
     ]
     st.dataframe(rows, hide_index=True, width="stretch", key="collections-table")
 
 
-def create_form(client: RagClient) -> None:
+def access(collection: Collection) -> str:
+    """Whose a collection is, as its row says it."""
+    if not collection.writable:
+        return f"shared by {collection.owner_login or 'someone'}: read-only"
+    return "yours, shared with everyone" if collection.shared else "yours"
+
+
+def create_form(client: HostClient) -> None:
     with st.expander("New collection", expanded=False), st.form("new-collection", clear_on_submit=True):
         name = st.text_input("Name", placeholder="lowercase letters, digits, - and _", key="new-collection-name")
         description = st.text_input("Description (optional)", key="new-collection-description")
@@ -93,14 +101,40 @@ def create_form(client: RagClient) -> None:
     st.rerun()
 
 
-def pick_collection(collections: list[Collection]) -> str:
+def pick_collection(client: HostClient, collections: list[Collection]) -> Collection:
+    """The collection the page shows; its owner (or an admin) may share it or delete it, others only read it."""
     names = [c.name for c in collections]
     if st.session_state.get("documents_collection") not in names:
         st.session_state.documents_collection = names[0]
     left, right = st.columns([4, 1], vertical_alignment="bottom")
     name: str = left.selectbox("Collection", names, key="documents_collection")
+    chosen = next(c for c in collections if c.name == name)
+    if not chosen.writable:
+        st.info(
+            f"{chosen.name} is shared by {chosen.owner_login or 'its owner'}: you can search it and chat with it, "
+            "but not change it.",
+            icon=":material/lock:",
+        )
+        return chosen
     right.button("Delete collection", icon=":material/delete:", key="delete-collection", on_click=_ask_delete)
-    return name
+    st.toggle(
+        "Shared with everyone (read-only for them)",
+        value=chosen.shared,
+        key=f"share-{chosen.name}",
+        on_change=_share,
+        args=(client, chosen.name),
+    )
+    return chosen
+
+
+def _share(client: HostClient, name: str) -> None:
+    shared = bool(st.session_state.get(f"share-{name}"))
+    try:
+        client.share_collection(name, shared)
+    except HostProblem as exc:
+        flash("error", f"Sharing not changed: {exc.message}")
+        return
+    flash("success", f"{name} is {'shared with everyone, read-only' if shared else 'yours alone again'}.")
 
 
 def _ask_delete() -> None:
@@ -112,7 +146,7 @@ def _forget_delete() -> None:
 
 
 @st.dialog("Delete this collection?", on_dismiss=_forget_delete)
-def confirm_delete(client: RagClient, collection: Collection) -> None:
+def confirm_delete(client: HostClient, collection: Collection) -> None:
     st.write(
         f"“{collection.name}” with its {collection.documents} documents and {collection.chunks} chunks "
         "will be deleted from the index. This cannot be undone."
@@ -133,7 +167,7 @@ def confirm_delete(client: RagClient, collection: Collection) -> None:
         st.rerun()
 
 
-def upload_section(client: RagClient, collection: str) -> None:
+def upload_section(client: HostClient, collection: str) -> None:
     st.subheader("Add documents")
     report: UploadReport | None = st.session_state.get("upload_report")
     if report is not None and report.collection == collection:
@@ -152,7 +186,7 @@ def upload_section(client: RagClient, collection: str) -> None:
         st.rerun()
 
 
-def ingest(client: RagClient, collection: str, batch: list[tuple[str, bytes]]) -> UploadReport:
+def ingest(client: HostClient, collection: str, batch: list[tuple[str, bytes]]) -> UploadReport:
     """One request for the whole batch, then a progress bar fed by the job until it is done."""
     try:
         outcome = client.upload(collection, batch)
@@ -165,7 +199,7 @@ def ingest(client: RagClient, collection: str, batch: list[tuple[str, bytes]]) -
     return UploadReport(collection, job, merge_results(outcome.files, job.files), problem)
 
 
-def follow(client: RagClient, job: Job, bar: DeltaGenerator) -> tuple[Job, str]:
+def follow(client: HostClient, job: Job, bar: DeltaGenerator) -> tuple[Job, str]:
     """Polls the job into the progress bar until it finishes; the last state seen and any problem."""
     deadline = time.monotonic() + JOB_PATIENCE_SECONDS
     while not job.finished:
@@ -221,7 +255,7 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-def documents_section(client: RagClient, collection: str) -> None:
+def documents_section(client: HostClient, collection: str, writable: bool = True) -> None:
     st.subheader("Documents")
     try:
         documents = client.documents(collection)
@@ -231,7 +265,7 @@ def documents_section(client: RagClient, collection: str) -> None:
     if not documents:
         st.caption("No documents in this collection yet.")
         return
-    widths = [3, 0.7, 0.7, 0.7, 0.8, 1.2, 1.2]
+    widths = [3, 0.7, 0.7, 0.7, 0.8, 1.2, 1.2] if writable else [3, 0.7, 0.7, 0.7, 0.8]
     header = st.columns(widths)
     for column, title in zip(header, ["file", "type", "pages", "chunks", "status"], strict=False):
         column.markdown(f"**{title}**")
@@ -242,6 +276,8 @@ def documents_section(client: RagClient, collection: str) -> None:
         cells[2].markdown("–" if document.pages is None else str(document.pages))
         cells[3].markdown(str(document.chunks))
         cells[4].markdown(document.status)
+        if not writable:
+            continue
         if cells[5].button("Re-index", key=f"reindex-{document.id}", help="Read, chunk and embed the file again"):
             reindex(client, collection, document.id, document.filename)
         with cells[6].popover("Delete", icon=":material/delete:"):
@@ -256,7 +292,7 @@ def documents_section(client: RagClient, collection: str) -> None:
                 st.rerun()
 
 
-def reindex(client: RagClient, collection: str, document_id: str, filename: str) -> None:
+def reindex(client: HostClient, collection: str, document_id: str, filename: str) -> None:
     try:
         job = client.reindex_document(collection, document_id)
     except HostProblem as exc:

@@ -1,10 +1,8 @@
-"""The chat's documents: which collections a conversation answers from, sent as `rag` with every request.
+"""The chat's documents: which collections a conversation answers from (agent-host mode only).
 
-The choice is the UI's (kept per conversation beside its history), not bound to the agent-host session, because
-regenerate and resend go out without the session (see turn.py) and must retrieve the same way.
+The choice is part of the host's session (its `collections`): every turn of it retrieves from them, regenerate and
+edit included, and nothing of it is kept in the UI. A new chat's choice waits in the draft until the chat exists.
 """
-
-from typing import Any
 
 import openai
 import streamlit as st
@@ -12,9 +10,8 @@ import streamlit as st
 from chat_ui import session
 from chat_ui.config import Settings
 from chat_ui.errors import ChatProblem
-from chat_ui.extras_store import ExtrasStore
-from chat_ui.rag_client import HostProblem, rag_client_of
-from chat_ui.store import StoreUnavailable
+from chat_ui.history import History, HistoryUnavailable
+from chat_ui.host import HostProblem
 
 # Host error types that are about documents, not the model: errors.explain would blame the model for them.
 RAG_ERRORS = {
@@ -25,64 +22,41 @@ RAG_ERRORS = {
 }
 
 
-@st.cache_resource(show_spinner=False)
-def _extras_store(url: str) -> ExtrasStore:
-    return ExtrasStore(session.get_store(url), url)
-
-
-def extras_store_of(settings: Settings) -> ExtrasStore:
-    return _extras_store(settings.database_url.get_secret_value())
-
-
-def selected(settings: Settings) -> list[str]:
+def selected() -> list[str]:
     """The open chat's collections (a new chat's come from the draft)."""
-    if not settings.agent_host_url:
-        return []
-    state = st.session_state
-    conversation = state.conversation
+    conversation = st.session_state.conversation
     if conversation is None:
-        return list(state.get("draft_collections", []))
-    cached = state.get("chat_collections")
-    if cached is None or cached[0] != conversation.id:
-        try:
-            names = extras_store_of(settings).collections(conversation.id)
-        except StoreUnavailable:
-            names = list(cached[1]) if cached else []
-        state.chat_collections = (conversation.id, names)
-    return list(state.chat_collections[1])
+        return list(st.session_state.get("draft_collections", []))
+    return list(conversation.collections)
 
 
-def remember(settings: Settings, conversation_id: int, names: list[str]) -> None:
-    """Keeps the choice for the conversation; for this page only while the database is down."""
-    st.session_state.chat_collections = (conversation_id, list(names))
-    try:
-        extras_store_of(settings).set_collections(conversation_id, names)
-    except StoreUnavailable:
-        st.toast("Collections kept for this session only: the history database is down.")
-
-
-def _chosen(settings: Settings, key: str) -> None:
+def _chosen(history: History, key: str) -> None:
     names = list(st.session_state.get(key) or [])
     conversation = st.session_state.conversation
     if conversation is None:
         st.session_state.draft_collections = names
-    else:
-        remember(settings, conversation.id, names)
+        return
+    try:
+        history.set_collections(conversation.id, names)
+    except HistoryUnavailable as exc:
+        st.toast(f"Collections not changed: {exc}")
+        return
+    conversation.collections = names
 
 
-def picker(settings: Settings) -> None:
-    """A multiselect of the host's collections for this conversation; nothing in proxy mode."""
+def picker(settings: Settings, history: History) -> None:
+    """A multiselect of the person's collections (and the shared ones) for this conversation; nothing in proxy mode."""
     if not settings.agent_host_url:
         return
     try:
-        available = [c.name for c in rag_client_of(settings).collections(timeout=settings.probe_timeout * 2)]
+        available = [c.name for c in session.host(settings).collections(timeout=settings.probe_timeout * 2)]
     except HostProblem as exc:
         st.caption(f"Document collections unavailable: {exc.message}")
         return
     if not available:
         st.caption("No document collections yet: add documents on the Documents page to chat with them.")
         return
-    current = selected(settings)
+    current = selected()
     gone = [name for name in current if name not in available]
     key = f"collections-{st.session_state.conv_id}"
     st.multiselect(
@@ -91,18 +65,12 @@ def picker(settings: Settings) -> None:
         default=[name for name in current if name in available],
         key=key,
         on_change=_chosen,
-        args=(settings, key),
+        args=(history, key),
         placeholder="no collection: plain chat",
         help="Each question retrieves the best chunks from these collections; answers cite them as [1], [2]",
     )
     if gone:
         st.caption(f"No longer on the agent host: {', '.join(gone)}.")
-
-
-def rag_body(settings: Settings) -> dict[str, Any] | None:
-    """The request's `rag` field for the open chat, or None for a plain chat."""
-    names = selected(settings)
-    return {"collections": names} if names else None
 
 
 def explain_rag(exc: Exception) -> ChatProblem | None:

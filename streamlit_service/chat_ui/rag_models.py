@@ -22,6 +22,11 @@ class Collection(WireModel):
     documents: int
     chunks: int
     created_at: datetime
+    # Whose it is, whether everyone may read it, and whether the person asking may change it (owner or admin).
+    owner_id: str | None = None
+    owner_login: str | None = None
+    shared: bool = False
+    writable: bool = True
 
 
 class Document(WireModel):

@@ -2,13 +2,13 @@
 
 import streamlit as st
 
-from chat_ui.rag_client import HostProblem, RagClient
+from chat_ui.host import HostClient, HostProblem
 from chat_ui.rag_models import SEARCH_MODES, Hit, QueryResult
 
 MODE_HELP = "hybrid: keywords (BM25) and meaning (vectors) fused; vector: meaning only; bm25: keywords only"
 
 
-def render(client: RagClient, names: list[str], current: str) -> None:
+def render(client: HostClient, names: list[str], current: str) -> None:
     st.subheader("Test retrieval")
     st.caption("Ask what a chat would ask, and see which chunks the model would be given.")
     with st.form("retrieval-test"):
@@ -27,7 +27,7 @@ def render(client: RagClient, names: list[str], current: str) -> None:
         show_result(outcome)
 
 
-def search(client: RagClient, query: str, collections: list[str], top_k: int, mode: str) -> QueryResult | str:
+def search(client: HostClient, query: str, collections: list[str], top_k: int, mode: str) -> QueryResult | str:
     """The host's hits, or why there are none to show."""
     if not query.strip():
         return "Type a question first."

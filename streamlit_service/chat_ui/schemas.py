@@ -5,6 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from chat_ui.host_models import AnswerMeta
+
 Role = Literal["user", "assistant"]
 
 # Limits enforced before a request leaves the page.
@@ -23,13 +25,13 @@ class GenerationParams(BaseModel):
 
 
 class Facts(BaseModel):
-    """What the stack did for one answer, shown collapsed under it."""
+    """What the stack did for one answer, shown collapsed under it (what is not known is left out)."""
 
-    model: str
+    model: str = ""
     tokens_in: int | None = None
     tokens_out: int | None = None
     ttft_ms: float | None = None
-    total_ms: float
+    total_ms: float | None = None
     stopped: bool = False
     # Agent-host mode: how the prompt was fitted into the model's window (x-context-* headers).
     context_tokens: int | None = None
@@ -39,7 +41,7 @@ class Facts(BaseModel):
 
     @property
     def tokens_per_s(self) -> float | None:
-        if not self.tokens_out or self.ttft_ms is None:
+        if not self.tokens_out or self.ttft_ms is None or self.total_ms is None:
             return None
         generating = (self.total_ms - self.ttft_ms) / 1000
         return self.tokens_out / generating if generating > 0 else None
@@ -48,13 +50,15 @@ class Facts(BaseModel):
         def fmt(value: float | None, unit: str, digits: int = 0) -> str:
             return "–" if value is None else f"{value:.{digits}f}{unit}"
 
-        parts = [
-            f"model **{self.model}**",
-            f"tokens in {fmt(self.tokens_in, '')} / out {fmt(self.tokens_out, '')}",
-            f"TTFT {fmt(self.ttft_ms, ' ms')}",
-            f"total {fmt(self.total_ms, ' ms')}",
-            f"{fmt(self.tokens_per_s, ' tok/s', 1)}",
-        ]
+        parts = [f"model **{self.model}**"] if self.model else []
+        if self.tokens_in is not None or self.tokens_out is not None:
+            parts.append(f"tokens in {fmt(self.tokens_in, '')} / out {fmt(self.tokens_out, '')}")
+        if self.ttft_ms is not None:
+            parts.append(f"TTFT {fmt(self.ttft_ms, ' ms')}")
+        if self.total_ms is not None:
+            parts.append(f"total {fmt(self.total_ms, ' ms')}")
+        if self.tokens_per_s is not None:
+            parts.append(fmt(self.tokens_per_s, " tok/s", 1))
         if self.context_window:
             parts.append(f"context {fmt(self.context_tokens, '')}/{self.context_window} tokens")
         if self.summarised_messages:
@@ -65,24 +69,38 @@ class Facts(BaseModel):
             parts.append("stopped by you")
         return " · ".join(parts)
 
+    def with_context_of(self, kept: "Facts | None") -> "Facts":
+        """These measured facts with the context the host kept (the host's word wins where it has one)."""
+        if kept is None:
+            return self
+        context = {
+            name: getattr(kept, name)
+            for name in ("context_tokens", "context_window", "summarised_messages", "trimmed_messages")
+            if getattr(kept, name) is not None
+        }
+        return self.model_copy(update=context)
+
 
 class Message(BaseModel):
-    id: int
-    role: Role
+    id: int  # negative: shown on the page, not stored (yet)
+    role: str
     content: str
     created_at: datetime
     facts: Facts | None = None
+    incomplete: bool = False  # the answer was stopped before its end
+    meta: AnswerMeta | None = None  # agent-host mode: its sources and an agent's steps
 
 
 class Conversation(BaseModel):
-    id: int
+    id: str  # a number in proxy-only mode, the host's session id in agent-host mode
     title: str
     params: GenerationParams
     created_at: datetime
     updated_at: datetime
+    collections: list[str] = Field(default_factory=list)  # agent-host mode: the documents it answers from
 
 
 class ConversationSummary(BaseModel):
-    id: int
+    id: str
     title: str
     updated_at: datetime

@@ -7,11 +7,11 @@ import streamlit as st
 from chat_ui import agent_view, session
 from chat_ui.config import Settings
 from chat_ui.export import file_stem, to_json, to_markdown
+from chat_ui.history import History, HistoryUnavailable
 from chat_ui.status import check_all
-from chat_ui.store import HistoryStore, StoreUnavailable
 
 
-def render(settings: Settings, store: HistoryStore) -> None:
+def render(settings: Settings, history: History) -> None:
     st.button(
         "New chat",
         icon=":material/add:",
@@ -21,19 +21,19 @@ def render(settings: Settings, store: HistoryStore) -> None:
         width="stretch",
     )
     st.text_input("Search chats", key="search", placeholder="title or text…")
-    conversation_list(store)
-    current_conversation(store)
+    conversation_list(history)
+    current_conversation(history)
     st.divider()
     agent_view.sidebar_controls(settings)
     st.divider()
-    status_panel(settings, store)
+    status_panel(settings, history)
 
 
-def conversation_list(store: HistoryStore) -> None:
+def conversation_list(history: History) -> None:
     limit = st.session_state.list_limit
     try:
-        found = store.summaries(st.session_state.search, limit=limit + 1)
-    except StoreUnavailable as exc:
+        found = history.summaries(st.session_state.search, limit=limit + 1)
+    except HistoryUnavailable as exc:
         st.caption(f"History unavailable: {exc}.")
         return
     if not found:
@@ -56,11 +56,11 @@ def _show_more() -> None:
     st.session_state.list_limit += 30
 
 
-def current_conversation(store: HistoryStore) -> None:
+def current_conversation(history: History) -> None:
     conversation = st.session_state.conversation
     if conversation is None:
         if st.session_state.unsaved:
-            st.warning("This chat is not being saved: the history database is down.")
+            st.warning(f"This chat is not being saved: the {history.name} is unreachable.")
         return
     with st.expander("This chat: rename · export · delete"):
         st.text_input(
@@ -68,7 +68,7 @@ def current_conversation(store: HistoryStore) -> None:
             value=conversation.title,
             key=f"title-{conversation.id}",
             on_change=_rename,
-            args=(store, conversation.id),
+            args=(history, conversation.id),
             max_chars=120,
         )
         messages = session.messages()
@@ -84,21 +84,21 @@ def current_conversation(store: HistoryStore) -> None:
             "Delete chat", icon=":material/delete:", key="delete-chat", on_click=_ask_delete, args=(conversation.id,)
         )
     if st.session_state.get("confirm_delete") == conversation.id:
-        confirm_delete(store, conversation.id, conversation.title)
+        confirm_delete(history, conversation.id, conversation.title)
 
 
-def _rename(store: HistoryStore, conversation_id: int) -> None:
+def _rename(history: History, conversation_id: str) -> None:
     title = str(st.session_state.get(f"title-{conversation_id}", "")).strip()
     if not title:
         return
     try:
-        store.rename(conversation_id, title)
+        history.rename(conversation_id, title)
         st.session_state.conversation.title = title
-    except StoreUnavailable:
-        st.toast("Not renamed: the history database is down.")
+    except HistoryUnavailable:
+        st.toast(f"Not renamed: the {history.name} is unreachable.")
 
 
-def _ask_delete(conversation_id: int) -> None:
+def _ask_delete(conversation_id: str) -> None:
     st.session_state.confirm_delete = conversation_id
 
 
@@ -108,14 +108,14 @@ def _forget_delete() -> None:
 
 # The dialog stays open across reruns until answered or dismissed (a flag, so its buttons work every time).
 @st.dialog("Delete this chat?", on_dismiss=_forget_delete)
-def confirm_delete(store: HistoryStore, conversation_id: int, title: str) -> None:
+def confirm_delete(history: History, conversation_id: str, title: str) -> None:
     st.write(f"“{title}” and all its messages will be deleted. This cannot be undone.")
     left, right = st.columns(2)
     if left.button("Delete", type="primary", key="confirm-delete"):
         try:
-            store.delete(conversation_id)
-        except StoreUnavailable:
-            st.error("Not deleted: the history database is down.")
+            history.delete(conversation_id)
+        except HistoryUnavailable:
+            st.error(f"Not deleted: the {history.name} is unreachable.")
             return
         _forget_delete()
         session.select(None)
@@ -125,7 +125,7 @@ def confirm_delete(store: HistoryStore, conversation_id: int, title: str) -> Non
         st.rerun()
 
 
-def status_panel(settings: Settings, store: HistoryStore) -> None:
+def status_panel(settings: Settings, history: History) -> None:
     @st.fragment(run_every=settings.status_interval)
     def panel() -> None:
         cached = st.session_state.get("statuses")
@@ -133,7 +133,7 @@ def status_panel(settings: Settings, store: HistoryStore) -> None:
         if st.session_state.get("in_full_run") and fresh and cached is not None:
             statuses = cached[1]  # a message send must not wait for three probes the timer just ran
         else:
-            statuses = check_all(settings, store)
+            statuses = check_all(settings, history)
             st.session_state.statuses = (time.monotonic(), statuses)
         st.markdown("**Connections**")
         for status in statuses:

@@ -1,4 +1,4 @@
-"""Health of the proxy, the model runtimes and the history database, for the sidebar panel."""
+"""Health of the proxy, the model runtimes and where the chats live, for the sidebar panel."""
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -8,7 +8,7 @@ import httpx
 from pydantic import BaseModel
 
 from chat_ui.config import Settings
-from chat_ui.store import HistoryStore, StoreUnavailable
+from chat_ui.history import History, HistoryUnavailable
 
 Level = Literal["green", "amber", "red"]
 
@@ -105,24 +105,26 @@ def check_runtimes(settings: Settings) -> ServiceStatus:
     return ServiceStatus(name="model runtime", level="green", checked_at=_now())
 
 
-def check_database(store: HistoryStore) -> ServiceStatus:
+def check_history(history: History) -> ServiceStatus:
+    """Where the chats live: the UI's database, or the agent host in agent-host mode."""
     try:
-        store.ping()
-    except StoreUnavailable as exc:
+        history.ping()
+    except HistoryUnavailable as exc:
+        where = "AGENT_HOST_URL" if history.keeps_turns else "DATABASE_URL"
         return ServiceStatus(
-            name="database",
+            name=history.name,
             level="red",
             checked_at=_now(),
             reason=f"{exc}; history is read-only until it returns",
-            action="start it with `make up`; check DATABASE_URL in streamlit_service/.env",
+            action=f"start it with `make up`; check {where} in streamlit_service/.env",
         )
-    return ServiceStatus(name="database", level="green", checked_at=_now())
+    return ServiceStatus(name=history.name, level="green", checked_at=_now())
 
 
-def check_all(settings: Settings, store: HistoryStore) -> list[ServiceStatus]:
+def check_all(settings: Settings, history: History) -> list[ServiceStatus]:
     """All three checks at once, so a dead service costs one probe timeout, not three."""
     with ThreadPoolExecutor(max_workers=3) as pool:
         proxy = pool.submit(check_proxy, settings)
         runtimes = pool.submit(check_runtimes, settings)
-        database = pool.submit(check_database, store)
+        database = pool.submit(check_history, history)
         return [proxy.result(), runtimes.result(), database.result()]

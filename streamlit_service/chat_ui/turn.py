@@ -1,4 +1,9 @@
-"""One exchange with the model: save the question, stream the answer with a Stop button, save it."""
+"""One exchange with the model: the question, the answer streamed with a Stop button, and what is kept of it.
+
+Proxy-only mode: the page records the question, sends the whole conversation, and records the answer.
+Agent-host mode: only the new question goes out, with the session; the host stores it together with the answer
+(or, on regenerate, answers its stored history again), and the page then re-reads the conversation from the host.
+"""
 
 from datetime import datetime
 from typing import Any
@@ -6,41 +11,19 @@ from typing import Any
 import openai
 import streamlit as st
 
-from chat_ui import agent_turn, agent_view, knowledge, session, sources
-from chat_ui.agent_client import AgentReply
-from chat_ui.backend import Reply, ensure_host_session, fallback_title, generate_title, stream_reply
+from chat_ui import agent_turn, agent_view, knowledge, session
+from chat_ui.backend import Reply, chat_client, chat_messages, fallback_title, generate_title, stream_reply
 from chat_ui.config import Settings
-from chat_ui.errors import explain
-from chat_ui.extras_store import AnswerExtras
-from chat_ui.schemas import MESSAGE_MAX, Facts, GenerationParams, Message, Role
-from chat_ui.store import HistoryStore, StoreUnavailable
+from chat_ui.errors import ChatProblem, explain
+from chat_ui.history import History, HistoryUnavailable
+from chat_ui.schemas import MESSAGE_MAX, Conversation, Facts, GenerationParams, Message, Role
 
 CURSOR = " ▌"
-
-
-def _local_message(role: Role, content: str, facts: Facts | None = None) -> Message:
-    return Message(id=-1, role=role, content=content, created_at=datetime.now().astimezone(), facts=facts)
-
-
-def _save(store: HistoryStore, role: Role, content: str, facts: Facts | None = None) -> Message:
-    """Saves to the open conversation, creating it on the first message; keeps it in the page if the DB is down."""
-    state = st.session_state
-    try:
-        if state.conversation is None and not state.unsaved:
-            conversation = store.create("New chat", session.params())
-            state.conversation = conversation
-            session.select(conversation.id)
-        if state.conversation is not None:
-            return store.add_message(state.conversation.id, role, content, facts)
-    except StoreUnavailable:
-        state.unsaved = True
-    return _local_message(role, content, facts)
-
-
-@st.cache_resource(show_spinner=False)
-def _client(base_url: str, api_key: str, timeout: float) -> openai.OpenAI:
-    """One client per backend: its connection pool saves a TCP setup on every message."""
-    return openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
+NOT_STORED = ChatProblem(
+    kind="stopped",
+    message="Stopped before the answer began: the question was not kept.",
+    action="Resend it, or write a new message.",
+)
 
 
 def check_limits(settings: Settings, params: GenerationParams, text: str | None) -> str | None:
@@ -53,76 +36,100 @@ def check_limits(settings: Settings, params: GenerationParams, text: str | None)
     return None
 
 
-def run(settings: Settings, store: HistoryStore, text: str | None) -> None:
-    """Sends `text` (or, with None, answers the history's last question again) and streams the answer."""
+def _shown(role: Role, content: str, facts: Facts | None = None) -> Message:
+    """A message on the page that its history does not hold (yet)."""
+    return Message(id=-1, role=role, content=content, created_at=datetime.now().astimezone(), facts=facts)
+
+
+def _conversation(history: History, params: GenerationParams) -> Conversation | None:
+    """The open conversation, created on its first message; None while the history is down."""
+    state = st.session_state
+    if state.conversation is None and not state.unsaved:
+        try:
+            conversation = history.create("New chat", params, list(state.get("draft_collections", [])))
+        except HistoryUnavailable:
+            state.unsaved = True
+            return None
+        state.conversation = conversation
+        session.select(conversation.id)
+    result: Conversation | None = state.conversation
+    return result
+
+
+def _record(history: History, conversation: Conversation | None, role: Role, text: str, facts: Facts | None) -> None:
+    """Proxy-only mode keeps the message; the page shows it either way."""
+    kept = None
+    if conversation is not None:
+        try:
+            kept = history.record(conversation.id, role, text, facts)
+        except HistoryUnavailable:
+            st.session_state.unsaved = True
+    session.messages().append(kept or _shown(role, text, facts))
+
+
+def run(settings: Settings, history: History, text: str | None) -> None:
+    """Sends `text` (or, with None, answers the conversation's last question again) and streams the answer."""
     params = session.params()
     refused = check_limits(settings, params, text)
     if refused:
         st.error(f"Not sent: {refused}.")
         return
     session.set_problem(None)
-    rag = knowledge.rag_body(settings)  # read before the first message turns the draft into a conversation
-    history = session.messages()
+    messages = session.messages()
+    if text is None and (not messages or messages[-1].role != "user"):
+        return
+    question = text if text is not None else messages[-1].content
+    first_exchange = len([m for m in messages if m.role == "user"]) <= (0 if text is not None else 1)
+    conversation = _conversation(history, params)
+    if history.keeps_turns and conversation is None:
+        session.set_problem(
+            ChatProblem(kind="history", message="The agent host cannot open a chat right now.", action="Resend."),
+            question,
+        )
+        st.rerun()
     if text is not None:
-        history.append(_save(store, "user", text))
+        if not history.keeps_turns:
+            _record(history, conversation, "user", text, None)
         with st.chat_message("user"):
             st.markdown(text)
-    if not history or history[-1].role != "user":
-        return
-    question = history[-1].content
-    first_exchange = len(history) == 1
-    client = _client(settings.chat_base_url, settings.chat_api_key, settings.request_timeout)
-    conversation = st.session_state.conversation
-    if rag and first_exchange and conversation is not None:
-        knowledge.remember(settings, conversation.id, rag["collections"])
-    pairs: list[tuple[str, str]] = [(m.role, m.content) for m in history]
+    client = chat_client(settings, session.credentials(settings))
     if agent_view.active(settings):
-        # The session is sent on a resend too (for its notes), but only a new question joins its history.
-        session_id = ensure_host_session(settings, conversation.id, conversation.title) if conversation else None
-        agent_reply = agent_turn.stream(
-            settings,
-            params,
-            pairs,
-            session_id,
-            lambda done: _finish_agent(settings, store, done, question, params),
-            collections=rag["collections"] if rag else None,
-            remember=text is not None,
-        )
-        answer, failed = agent_reply.text, agent_reply.error is not None
+        answer, failed = _agent(settings, history, conversation, params, text)
     else:
-        session_id = None
-        if settings.agent_host_url and conversation is not None and text is not None:
-            session_id = ensure_host_session(settings, conversation.id, conversation.title)
         reply = Reply(params)
-        _stream_chat(settings, store, client, pairs, reply, session_id, rag, question)
+        try:
+            _chat(settings, client, history, conversation, reply, text)
+        finally:
+            _finish(settings, history, conversation, reply, question, text is not None)
         answer, failed = reply.text, reply.error is not None
-    if not failed and first_exchange and st.session_state.conversation is not None:
-        _name(settings, store, client, params.model, question, answer)
+    if not failed and first_exchange and conversation is not None:
+        _name(settings, history, client, conversation, params.model, question, answer)
     st.rerun()
 
 
-def _stream_chat(
+def _chat(
     settings: Settings,
-    store: HistoryStore,
     client: openai.OpenAI,
-    pairs: list[tuple[str, str]],
+    history: History,
+    conversation: Conversation | None,
     reply: Reply,
-    session_id: str | None,
-    rag: dict[str, Any] | None,
-    question: str,
+    text: str | None,
 ) -> None:
+    if history.keeps_turns and conversation is not None:
+        # The host holds the history, the system prompt and the documents: only the new question goes out.
+        body: dict[str, Any] = {"session_id": conversation.id}
+        if text is None:
+            body["regenerate"] = True
+        messages = chat_messages(reply.params, [("user", text)] if text is not None else [], system=False)
+    else:
+        body = {}
+        messages = chat_messages(reply.params, [(m.role, m.content) for m in session.messages()])
     with st.chat_message("assistant"):
         shown = st.empty()
         stop = st.empty()
-        stop.button(
-            "Stop",
-            icon=":material/stop_circle:",
-            key="stop",
-            help="Stops the answer here; the model stops generating too",
-        )
+        stop.button("Stop", icon=":material/stop_circle:", key="stop", help="Stops the answer; the model stops too")
         shown.markdown("_waiting for the model…_")
-        extra = {"rag": rag} if rag else None
-        pieces = stream_reply(client, reply.params, pairs, reply, session_id=session_id, extra_body=extra)
+        pieces = stream_reply(client, messages, reply, extra_body=body)
         try:
             for piece in pieces:
                 if piece is not None:
@@ -131,42 +138,94 @@ def _stream_chat(
                     shown.markdown("_waiting for the model…_")  # also where a Stop click is noticed
         finally:
             pieces.close()  # on Stop (a rerun raised above) this closes the connection: the server stops too
-            _finish(settings, store, reply, question, rag["collections"] if rag else [])
         stop.empty()
 
 
-def _finish_agent(
-    settings: Settings, store: HistoryStore, reply: AgentReply, question: str, params: GenerationParams
+def _finish(
+    settings: Settings,
+    history: History,
+    conversation: Conversation | None,
+    reply: Reply,
+    question: str,
+    asked: bool,
 ) -> None:
-    if reply.error is not None:
-        session.set_problem(agent_turn.problem(reply.error), question)
-        return
-    if reply.text or not reply.stopped:
-        message = _save(store, "assistant", reply.text, agent_turn.facts(reply, params))
-        session.messages().append(message)
-        sources.keep(settings, message, AnswerExtras(agent=reply.agent, steps=reply.events))
-
-
-def _finish(settings: Settings, store: HistoryStore, reply: Reply, question: str, searched: list[str]) -> None:
+    """Keeps what the turn produced; a failure goes to the page with the question, to resend."""
     if reply.error is not None:
         problem = knowledge.explain_rag(reply.error) or explain(
-            reply.error, reply.params.model, settings.chat_base_url, settings.chat_api_key
+            reply.error, reply.params.model, client_url(settings), _secret(settings)
         )
         session.set_problem(problem, question)
         return
+    if history.keeps_turns:
+        if asked and reply.stopped and not reply.text:
+            session.set_problem(NOT_STORED, question)  # the host stores a question only with its answer
+        elif conversation is not None:
+            st.session_state.measured = [conversation.id, None, reply.facts()]
+        return
     if reply.text or not reply.stopped:
-        message = _save(store, "assistant", reply.text, reply.facts())
-        session.messages().append(message)
-        sources.keep(settings, message, AnswerExtras(collections=searched, citations=reply.citations or []))
+        _record(history, conversation, "assistant", reply.text, reply.facts())
+
+
+def _secret(settings: Settings) -> str:
+    """The credential chat requests carry, kept out of any message shown."""
+    return session.credentials(settings).api_key
+
+
+def client_url(settings: Settings) -> str:
+    return settings.agent_host_url.rstrip("/") + "/v1" if settings.agent_host_url else settings.litellm_base_url
+
+
+def _agent(
+    settings: Settings,
+    history: History,
+    conversation: Conversation | None,
+    params: GenerationParams,
+    text: str | None,
+) -> tuple[str, bool]:
+    """An agent run on the conversation; with its session the host adds the question and the answer to it."""
+    messages = session.messages()
+    pairs = [(m.role, m.content) for m in messages] + ([("user", text)] if text is not None else [])
+    question = pairs[-1][1]
+    if text is None and conversation is not None and messages and messages[-1].id > 0:
+        try:  # the run stores its question again with the answer: one copy, in order
+            history.delete_message(conversation.id, messages[-1].id)
+        except HistoryUnavailable as exc:
+            session.set_problem(ChatProblem(kind="history", message=str(exc), action="Resend."), question)
+            return "", True
+    body = {
+        "messages": chat_messages(params, pairs),
+        "agent": agent_view.chosen_agent(),
+        "model": params.model,
+        "session_id": conversation.id if conversation is not None else None,
+        "remember": True,
+        "collections": (conversation.collections if conversation is not None else None) or None,
+        "stream": True,
+    }
+    reply = agent_turn.AgentReply(agent=agent_view.chosen_agent())
+    try:
+        agent_turn.stream(session.host(settings), body, reply)
+    finally:
+        if reply.error is not None:
+            session.set_problem(agent_turn.problem(reply.error), question)
+        elif reply.stopped:
+            session.set_problem(NOT_STORED, question)  # the host keeps a run only when it answers
+        elif conversation is not None:
+            st.session_state.measured = [conversation.id, None, reply.facts(params)]
+    return reply.text, reply.error is not None or reply.stopped
 
 
 def _name(
-    settings: Settings, store: HistoryStore, client: openai.OpenAI, model: str, question: str, answer: str
+    settings: Settings,
+    history: History,
+    client: openai.OpenAI,
+    conversation: Conversation,
+    model: str,
+    question: str,
+    answer: str,
 ) -> None:
-    conversation = st.session_state.conversation
     title = generate_title(client, model, question, answer) if settings.title_from_model else fallback_title(question)
     try:
-        store.rename(conversation.id, title)
+        history.rename(conversation.id, title)
         conversation.title = title
-    except StoreUnavailable:
+    except HistoryUnavailable:
         pass

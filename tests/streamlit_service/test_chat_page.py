@@ -5,32 +5,35 @@ from fake_model_server import FakeModelServer, Script
 from ui_support import open_page, send, texts
 
 from chat_ui.config import get_settings
-from chat_ui.session import get_store
+from chat_ui.people import SignedIn
+from chat_ui.store import LocalHistory
 
 
-def store():  # type: ignore[no-untyped-def]
-    return get_store(get_settings().database_url.get_secret_value())
+@pytest.fixture
+def history(person: SignedIn) -> LocalHistory:
+    """The signed-in person's conversations, read as the page reads them."""
+    return LocalHistory(get_settings().database_url.get_secret_value(), str(person.account.id))
 
 
-def test_model_dropdown_marks_models_no_runtime_has_as_unavailable(ui_env: FakeModelServer) -> None:
-    app = open_page()
+def test_model_dropdown_marks_models_no_runtime_has_as_unavailable(ui_env: FakeModelServer, person: SignedIn, history: LocalHistory) -> None:
+    app = open_page(person)
     picker = app.selectbox[0]
     assert picker.options[0] == "smollm2:135m"
     assert "qwen2.5:0.5b (unavailable: no runtime has it)" in picker.options
     assert not app.exception
 
 
-def test_model_failing_the_proxy_health_check_is_marked_unavailable(ui_env: FakeModelServer) -> None:
+def test_model_failing_the_proxy_health_check_is_marked_unavailable(ui_env: FakeModelServer, person: SignedIn, history: LocalHistory) -> None:
     ui_env.healthy = []
-    app = open_page()
+    app = open_page(person)
     assert "smollm2:135m (unavailable: failing its health check)" in app.selectbox[0].options
 
 
-def test_sending_a_message_streams_the_answer_and_keeps_both_in_postgres(ui_env: FakeModelServer) -> None:
-    app = send(open_page(), "Hi there")
+def test_sending_a_message_streams_the_answer_and_keeps_both_in_postgres(ui_env: FakeModelServer, person: SignedIn, history: LocalHistory) -> None:
+    app = send(open_page(person), "Hi there")
     assert "Hello from the fake model." in texts(app)
-    conversation = store().summaries()[0]
-    messages = store().messages(conversation.id)
+    conversation = history.summaries()[0]
+    messages = history.messages(conversation.id)
     assert [(m.role, m.content) for m in messages] == [
         ("user", "Hi there"),
         ("assistant", "Hello from the fake model."),
@@ -43,74 +46,74 @@ def test_sending_a_message_streams_the_answer_and_keeps_both_in_postgres(ui_env:
     assert request["stream"] is True and request["max_tokens"] == 512 and request["model"] == "smollm2:135m"
 
 
-def test_first_exchange_names_the_conversation_by_the_model(ui_env: FakeModelServer) -> None:
-    send(open_page(), "Hi there")
-    assert store().summaries()[0].title == "Greeting the fake model"
+def test_first_exchange_names_the_conversation_by_the_model(ui_env: FakeModelServer, person: SignedIn, history: LocalHistory) -> None:
+    send(open_page(person), "Hi there")
+    assert history.summaries()[0].title == "Greeting the fake model"
 
 
-def test_title_falls_back_to_the_first_words_when_the_model_rambles(ui_env: FakeModelServer) -> None:
+def test_title_falls_back_to_the_first_words_when_the_model_rambles(ui_env: FakeModelServer, person: SignedIn, history: LocalHistory) -> None:
     ui_env.title = "Sure! Here is a title for you. " * 10
-    send(open_page(), "How do I reverse a list in Python quickly please")
-    assert store().summaries()[0].title == "How do I reverse a list…"
+    send(open_page(person), "How do I reverse a list in Python quickly please")
+    assert history.summaries()[0].title == "How do I reverse a list…"
 
 
-def test_conversation_survives_a_restart_of_the_page(ui_env: FakeModelServer) -> None:
-    send(open_page(), "Remember me")
-    conversation = store().summaries()[0]
-    reopened = open_page()
+def test_conversation_survives_a_restart_of_the_page(ui_env: FakeModelServer, person: SignedIn, history: LocalHistory) -> None:
+    send(open_page(person), "Remember me")
+    conversation = history.summaries()[0]
+    reopened = open_page(person)
     assert reopened.button(key=f"open-{conversation.id}").label == conversation.title
     reopened.button(key=f"open-{conversation.id}").click().run()
     assert "Remember me" in texts(reopened)
     assert reopened.query_params["c"] == [str(conversation.id)] or reopened.query_params["c"] == str(conversation.id)
 
 
-def test_system_prompt_and_controls_are_kept_per_conversation(ui_env: FakeModelServer) -> None:
-    app = open_page()
+def test_system_prompt_and_controls_are_kept_per_conversation(ui_env: FakeModelServer, person: SignedIn, history: LocalHistory) -> None:
+    app = open_page(person)
     app.text_area(key="system-None").set_value("Answer in French.")
     app.number_input(key="max_tokens-None").set_value(32)
     app = send(app.run(), "Bonjour")
     assert ui_env.requests[0]["messages"][0] == {"role": "system", "content": "Answer in French."}
     assert ui_env.requests[0]["max_tokens"] == 32
-    conversation = store().get(store().summaries()[0].id)
+    conversation = history.get(history.summaries()[0].id)
     assert conversation is not None and conversation.params.max_tokens == 32
     app.button(key="new-chat").click().run()
     assert app.number_input(key="max_tokens-None").value == 32  # a new chat starts from the last draft
 
 
-def test_rename_then_delete_after_confirming(ui_env: FakeModelServer) -> None:
-    app = send(open_page(), "Hi")
-    cid = store().summaries()[0].id
+def test_rename_then_delete_after_confirming(ui_env: FakeModelServer, person: SignedIn, history: LocalHistory) -> None:
+    app = send(open_page(person), "Hi")
+    cid = history.summaries()[0].id
     app.text_input(key=f"title-{cid}").set_value("My renamed chat").run()
-    assert store().summaries()[0].title == "My renamed chat"
+    assert history.summaries()[0].title == "My renamed chat"
     app.button(key="delete-chat").click().run()
-    assert store().summaries(), "nothing is deleted before the confirmation"
+    assert history.summaries(), "nothing is deleted before the confirmation"
     app.button(key="confirm-delete").click().run()
-    assert store().summaries() == []
+    assert history.summaries() == []
 
 
-def test_search_finds_conversations_by_message_text(ui_env: FakeModelServer) -> None:
-    send(open_page(), "Tell me about penguins")
-    send(open_page(), "Tell me about volcanoes")
-    app = open_page()
+def test_search_finds_conversations_by_message_text(ui_env: FakeModelServer, person: SignedIn, history: LocalHistory) -> None:
+    send(open_page(person), "Tell me about penguins")
+    send(open_page(person), "Tell me about volcanoes")
+    app = open_page(person)
     app.text_input(key="search").set_value("volcano").run()
     labels = [b.label for b in app.button if b.key and b.key.startswith("open-")]
     assert len(labels) == 1
 
 
-def test_regenerate_replaces_the_last_answer(ui_env: FakeModelServer) -> None:
-    app = send(open_page(), "Hi")
+def test_regenerate_replaces_the_last_answer(ui_env: FakeModelServer, person: SignedIn, history: LocalHistory) -> None:
+    app = send(open_page(person), "Hi")
     ui_env.script = Script(pieces=["Second", " answer"])
     app.button(key="regenerate").click().run()
-    messages = store().messages(store().summaries()[0].id)
+    messages = history.messages(history.summaries()[0].id)
     assert [m.content for m in messages] == ["Hi", "Second answer"]
 
 
-def test_edit_and_resend_the_last_user_message(ui_env: FakeModelServer) -> None:
-    app = send(open_page(), "Hi")
-    user_id = store().messages(store().summaries()[0].id)[0].id
+def test_edit_and_resend_the_last_user_message(ui_env: FakeModelServer, person: SignedIn, history: LocalHistory) -> None:
+    app = send(open_page(person), "Hi")
+    user_id = history.messages(history.summaries()[0].id)[0].id
     app.text_area(key=f"edit-{user_id}").set_value("Hello, edited")
     app.button(key="send-edited").click().run()
-    messages = store().messages(store().summaries()[0].id)
+    messages = history.messages(history.summaries()[0].id)
     assert [m.content for m in messages] == ["Hello, edited", "Hello from the fake model."]
     streamed = [request for request in ui_env.requests if request.get("stream")]
     assert streamed[-1]["messages"][-1]["content"] == "Hello, edited"
@@ -128,43 +131,43 @@ ERRORS = {
 
 @pytest.mark.parametrize("status,body,says", ERRORS.values(), ids=ERRORS.keys())
 def test_errors_are_explained_in_the_chat_and_the_message_is_kept(
-    ui_env: FakeModelServer, status: int, body: dict[str, object], says: str
+    ui_env: FakeModelServer, person: SignedIn, history: LocalHistory, status: int, body: dict[str, object], says: str
 ) -> None:
     ui_env.script = Script(error=(status, body))
-    app = send(open_page(), "Please keep this text")
+    app = send(open_page(person), "Please keep this text")
     assert says in texts(app)
     assert app.code[-1].value == "Please keep this text"
-    messages = store().messages(store().summaries()[0].id)
+    messages = history.messages(history.summaries()[0].id)
     assert [(m.role, m.content) for m in messages] == [("user", "Please keep this text")]
     ui_env.script = Script()
     app.button(key="resend").click().run()
-    assert [m.role for m in store().messages(store().summaries()[0].id)] == ["user", "assistant"]
+    assert [m.role for m in history.messages(history.summaries()[0].id)] == ["user", "assistant"]
 
 
-def test_limits_are_enforced_before_any_request(ui_env: FakeModelServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    app = open_page()
+def test_limits_are_enforced_before_any_request(ui_env: FakeModelServer, person: SignedIn, history: LocalHistory, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = open_page(person)
     app = send(app, "x" * 40000)
     assert "Not sent" in texts(app)
     assert ui_env.requests == []
 
 
 def test_page_stays_usable_and_says_why_when_the_proxy_is_down(
-    ui_env: FakeModelServer, monkeypatch: pytest.MonkeyPatch
+    ui_env: FakeModelServer, person: SignedIn, history: LocalHistory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from devstack.probe import free_port
 
     monkeypatch.setenv("LITELLM_BASE_URL", f"http://127.0.0.1:{free_port()}/v1")
     get_settings.cache_clear()
-    app = open_page()
+    app = open_page(person)
     assert not app.exception
     page = texts(app)
     assert "proxy" in page and "start it with `make up`" in page
     app = send(app, "Are you there?")
     assert "Cannot reach the proxy" in texts(app)
-    assert [m.content for m in store().messages(store().summaries()[0].id)] == ["Are you there?"]
+    assert [m.content for m in history.messages(history.summaries()[0].id)] == ["Are you there?"]
 
 
-def test_the_api_key_never_appears_on_the_page(ui_env: FakeModelServer) -> None:
+def test_the_api_key_never_appears_on_the_page(ui_env: FakeModelServer, person: SignedIn, history: LocalHistory) -> None:
     ui_env.script = Script(error=(401, {"error": {"message": "bad key sk-ui-test-key-0123456789"}}))
-    app = send(open_page(), "Hi")
+    app = send(open_page(person), "Hi")
     assert "sk-ui-test-key-0123456789" not in texts(app)

@@ -1,4 +1,4 @@
-"""The modules behind the page: streaming and Stop, export, titles, the Usage page's key check and queries."""
+"""The modules behind the page: streaming and Stop, export, titles, the usage queries (the pages: test_signin_pages)."""
 
 import json
 import time
@@ -6,21 +6,26 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fake_model_server import FakeModelServer, Script
-from ui_support import USAGE_PAGE, open_page
 
-from chat_ui.backend import Reply, clean_title, make_client, stream_reply
+from chat_ui.backend import Reply, chat_client, clean_title, stream_reply
 from chat_ui.config import get_settings
+from chat_ui.people import Credentials
 from chat_ui.export import to_json, to_markdown
 from chat_ui.schemas import Conversation, Facts, GenerationParams, Message
-from chat_ui.usage import latency_percentiles, usage_per_day, verify_master_key
+from chat_ui.usage import latency_percentiles, usage_per_day
 from procs import PostgresInstance, scaled
+
+
+def client():  # type: ignore[no-untyped-def]
+    settings = get_settings()
+    return chat_client(settings, Credentials(settings.litellm_api_key.get_secret_value(), {}))
 
 
 def test_stop_closes_the_stream_so_the_server_stops_generating(ui_env: FakeModelServer) -> None:
     ui_env.script = Script(pieces=[f" w{i}" for i in range(200)], delay=0.02)
     params = GenerationParams(model="smollm2:135m")
     reply = Reply(params)
-    pieces = stream_reply(make_client(get_settings()), params, [("user", "long answer please")], reply)
+    pieces = stream_reply(client(), [{"role": "user", "content": "long answer please"}], reply)
     received = [piece for piece, _ in zip((p for p in pieces if p), range(5), strict=False)]
     pieces.close()  # what the page does when Stop reruns the script
     deadline = time.monotonic() + scaled(5)
@@ -34,7 +39,7 @@ def test_stop_closes_the_stream_so_the_server_stops_generating(ui_env: FakeModel
 def test_streamed_pieces_arrive_one_by_one(ui_env: FakeModelServer) -> None:
     ui_env.script = Script(pieces=["a", "b", "c"], delay=0.05)
     reply = Reply(GenerationParams(model="smollm2:135m"))
-    pieces = [p for p in stream_reply(make_client(get_settings()), reply.params, [("user", "x")], reply) if p]
+    pieces = [p for p in stream_reply(client(), [{"role": "user", "content": "x"}], reply) if p]
     assert pieces == ["a", "b", "c"] and reply.text == "abc" and not reply.stopped
 
 
@@ -53,7 +58,7 @@ def test_titles_are_cleaned_and_rambling_is_refused() -> None:
 def test_export_as_markdown_and_json_holds_every_message() -> None:
     now = datetime.now(UTC)
     conversation = Conversation(
-        id=7,
+        id="7",
         title="Lists",
         params=GenerationParams(model="m", system_prompt="Be brief."),
         created_at=now,
@@ -68,13 +73,6 @@ def test_export_as_markdown_and_json_holds_every_message() -> None:
     document = json.loads(to_json(conversation, messages))
     assert [m["content"] for m in document["messages"]] == ["How?", "`x[::-1]`"]
     assert document["params"]["system_prompt"] == "Be brief."
-
-
-def test_only_the_master_key_unlocks_usage(ui_env: FakeModelServer) -> None:
-    root = ui_env.url
-    assert verify_master_key(root, "sk-fake-master") is None
-    assert verify_master_key(root, "sk-virtual-key") == "that is not the proxy's master key"
-    assert "cannot reach the proxy" in (verify_master_key("http://127.0.0.1:9", "k", timeout=1) or "")
 
 
 @pytest.fixture
@@ -103,19 +101,3 @@ def test_usage_counts_requests_and_tokens_per_model_and_day(request_log: str) ->
     assert ours["requests"].sum() >= 10 and ours["day"].nunique() == 2
     latency = latency_percentiles(request_log, 7).set_index("model")
     assert latency.loc["smollm2:135m", "p50_ms"] > 0
-
-
-def test_usage_page_asks_for_the_master_key_then_shows_charts(ui_env: FakeModelServer, request_log: str) -> None:
-    page = open_page(USAGE_PAGE)
-    page.text_input(key="master_key_input").set_value("sk-wrong")
-    page.button[0].click().run()
-    assert "not the proxy's master key" in page.error[0].value
-    page.text_input(key="master_key_input").set_value("sk-fake-master")
-    page.button[0].click().run()
-    assert not page.exception
-    assert page.metric[0].label == "Requests" and int(page.metric[0].value) >= 10
-    charts = [element for element in page.main if type(element).__name__ == "UnknownElement"]  # AppTest: charts
-    assert len(charts) == 2
-    assert [s.value for s in page.subheader] == [
-        "Requests per day", "Tokens per day", "Per model", "Latency percentiles (successful requests, ms)"
-    ]  # fmt: skip

@@ -5,11 +5,11 @@ from typing import Any
 import httpx
 import openai
 
-from chat_ui.agent_client import AgentReply, sse_events
+from chat_ui.agent_turn import AgentReply
 from chat_ui.agent_view import blocks_of, run_summary
 from chat_ui.documents_view import merge_results, progress_text
+from chat_ui.host import error_of, sse_events
 from chat_ui.knowledge import explain_rag
-from chat_ui.rag_client import error_of
 from chat_ui.rag_models import Citation, FileResult, Job
 
 

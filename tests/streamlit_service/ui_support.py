@@ -4,6 +4,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from chat_ui.people import SignedIn
 from devstack.config import REPO_ROOT
 from procs import scaled
 
@@ -11,8 +12,10 @@ MAIN = REPO_ROOT / "streamlit_service" / "main.py"
 USAGE_PAGE = REPO_ROOT / "streamlit_service" / "pages" / "1_Usage.py"
 
 
-def open_page(path: Path = MAIN, **query: str) -> AppTest:
+def open_page(person: SignedIn, path: Path = MAIN, **query: str) -> AppTest:
+    """The page as `person` sees it (AppTest sends no cookie: the gate finds the person in the session state)."""
     app = AppTest.from_file(str(path), default_timeout=scaled(30))
+    app.session_state["person"] = person
     for key, value in query.items():
         app.query_params[key] = value
     return app.run()
