@@ -15,7 +15,9 @@ def history(person: SignedIn) -> LocalHistory:
     return LocalHistory(get_settings().database_url.get_secret_value(), str(person.account.id))
 
 
-def test_model_dropdown_marks_models_no_runtime_has_as_unavailable(ui_env: FakeModelServer, person: SignedIn, history: LocalHistory) -> None:
+def test_model_dropdown_marks_models_no_runtime_has_as_unavailable(
+    ui_env: FakeModelServer, person: SignedIn, history: LocalHistory
+) -> None:
     app = open_page(person)
     picker = app.selectbox[0]
     assert picker.options[0] == "smollm2:135m"
@@ -23,13 +25,17 @@ def test_model_dropdown_marks_models_no_runtime_has_as_unavailable(ui_env: FakeM
     assert not app.exception
 
 
-def test_model_failing_the_proxy_health_check_is_marked_unavailable(ui_env: FakeModelServer, person: SignedIn, history: LocalHistory) -> None:
+def test_model_failing_the_proxy_health_check_is_marked_unavailable(
+    ui_env: FakeModelServer, person: SignedIn, history: LocalHistory
+) -> None:
     ui_env.healthy = []
     app = open_page(person)
     assert "smollm2:135m (unavailable: failing its health check)" in app.selectbox[0].options
 
 
-def test_sending_a_message_streams_the_answer_and_keeps_both_in_postgres(ui_env: FakeModelServer, person: SignedIn, history: LocalHistory) -> None:
+def test_sending_a_message_streams_the_answer_and_keeps_both_in_postgres(
+    ui_env: FakeModelServer, person: SignedIn, history: LocalHistory
+) -> None:
     app = send(open_page(person), "Hi there")
     assert "Hello from the fake model." in texts(app)
     conversation = history.summaries()[0]
@@ -46,18 +52,24 @@ def test_sending_a_message_streams_the_answer_and_keeps_both_in_postgres(ui_env:
     assert request["stream"] is True and request["max_tokens"] == 512 and request["model"] == "smollm2:135m"
 
 
-def test_first_exchange_names_the_conversation_by_the_model(ui_env: FakeModelServer, person: SignedIn, history: LocalHistory) -> None:
+def test_first_exchange_names_the_conversation_by_the_model(
+    ui_env: FakeModelServer, person: SignedIn, history: LocalHistory
+) -> None:
     send(open_page(person), "Hi there")
     assert history.summaries()[0].title == "Greeting the fake model"
 
 
-def test_title_falls_back_to_the_first_words_when_the_model_rambles(ui_env: FakeModelServer, person: SignedIn, history: LocalHistory) -> None:
+def test_title_falls_back_to_the_first_words_when_the_model_rambles(
+    ui_env: FakeModelServer, person: SignedIn, history: LocalHistory
+) -> None:
     ui_env.title = "Sure! Here is a title for you. " * 10
     send(open_page(person), "How do I reverse a list in Python quickly please")
     assert history.summaries()[0].title == "How do I reverse a list…"
 
 
-def test_conversation_survives_a_restart_of_the_page(ui_env: FakeModelServer, person: SignedIn, history: LocalHistory) -> None:
+def test_conversation_survives_a_restart_of_the_page(
+    ui_env: FakeModelServer, person: SignedIn, history: LocalHistory
+) -> None:
     send(open_page(person), "Remember me")
     conversation = history.summaries()[0]
     reopened = open_page(person)
@@ -67,7 +79,9 @@ def test_conversation_survives_a_restart_of_the_page(ui_env: FakeModelServer, pe
     assert reopened.query_params["c"] == [str(conversation.id)] or reopened.query_params["c"] == str(conversation.id)
 
 
-def test_system_prompt_and_controls_are_kept_per_conversation(ui_env: FakeModelServer, person: SignedIn, history: LocalHistory) -> None:
+def test_system_prompt_and_controls_are_kept_per_conversation(
+    ui_env: FakeModelServer, person: SignedIn, history: LocalHistory
+) -> None:
     app = open_page(person)
     app.text_area(key="system-None").set_value("Answer in French.")
     app.number_input(key="max_tokens-None").set_value(32)
@@ -91,7 +105,9 @@ def test_rename_then_delete_after_confirming(ui_env: FakeModelServer, person: Si
     assert history.summaries() == []
 
 
-def test_search_finds_conversations_by_message_text(ui_env: FakeModelServer, person: SignedIn, history: LocalHistory) -> None:
+def test_search_finds_conversations_by_message_text(
+    ui_env: FakeModelServer, person: SignedIn, history: LocalHistory
+) -> None:
     send(open_page(person), "Tell me about penguins")
     send(open_page(person), "Tell me about volcanoes")
     app = open_page(person)
@@ -108,7 +124,9 @@ def test_regenerate_replaces_the_last_answer(ui_env: FakeModelServer, person: Si
     assert [m.content for m in messages] == ["Hi", "Second answer"]
 
 
-def test_edit_and_resend_the_last_user_message(ui_env: FakeModelServer, person: SignedIn, history: LocalHistory) -> None:
+def test_edit_and_resend_the_last_user_message(
+    ui_env: FakeModelServer, person: SignedIn, history: LocalHistory
+) -> None:
     app = send(open_page(person), "Hi")
     user_id = history.messages(history.summaries()[0].id)[0].id
     app.text_area(key=f"edit-{user_id}").set_value("Hello, edited")
@@ -144,7 +162,9 @@ def test_errors_are_explained_in_the_chat_and_the_message_is_kept(
     assert [m.role for m in history.messages(history.summaries()[0].id)] == ["user", "assistant"]
 
 
-def test_limits_are_enforced_before_any_request(ui_env: FakeModelServer, person: SignedIn, history: LocalHistory, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_limits_are_enforced_before_any_request(
+    ui_env: FakeModelServer, person: SignedIn, history: LocalHistory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = open_page(person)
     app = send(app, "x" * 40000)
     assert "Not sent" in texts(app)
@@ -167,7 +187,9 @@ def test_page_stays_usable_and_says_why_when_the_proxy_is_down(
     assert [m.content for m in history.messages(history.summaries()[0].id)] == ["Are you there?"]
 
 
-def test_the_api_key_never_appears_on_the_page(ui_env: FakeModelServer, person: SignedIn, history: LocalHistory) -> None:
+def test_the_api_key_never_appears_on_the_page(
+    ui_env: FakeModelServer, person: SignedIn, history: LocalHistory
+) -> None:
     ui_env.script = Script(error=(401, {"error": {"message": "bad key sk-ui-test-key-0123456789"}}))
     app = send(open_page(person), "Hi")
     assert "sk-ui-test-key-0123456789" not in texts(app)

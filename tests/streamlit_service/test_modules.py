@@ -9,8 +9,8 @@ from fake_model_server import FakeModelServer, Script
 
 from chat_ui.backend import Reply, chat_client, clean_title, stream_reply
 from chat_ui.config import get_settings
-from chat_ui.people import Credentials
 from chat_ui.export import to_json, to_markdown
+from chat_ui.people import Credentials
 from chat_ui.schemas import Conversation, Facts, GenerationParams, Message
 from chat_ui.usage import latency_percentiles, usage_per_day
 from procs import PostgresInstance, scaled
