@@ -56,11 +56,16 @@ class ScriptedModel:
         self.requests: list[dict[str, Any]] = []
         self.app = FastAPI()
         self.app.post("/v1/chat/completions", response_model=None)(self._complete)
+        self.app.get("/v1/model/info")(self._model_info)
 
     def script(self, replies: list[Reply]) -> None:
         """Replaces what is left of the script and forgets the requests seen so far."""
         self.replies = list(replies)
         self.requests.clear()
+
+    async def _model_info(self) -> dict[str, Any]:
+        """The proxy's model list, for a host's chat turns: the scripted model answers as `fake-model`."""
+        return {"data": [{"model_name": "fake-model", "model_info": {"max_input_tokens": 8192}}]}
 
     async def _complete(self, request: Request) -> JSONResponse | StreamingResponse:
         body = await request.json()
