@@ -338,3 +338,13 @@ def sign_in(ui_url: str, login: str = UI_ADMIN_LOGIN, password: str = UI_PASSWOR
     if reply.status_code != 303 or not cookie:
         raise RuntimeError(f"sign-in as {login} failed: {reply.status_code} {reply.text[:200]}")
     return cookie
+
+
+def make_service_key(hub_url: str, alias: str = "ui-service") -> str:
+    """A new hub service key (it may act for a person with X-GenAILabs-User): what `make up` gives the UI."""
+    from hub.keystore import KeyStore, connect
+
+    with connect(hub_url, scaled(10)) as conn:
+        store = KeyStore(conn)
+        key, _ = store.create(f"{alias}-{uuid.uuid4().hex[:8]}", [], metadata={"service": True})
+    return key

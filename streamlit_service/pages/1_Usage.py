@@ -12,6 +12,8 @@ from genailabs_accounts.errors import AccountsUnavailable
 st.set_page_config(page_title="GenAILabs usage", page_icon=":material/bar_chart:", layout="wide")
 settings = get_settings()
 person = auth.require_person(settings)
+with st.sidebar:
+    auth.signout_control(person)
 st.title("Usage")
 
 everyone = person.account.is_admin and st.toggle("Everyone", value=True, key="usage_everyone")

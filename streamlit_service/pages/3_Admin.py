@@ -10,6 +10,8 @@ from genailabs_accounts.errors import AccountsUnavailable
 st.set_page_config(page_title="GenAILabs admin", page_icon=":material/admin_panel_settings:", layout="wide")
 settings = get_settings()
 person = auth.require_person(settings)
+with st.sidebar:
+    auth.signout_control(person)
 auth.admins_only(person)
 st.title("Accounts")
 
