@@ -85,7 +85,8 @@ class SignInWeb:
         if token is not None:
             return RedirectResponse("/", status_code=303)
         response = self.page(note=self.codec.note_of(request.cookies.get(NOTE_COOKIE)))
-        response.delete_cookie(NOTE_COOKIE, path="/")
+        if NOTE_COOKIE in request.cookies:
+            response.delete_cookie(NOTE_COOKIE, path="/")  # shown once
         return response
 
     async def signin(self, request: Request) -> Response:
@@ -114,7 +115,8 @@ class SignInWeb:
             samesite="lax",
             secure=is_secure(request),
         )
-        response.delete_cookie(NOTE_COOKIE, path="/")
+        if NOTE_COOKIE in request.cookies:
+            response.delete_cookie(NOTE_COOKIE, path="/")
         return response
 
     async def signout(self, request: Request) -> Response:

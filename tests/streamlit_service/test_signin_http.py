@@ -1,17 +1,24 @@
 """Sign-in at the HTTP level: a real UI process (streamlit run app.py) on the real PostgreSQL, no browser."""
 
+import hashlib
+import os
+import subprocess
 import time
 from collections.abc import Iterator
 
 import httpx
+import psycopg
 import pytest
 from itsdangerous import URLSafeSerializer
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
+from devstack.config import REPO_ROOT
+from devstack.probe import free_port
 from genailabs_accounts.errors import NotSignedIn
 from genailabs_accounts.store import AccountStore
 from procs import (
+    BIN_DIR,
     MASTER_KEY,
     UI_PASSWORD,
     UI_SESSION_COOKIE,
@@ -90,7 +97,7 @@ def test_the_page_without_a_session_goes_to_the_signin_form(client: httpx.Client
 def test_signin_sets_an_http_only_same_site_cookie_and_opens_the_page(client: httpx.Client) -> None:
     reply = post_signin(client, ADMIN, UI_PASSWORD)
     assert reply.status_code == 303 and reply.headers["location"] == "/"
-    cookie = reply.headers["set-cookie"]
+    cookie = reply.headers.get_list("set-cookie")[0]
     assert cookie.startswith(f"{UI_SESSION_COOKIE}=")
     attributes = {part.strip().split("=")[0].lower(): part for part in cookie.split(";")[1:]}
     assert "httponly" in attributes and attributes["samesite"].strip().lower() == "samesite=lax"
@@ -99,6 +106,45 @@ def test_signin_sets_an_http_only_same_site_cookie_and_opens_the_page(client: ht
     page = client.get("/")
     assert page.status_code == 200 and "<noscript>" in page.text  # Streamlit's own index page
     assert client.get("/signin").headers.get("location") == "/"  # signed in: the form sends you on
+
+
+def test_behind_an_https_proxy_the_cookie_is_secure(client: httpx.Client) -> None:
+    # uvicorn believes X-Forwarded-Proto from 127.0.0.1 (its forwarded_allow_ips): a TLS-terminating proxy.
+    reply = client.post(
+        "/signin", data={"login": USER, "password": UI_PASSWORD}, headers={"X-Forwarded-Proto": "https"}
+    )
+    assert reply.status_code == 303
+    cookie = reply.headers.get_list("set-cookie")[0]
+    assert cookie.startswith(UI_SESSION_COOKIE) and "secure" in [part.strip().lower() for part in cookie.split(";")]
+
+
+def test_an_idle_session_expires_and_the_signin_page_says_so(client: httpx.Client, postgres: PostgresInstance) -> None:
+    cookie = post_signin(client, USER, UI_PASSWORD).cookies[UI_SESSION_COOKIE]
+    _, token = URLSafeSerializer("unused", salt="genailabs-session").loads_unsafe(cookie)
+    with psycopg.connect(postgres.url("genailabs"), autocommit=True) as conn:  # idle for longer than 120 minutes
+        conn.execute(
+            "UPDATE account_sessions SET last_seen_at = now() - interval '3 hours' WHERE token_hash = %s",
+            (hashlib.sha256(str(token).encode()).hexdigest(),),
+        )
+    reply = client.get("/")
+    assert reply.status_code == 303 and reply.headers["location"] == "/signin"
+    page = client.get("/signin")
+    assert "expired after 120 minutes idle" in page.text and 'class="note"' in page.text
+
+
+def test_the_ui_refuses_to_start_beyond_loopback_without_a_cookie_secret(postgres: PostgresInstance) -> None:
+    env = {
+        **os.environ,
+        "LITELLM_API_KEY": SERVICE_KEY,
+        "DATABASE_URL": postgres.url("genailabs"),
+        "PUBLISHED_ADDRESS": "192.0.2.10",  # published on a LAN address, whatever it binds here
+        "UI_COOKIE_SECRET": "",
+    }
+    argv = [str(BIN_DIR / "streamlit"), "run", str(REPO_ROOT / "streamlit_service" / "app.py"), "--server.port",
+            str(free_port()), "--server.address", "127.0.0.1", "--server.headless", "true"]  # fmt: skip
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=scaled(120), cwd=REPO_ROOT)
+    assert result.returncode != 0
+    assert "refusing to serve on 192.0.2.10 without UI_COOKIE_SECRET" in result.stdout + result.stderr
 
 
 def test_wrong_password_and_unknown_login_get_the_same_generic_error(client: httpx.Client) -> None:
