@@ -1,5 +1,6 @@
 """The FastAPI application: clients built once in the lifespan into one AppState, one router per capability."""
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         catalog = ModelCatalog(client, settings.context_windows, settings.default_context_window, probe=probe)
         pipeline = ChatPipeline(client, store, catalog, TokenCounter(), settings)
         people = open_people(settings)
+        warming = asyncio.create_task(people.warm_up())  # beside the capabilities' start, not after it
         async with AsyncExitStack() as capabilities:
             # Each capability opens its services here and closes them in reverse order.
             rag_service = await capabilities.enter_async_context(open_rag(settings, pool))
@@ -96,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             try:
                 yield {STATE_KEY: state}
             finally:
+                warming.cancel()
                 await pool.close()
                 await client.close()
                 await probe.aclose()

@@ -1,6 +1,5 @@
 """The host's typed state, built once in the lifespan, and who is asking: handed to routes as Annotated aliases."""
 
-import secrets
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -135,12 +134,3 @@ async def require_admin(user: CurrentUserDep, settings: SettingsDep) -> Account:
 
 
 AdminDep = Annotated[Account, Depends(require_admin)]
-
-
-def is_authorised(connection: HTTPConnection, settings: Settings, allow_query_key: bool = False) -> bool:
-    """Transitional, the operator keys only: /mcp uses it until it calls authenticate_connection."""
-    token = (bearer_token(connection, allow_query_key) or "").encode()
-    keys = [
-        key.get_secret_value().encode() for key in (settings.agent_host_api_key, settings.agent_host_admin_key) if key
-    ]
-    return bool(token) and any(secrets.compare_digest(token, key) for key in keys)

@@ -1,5 +1,6 @@
 """What /auth, /users and /usage do, over the sync AccountStore (run in worker threads) and the auth cache."""
 
+from contextlib import suppress
 from datetime import datetime
 from typing import Any
 
@@ -7,7 +8,7 @@ from anyio import to_thread
 
 from agent_host.people.auth import Authenticator
 from agent_host.people.schemas import ApiKeyCreated, UsageReport, UserCreate, UserUpdate
-from genailabs_accounts.errors import AccountNotFound
+from genailabs_accounts.errors import AccountNotFound, AccountsUnavailable
 from genailabs_accounts.models import Account, AccountListing, ApiKeyPublic, SignIn
 from genailabs_accounts.store import AccountStore
 
@@ -18,6 +19,11 @@ class People:
     def __init__(self, store: AccountStore, auth: Authenticator) -> None:
         self.store = store
         self.auth = auth
+
+    async def warm_up(self) -> None:
+        """Opens the accounts pool (and checks the migrations) before the first request has to wait for it."""
+        with suppress(AccountsUnavailable):  # the first request will say so
+            await self._run(self.store.first_admin)
 
     async def _run(self, function: Any, *args: Any) -> Any:
         return await to_thread.run_sync(function, *args)
