@@ -12,4 +12,4 @@ settings = get_settings()
 # Streamlit binds every interface when no address is given: then only a UI_COOKIE_SECRET of our own will do.
 bind_address = streamlit_config.get_option("server.address") or "0.0.0.0"
 web = SignInWeb(settings, cookie_codec(settings, bind_address))
-app = st.App("main.py", routes=web.routes(), middleware=web.middleware())
+app = st.App("navigation.py", routes=web.routes(), middleware=web.middleware())

@@ -117,9 +117,14 @@ def test_sign_out_ends_the_session(fresh: Page, ui_url: str, browser: Browser) -
 
 def test_a_non_admin_gets_no_admin_page(signed_in_context: Callable[..., BrowserContext], ui_url: str) -> None:
     tab = signed_in_context(ui_url, USER).new_page()
-    tab.goto(f"{ui_url}/Admin")
-    expect(tab.get_by_text("Admins only.")).to_be_visible()
-    expect(tab.locator("[data-testid=stDataFrame]")).to_have_count(0)
+    tab.goto(ui_url)
+    menu = tab.locator("[data-testid=stSidebarNav]")
+    expect(menu.get_by_role("link", name="Chat")).to_be_visible()  # the chat page's name, no longer "main"
+    expect(menu.get_by_role("link", name="Usage")).to_be_visible()
+    expect(menu.get_by_role("link", name="Admin")).to_have_count(0)
+    tab.goto(f"{ui_url}/Admin")  # typed in by hand: not one of this person's pages
+    expect(sidebar(tab).get_by_text("Signed in as")).to_be_visible()
+    expect(tab.get_by_role("heading", name="Accounts")).to_have_count(0)
     expect(tab.get_by_text("Add an account")).to_have_count(0)
 
 

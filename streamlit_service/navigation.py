@@ -1,0 +1,19 @@
+"""The UI's page menu (st.navigation): the chat page is "Chat", and the Admin page is listed for admins only.
+
+app.py serves this script; every page it runs still calls the gate (chat_ui.auth.require_person) itself.
+"""
+
+import streamlit as st
+
+from chat_ui import auth
+from chat_ui.config import get_settings
+
+person = auth.require_person(get_settings())
+pages = [
+    st.Page("main.py", title="Chat", icon=":material/chat:", default=True),
+    st.Page("pages/1_Usage.py", title="Usage", icon=":material/bar_chart:", url_path="Usage"),
+    st.Page("pages/2_Documents.py", title="Documents", icon=":material/library_books:", url_path="Documents"),
+]
+if person.account.is_admin:
+    pages.append(st.Page("pages/3_Admin.py", title="Admin", icon=":material/admin_panel_settings:", url_path="Admin"))
+st.navigation(pages).run()
