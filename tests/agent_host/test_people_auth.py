@@ -1,5 +1,7 @@
 """People on a real agent host: sign-in, who am I, sign-out, personal API keys, throttled sign-in, admin routes."""
 
+import asyncio
+import json
 import time
 import uuid
 from typing import Any
@@ -18,6 +20,9 @@ from host_support import (
     create_person,
     sign_in,
 )
+from mcp_support import host_mcp_client
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from procs import MASTER_KEY, scaled
 
@@ -287,3 +292,29 @@ def test_no_secret_key_appears_in_any_answer_of_auth_or_users(people_host: str) 
         for secret in secrets:
             assert secret not in answer.text, (str(answer.url), secret)
     assert token not in answers[0].text and token not in answers[1].text
+
+
+def test_the_websocket_and_the_hosts_mcp_server_take_a_persons_token(people_host: str) -> None:
+    login = unique("nia")
+    create_person(people_host, login)
+    token = sign_in(people_host, login)
+    ws_url = people_host.replace("http://", "ws://") + "/ws/chat"
+    chat = {"type": "chat", "model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
+    for connection in (connect(ws_url, additional_headers=bearer(token)), connect(f"{ws_url}?api_key={token}")):
+        with connection as ws:
+            ws.send(json.dumps(chat))
+            events = [json.loads(ws.recv(timeout=scaled(120)))]
+            while events[-1]["type"] not in ("done", "error"):
+                events.append(json.loads(ws.recv(timeout=scaled(120))))
+        assert events[-1]["type"] == "done", events[-1]
+    with pytest.raises(InvalidStatus) as refused, connect(f"{ws_url}?api_key=gls_{'z' * 43}"):
+        pass
+    assert refused.value.response.status_code == 403
+
+    async def tools(credential: str) -> list[str]:
+        async with host_mcp_client(people_host, credential) as client:
+            return [tool.name for tool in (await client.list_tools()).tools]
+
+    assert "list_sessions" in asyncio.run(tools(token))
+    refused_mcp = httpx.post(f"{people_host}/mcp", json={}, headers=bearer(f"gls_{'z' * 43}"))
+    assert refused_mcp.status_code == 401 and error_of(refused_mcp)["type"] == "unauthorized"
