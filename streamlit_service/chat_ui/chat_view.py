@@ -1,5 +1,6 @@
 """The main column: model picker, per-conversation controls, the messages and what can be done with them."""
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import streamlit as st
@@ -79,14 +80,20 @@ def conversation_messages(history: History) -> None:
     for index, message in enumerate(messages):
         with st.chat_message(message.role):
             meta = message.meta
-            if meta is not None and meta.steps:
-                agent_view.render_events(meta.steps)
+            run = meta.agent_run if meta is not None else None
+            just_streamed = _just_streamed(message, index == len(messages) - 1)
+            steps = run.steps if run is not None and run.steps else (just_streamed.steps if just_streamed else [])
+            if steps:
+                agent_view.render_events(steps)
             st.markdown(message.content or "_(no text)_")
             if meta is not None:
                 sources.render(meta.citations, conversation.collections if conversation is not None else [])
-                if meta.steps:
-                    st.caption(agent_view.run_summary(meta.steps))
-            facts = _facts(message, index == len(messages) - 1)
+            if run is not None or steps:
+                agent = run.agent if run is not None else ""
+                st.caption(agent_view.run_summary(steps) or f"Answered by agent **{agent}**")
+            facts = message.facts
+            if just_streamed is not None and (facts is None or not facts.model):
+                facts = just_streamed.facts.with_context_of(facts)
             label = "facts · copy" if facts else "copy"
             with st.expander(label):
                 if facts:
@@ -99,18 +106,25 @@ def conversation_messages(history: History) -> None:
                     )  # fmt: skip
 
 
-def _facts(message: Message, last: bool) -> Facts | None:
-    """What the history kept of an answer; for the one this page just streamed, with what it measured then."""
-    measured: list[Any] | None = st.session_state.get("measured")  # [conversation id, message id, facts]
+@dataclass
+class JustStreamed:
+    """What this page saw of the answer it streamed last (timings, an agent's steps): shown with that answer
+    while the page lives, beside what its history keeps."""
+
+    conversation_id: str
+    facts: Facts
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    message_id: int | None = None  # bound to the newest answer on the first reload after the turn
+
+
+def _just_streamed(message: Message, last: bool) -> JustStreamed | None:
+    seen: JustStreamed | None = st.session_state.get("just_streamed")
     conversation = st.session_state.conversation
-    if measured is None or conversation is None or measured[0] != conversation.id or message.role != "assistant":
-        return message.facts
-    if measured[1] is None and last:
-        measured[1] = message.id  # the answer the turn produced is the newest one of the first reload after it
-    if measured[1] == message.id and (message.facts is None or not message.facts.model):
-        facts: Facts = measured[2]
-        return facts.with_context_of(message.facts)
-    return message.facts
+    if seen is None or conversation is None or seen.conversation_id != conversation.id or message.role != "assistant":
+        return None
+    if seen.message_id is None and last:
+        seen.message_id = message.id
+    return seen if seen.message_id == message.id else None
 
 
 def problem_and_actions(history: History) -> None:

@@ -30,14 +30,22 @@ class ContextFacts(WireModel):
     trimmed_messages: int | None = None
 
 
+class AgentRun(WireModel):
+    """Which agent answered, on which model; its steps when the host keeps them."""
+
+    agent: str = ""
+    model: str = ""
+    run_id: str = ""
+    steps: list[dict[str, Any]] = Field(default_factory=list)
+
+
 class AnswerMeta(WireModel):
     """What the host keeps with an answer beyond its text: the sources it cites, its context, an agent's steps."""
 
     # None: the turn did not search documents; empty: it searched and found nothing relevant.
     citations: list[Citation] | None = None
     context: ContextFacts | None = None
-    agent: str | None = None
-    steps: list[dict[str, Any]] = Field(default_factory=list)
+    agent_run: AgentRun | None = None  # set when an agent answered
 
 
 class HostMessage(WireModel):

@@ -11,7 +11,7 @@ from typing import Any
 import openai
 import streamlit as st
 
-from chat_ui import agent_turn, agent_view, knowledge, session
+from chat_ui import agent_turn, agent_view, chat_view, knowledge, session
 from chat_ui.backend import Reply, chat_client, chat_messages, fallback_title, generate_title, stream_reply
 from chat_ui.config import Settings
 from chat_ui.errors import ChatProblem, explain
@@ -160,7 +160,7 @@ def _finish(
         if asked and reply.stopped and not reply.text:
             session.set_problem(NOT_STORED, question)  # the host stores a question only with its answer
         elif conversation is not None:
-            st.session_state.measured = [conversation.id, None, reply.facts()]
+            st.session_state.just_streamed = chat_view.JustStreamed(conversation.id, reply.facts())
         return
     if reply.text or not reply.stopped:
         _record(history, conversation, "assistant", reply.text, reply.facts())
@@ -210,7 +210,7 @@ def _agent(
         elif reply.stopped:
             session.set_problem(NOT_STORED, question)  # the host keeps a run only when it answers
         elif conversation is not None:
-            st.session_state.measured = [conversation.id, None, reply.facts(params)]
+            st.session_state.just_streamed = chat_view.JustStreamed(conversation.id, reply.facts(params), reply.events)
     return reply.text, reply.error is not None or reply.stopped
 
 

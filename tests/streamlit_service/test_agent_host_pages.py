@@ -1,6 +1,7 @@
-"""The UI in agent-host mode, driven by AppTest: the Documents page, chat with sources, and agent mode.
+"""The UI in agent-host mode, driven by AppTest: the Documents page, chat with sources, agent mode, and one history.
 
-Against a real agent host process (its own database and Chroma dir) on the real proxy, runtimes and PostgreSQL.
+Against a real agent host process (its own database and Chroma dir) on the real proxy, runtimes and PostgreSQL;
+the pages act as people signed in on that host's database (their sign-in token is the host's bearer).
 """
 
 import uuid
@@ -9,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from fake_model_server import FakeModelServer
 from streamlit.testing.v1 import AppTest
@@ -17,15 +17,13 @@ from ui_support import open_page
 from ui_support import texts as page_texts
 
 from chat_ui.config import get_settings
-from chat_ui.extras_store import ExtrasStore
-from chat_ui.store import HistoryStore
+from chat_ui.people import SignedIn
 from devstack.config import REPO_ROOT
 from devstack.probe import free_port
-from procs import MASTER_KEY, PostgresInstance, start_agent_host
+from genailabs_accounts.store import AccountStore
+from procs import HOST_KEY, MASTER_KEY, UI_PASSWORD, PostgresInstance, ensure_account, hub_url_of, start_agent_host
 
 DOCUMENTS_PAGE = REPO_ROOT / "streamlit_service" / "pages" / "2_Documents.py"
-HOST_KEY = "sk-ui-pages-host-key-0123"
-# The embedding model's ONNX export, cached across runs like the host's own RAG tests do; never in the repo.
 MODEL = "smollm2:135m"
 PENGUINS_MD = """# Emperor penguins
 
@@ -46,8 +44,8 @@ pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")
-def host(proxy: str, postgres: PostgresInstance, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """A real agent host on its own database (the UI's history lives there too, as in the stack)."""
+def host(proxy: str, postgres: PostgresInstance) -> Iterator[tuple[str, str]]:
+    """A real agent host on its own database (its accounts too: the UI signs people in there)."""
     database_url = postgres.new_database("ui_pages")
     process, url = start_agent_host(
         proxy, database_url, MASTER_KEY, api_key=HOST_KEY, RAG_MAX_FILE_BYTES=str(MAX_FILE_BYTES)
@@ -56,46 +54,83 @@ def host(proxy: str, postgres: PostgresInstance, tmp_path_factory: pytest.TempPa
     process.stop()
 
 
+def signed_in(database_url: str, prefix: str, role: str) -> SignedIn:
+    """A new person on that database (with their proxy key), signed in."""
+    login = f"{prefix}.{uuid.uuid4().hex[:6]}"
+    ensure_account(database_url, hub_url_of(database_url), login, role=role)
+    store = AccountStore(database_url, hub_url_of(database_url))
+    try:
+        signin = store.sign_in(login, UI_PASSWORD)
+    finally:
+        store.close()
+    return SignedIn(account=signin.account, token=signin.token)
+
+
+@pytest.fixture(scope="module")
+def admin(host: tuple[str, str]) -> SignedIn:
+    return signed_in(host[1], "pages-admin", "admin")
+
+
+@pytest.fixture(scope="module")
+def someone(host: tuple[str, str]) -> SignedIn:
+    return signed_in(host[1], "pages-user", "user")
+
+
 @pytest.fixture
 def host_ui(
     host: tuple[str, str], proxy: str, runtimes: tuple[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[str]:
-    """The UI in agent-host mode on that host, with an empty history; yields the host's URL."""
+    """The UI in agent-host mode on that host; yields the host's URL."""
     url, database_url = host
     monkeypatch.chdir(tmp_path)  # no streamlit_service/.env from a developer's machine leaks in
     monkeypatch.setenv("LITELLM_BASE_URL", f"{proxy}/v1")
     monkeypatch.setenv("LITELLM_API_KEY", MASTER_KEY)
     monkeypatch.setenv("AGENT_HOST_URL", url)
-    monkeypatch.setenv("AGENT_HOST_API_KEY", HOST_KEY)
     monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("HUB_DATABASE_URL", hub_url_of(database_url))
     monkeypatch.setenv("RUNTIME_URLS", ",".join(runtimes))
     get_settings.cache_clear()
-    HistoryStore(database_url).ping()
-    with psycopg.connect(database_url) as conn:
-        conn.execute("TRUNCATE ui_conversations RESTART IDENTITY CASCADE")
     yield url
     get_settings.cache_clear()
 
 
-def call(url: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    return httpx.request(method, f"{url}{path}", headers={"Authorization": f"Bearer {HOST_KEY}"}, timeout=120, **kwargs)
+def call(url: str, method: str, path: str, person: SignedIn, **kwargs: Any) -> httpx.Response:
+    """The host's API as `person` (their sign-in token)."""
+    headers = {"Authorization": f"Bearer {person.token}"}
+    return httpx.request(method, f"{url}{path}", headers=headers, timeout=120, **kwargs)
 
 
-def indexed_collection(url: str) -> str:
-    """A collection holding the two test documents, made through the API (the page's own upload is tested apart)."""
+def indexed_collection(url: str, person: SignedIn) -> str:
+    """A collection of `person` holding the two test documents, made through the API."""
     name = f"zoo-{uuid.uuid4().hex[:6]}"
-    assert call(url, "POST", "/rag/collections", json={"name": name}).status_code == 201
+    assert call(url, "POST", "/rag/collections", person, json={"name": name}).status_code == 201
     files = [("files", ("penguins.md", PENGUINS_MD.encode(), "text/markdown"))]
     files.append(("files", ("etna.txt", VOLCANO_TXT.encode(), "text/plain")))
-    response = call(url, "POST", f"/rag/collections/{name}/documents", params={"wait": "true"}, files=files)
+    response = call(url, "POST", f"/rag/collections/{name}/documents", person, params={"wait": "true"}, files=files)
     assert response.status_code == 200, response.text
     return name
 
 
-def documents_of(url: str, collection: str) -> dict[str, dict[str, Any]]:
-    response = call(url, "GET", f"/rag/collections/{collection}/documents")
+def documents_of(url: str, collection: str, person: SignedIn) -> dict[str, dict[str, Any]]:
+    response = call(url, "GET", f"/rag/collections/{collection}/documents", person)
     assert response.status_code == 200, response.text
     return {document["filename"]: document for document in response.json()}
+
+
+def collection_names(url: str, person: SignedIn) -> list[str]:
+    return [c["name"] for c in call(url, "GET", "/rag/collections", person).json()]
+
+
+def stored(url: str, session_id: str, person: SignedIn) -> list[dict[str, Any]]:
+    """The host's one copy of a conversation."""
+    response = call(url, "GET", f"/sessions/{session_id}/messages", person)
+    assert response.status_code == 200, response.text
+    return list(response.json())
+
+
+def on_screen(app: AppTest) -> list[tuple[str, str]]:
+    """The conversation's messages as the page shows them (role and the text in each message's copy box)."""
+    return [(message.name, message.code[-1].value) for message in app.chat_message]  # the copy box comes last
 
 
 def chunks(count: int) -> str:
@@ -121,18 +156,19 @@ def texts(app: AppTest) -> str:
     return "\n".join([page_texts(app), *(str(element.value) for element in app.success)])
 
 
-def ui_database() -> str:
-    return get_settings().database_url.get_secret_value()
+def conversation_of(app: AppTest) -> str:
+    value = app.query_params["c"]
+    return value[0] if isinstance(value, list) else str(value)
 
 
 # Proxy mode: no host, so no documents and no agents, and the page says why in one line.
 
 
-def test_proxy_mode_hides_documents_and_agents_and_says_why(ui_env: FakeModelServer) -> None:
-    page = open_page(DOCUMENTS_PAGE)
+def test_proxy_mode_hides_documents_and_agents_and_says_why(ui_env: FakeModelServer, person: SignedIn) -> None:
+    page = open_page(person, DOCUMENTS_PAGE)
     assert not page.exception
     assert "AGENT_HOST_URL" in texts(page) and not page.file_uploader and not page.button
-    chat = open_page()
+    chat = open_page(person)
     assert not chat.exception and not chat.multiselect and not chat.toggle
     assert "need the agent host" in texts(chat)
 
@@ -140,15 +176,17 @@ def test_proxy_mode_hides_documents_and_agents_and_says_why(ui_env: FakeModelSer
 # The Documents page.
 
 
-def test_create_a_collection_upload_several_files_and_see_progress_and_chunk_counts(host_ui: str) -> None:
+def test_create_a_collection_upload_several_files_and_see_progress_and_chunk_counts(
+    host_ui: str, admin: SignedIn
+) -> None:
     name = f"ui-{uuid.uuid4().hex[:6]}"
-    page = open_page(DOCUMENTS_PAGE)
+    page = open_page(admin, DOCUMENTS_PAGE)
     page.text_input(key="new-collection-name").set_value(name)
     page.number_input(key="new-collection-size").set_value(64)
     button(page, "Create").click().run()
     assert not page.exception and f"Collection {name} created." in texts(page)
-    created = next(c for c in call(host_ui, "GET", "/rag/collections").json() if c["name"] == name)
-    assert created["chunk_tokens"] == 64
+    created = next(c for c in call(host_ui, "GET", "/rag/collections", admin).json() if c["name"] == name)
+    assert created["chunk_tokens"] == 64 and created["owner_id"] == str(admin.account.id)
 
     page.file_uploader[0].set_value(
         [
@@ -160,7 +198,7 @@ def test_create_a_collection_upload_several_files_and_see_progress_and_chunk_cou
     ).run()
     page.button(key="upload").click().run(timeout=120)
     assert not page.exception
-    listed = documents_of(host_ui, name)
+    listed = documents_of(host_ui, name, admin)
     assert set(listed) == {"penguins.md", "etna.txt"}
     bar = page.progress[0]
     total = sum(document["chunks"] for document in listed.values())
@@ -174,23 +212,23 @@ def test_create_a_collection_upload_several_files_and_see_progress_and_chunk_cou
     assert ":red[rejected]" in too_big and "(413)" in too_big
     table = page.dataframe[0].value
     row = table[table["collection"] == name].iloc[0]
-    assert (row["documents"], row["chunks"]) == (2, total)
+    assert (row["documents"], row["chunks"], row["access"]) == (2, total, "yours")
     assert not page.file_uploader[0].value, "the picker is emptied for the next batch"
 
 
-def test_the_same_file_again_is_reported_as_a_duplicate(host_ui: str) -> None:
-    name = indexed_collection(host_ui)
-    page = open_page(DOCUMENTS_PAGE)
+def test_the_same_file_again_is_reported_as_a_duplicate(host_ui: str, admin: SignedIn) -> None:
+    name = indexed_collection(host_ui, admin)
+    page = open_page(admin, DOCUMENTS_PAGE)
     page.selectbox(key="documents_collection").set_value(name).run()
     page.file_uploader[0].set_value([("again.txt", VOLCANO_TXT.encode(), "text/plain")]).run()
     page.button(key="upload").click().run(timeout=60)
     assert "**again.txt** · :orange[duplicate" in texts(page)
-    assert set(documents_of(host_ui, name)) == {"penguins.md", "etna.txt"}
+    assert set(documents_of(host_ui, name, admin)) == {"penguins.md", "etna.txt"}
 
 
-def test_a_batch_refused_entirely_says_why_for_each_file(host_ui: str) -> None:
-    name = indexed_collection(host_ui)
-    page = open_page(DOCUMENTS_PAGE)
+def test_a_batch_refused_entirely_says_why_for_each_file(host_ui: str, admin: SignedIn) -> None:
+    name = indexed_collection(host_ui, admin)
+    page = open_page(admin, DOCUMENTS_PAGE)
     page.selectbox(key="documents_collection").set_value(name).run()
     page.file_uploader[0].set_value([("empty.md", b"", "text/markdown"), ("blank.txt", b" ", "text/plain")]).run()
     page.button(key="upload").click().run(timeout=60)
@@ -199,12 +237,12 @@ def test_a_batch_refused_entirely_says_why_for_each_file(host_ui: str) -> None:
     assert problem.startswith("Nothing indexed:") and "empty.md" in problem
     shown = texts(page)
     assert "**empty.md** · :red[rejected]" in shown and "**blank.txt** · :red[rejected]" in shown
-    assert set(documents_of(host_ui, name)) == {"penguins.md", "etna.txt"}
+    assert set(documents_of(host_ui, name, admin)) == {"penguins.md", "etna.txt"}
 
 
-def test_retrieval_testing_finds_the_chunk_of_the_right_file(host_ui: str) -> None:
-    name = indexed_collection(host_ui)
-    page = open_page(DOCUMENTS_PAGE)
+def test_retrieval_testing_finds_the_chunk_of_the_right_file(host_ui: str, admin: SignedIn) -> None:
+    name = indexed_collection(host_ui, admin)
+    page = open_page(admin, DOCUMENTS_PAGE)
     page.selectbox(key="documents_collection").set_value(name).run()
     page.text_input(key="retrieval-query").set_value("Which volcano sends lava into the Valle del Bove?")
     page.selectbox(key="retrieval-mode").set_value("vector")
@@ -215,69 +253,99 @@ def test_retrieval_testing_finds_the_chunk_of_the_right_file(host_ui: str) -> No
     assert any("Valle del Bove" in element.value for element in page.text)
 
 
-def test_reindex_then_delete_a_document_and_delete_the_collection_only_after_confirming(host_ui: str) -> None:
-    name = indexed_collection(host_ui)
-    before = documents_of(host_ui, name)
-    page = open_page(DOCUMENTS_PAGE)
+def test_reindex_then_delete_a_document_and_delete_the_collection_only_after_confirming(
+    host_ui: str, admin: SignedIn
+) -> None:
+    name = indexed_collection(host_ui, admin)
+    before = documents_of(host_ui, name, admin)
+    page = open_page(admin, DOCUMENTS_PAGE)
     page.selectbox(key="documents_collection").set_value(name).run()
     page.button(key=f"reindex-{before['etna.txt']['id']}").click().run(timeout=60)
     assert "etna.txt re-indexed." in texts(page)
-    assert documents_of(host_ui, name)["etna.txt"]["chunks"] == before["etna.txt"]["chunks"]
+    assert documents_of(host_ui, name, admin)["etna.txt"]["chunks"] == before["etna.txt"]["chunks"]
 
     page.button(key=f"delete-{before['etna.txt']['id']}").click().run()
     assert "etna.txt deleted." in texts(page)
-    assert set(documents_of(host_ui, name)) == {"penguins.md"}
+    assert set(documents_of(host_ui, name, admin)) == {"penguins.md"}
 
     page.button(key="delete-collection").click().run()
-    assert name in [c["name"] for c in call(host_ui, "GET", "/rag/collections").json()], "asked first"
+    assert name in collection_names(host_ui, admin), "asked first"
     page.button(key="confirm-delete-collection").click().run()
-    assert name not in [c["name"] for c in call(host_ui, "GET", "/rag/collections").json()]
+    assert name not in collection_names(host_ui, admin)
     assert f"Collection {name} deleted." in texts(page)
 
 
-def test_an_invalid_collection_name_is_refused_with_the_hosts_reason(host_ui: str) -> None:
-    page = open_page(DOCUMENTS_PAGE)
+def test_an_invalid_collection_name_is_refused_with_the_hosts_reason(host_ui: str, admin: SignedIn) -> None:
+    page = open_page(admin, DOCUMENTS_PAGE)
     page.text_input(key="new-collection-name").set_value("Bad Name!")
     button(page, "Create").click().run()
     assert not page.exception
     assert any(str(e.value).startswith("Not created:") and "(422)" in str(e.value) for e in page.error)
 
 
-def test_a_host_that_is_down_is_explained_and_nothing_crashes(host_ui: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_shared_collection_is_listed_for_others_read_only_and_the_rest_stays_private(
+    host_ui: str, admin: SignedIn, someone: SignedIn
+) -> None:
+    shared, private = indexed_collection(host_ui, admin), indexed_collection(host_ui, admin)
+    page = open_page(admin, DOCUMENTS_PAGE)
+    page.selectbox(key="documents_collection").set_value(shared).run()
+    page.toggle(key=f"share-{shared}").set_value(True).run()
+    assert f"{shared} is shared with everyone, read-only." in texts(page)
+
+    theirs = open_page(someone, DOCUMENTS_PAGE)
+    assert not theirs.exception
+    names = list(theirs.selectbox(key="documents_collection").options)
+    assert shared in names and private not in names
+    theirs.selectbox(key="documents_collection").set_value(shared).run()
+    assert f"{shared} is shared by {admin.account.login}" in texts(theirs)
+    assert not theirs.file_uploader, "no upload into someone else's collection"
+    labels = {b.label for b in theirs.button}
+    assert not labels & {"Delete collection", "Re-index", "Upload and index"}, labels
+    table = theirs.dataframe[0].value
+    assert table[table["collection"] == shared].iloc[0]["access"] == f"shared by {admin.account.login}: read-only"
+    chat = open_page(someone)
+    assert shared in chat.multiselect[0].options and private not in chat.multiselect[0].options
+
+
+def test_a_host_that_is_down_is_explained_and_nothing_crashes(
+    host_ui: str, admin: SignedIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AGENT_HOST_URL", f"http://127.0.0.1:{free_port()}")
     get_settings.cache_clear()
-    page = open_page(DOCUMENTS_PAGE)
+    page = open_page(admin, DOCUMENTS_PAGE)
     assert not page.exception and "cannot reach the agent host" in texts(page)
-    chat = open_page()
+    chat = open_page(admin)
     assert not chat.exception and "Document collections unavailable: cannot reach the agent host" in texts(chat)
 
 
-# Chat with documents.
+# Chat with documents: the sources come from the answer's metadata on the host.
 
 
-def test_an_answer_from_documents_shows_its_sources_and_keeps_them_after_a_reload(host_ui: str) -> None:
-    name = indexed_collection(host_ui)
-    app = short_answers(open_page())
+def test_an_answer_from_documents_shows_its_sources_and_keeps_them_after_a_reload(
+    host_ui: str, admin: SignedIn
+) -> None:
+    name = indexed_collection(host_ui, admin)
+    app = short_answers(open_page(admin))
     app.multiselect(key="collections-None").set_value([name]).run()
     app = send(app, PENGUIN_QUESTION)
     assert not app.exception
     labels = [expander.label for expander in app.expander]
     assert any(label.startswith("[1] penguins.md") for label in labels), labels
-    store = HistoryStore(ui_database())
-    conversation = store.summaries()[0]
-    answer = store.messages(conversation.id)[-1]
-    extras = ExtrasStore(store, ui_database()).for_conversation(conversation.id)[answer.id]
-    assert extras.collections == [name] and extras.citations[0].source == "penguins.md"
-    assert "egg warm" in extras.citations[0].text
+    session_id = conversation_of(app)
+    session = call(host_ui, "GET", f"/sessions/{session_id}", admin).json()
+    assert session["collections"] == [name]  # the choice lives in the session, not in the UI
+    answer = stored(host_ui, session_id, admin)[-1]
+    citations = answer["metadata"]["citations"]
+    assert citations[0]["source"] == "penguins.md" and "egg warm" in citations[0]["text"]
 
-    reopened = open_page(c=str(conversation.id))
+    reopened = open_page(admin, c=session_id)
     assert any(e.label.startswith("[1] penguins.md") for e in reopened.expander)
-    assert reopened.multiselect(key=f"collections-{conversation.id}").value == [name]
+    assert reopened.multiselect(key=f"collections-{session_id}").value == [name]
 
 
-def test_a_question_the_documents_do_not_answer_gets_no_sources_and_says_so(host_ui: str) -> None:
-    name = indexed_collection(host_ui)
-    app = short_answers(open_page())
+def test_a_question_the_documents_do_not_answer_gets_no_sources_and_says_so(host_ui: str, admin: SignedIn) -> None:
+    name = indexed_collection(host_ui, admin)
+    app = short_answers(open_page(admin))
     app.multiselect(key="collections-None").set_value([name]).run()
     app = send(app, "What is the boiling point of liquid nitrogen in kelvin?")
     shown = texts(app)
@@ -286,11 +354,11 @@ def test_a_question_the_documents_do_not_answer_gets_no_sources_and_says_so(host
     assert not [e for e in app.expander if e.label.startswith("[1]")]
 
 
-def test_a_deleted_collection_is_a_readable_error_not_a_model_error(host_ui: str) -> None:
-    name = indexed_collection(host_ui)
-    app = short_answers(open_page())
+def test_a_deleted_collection_is_a_readable_error_not_a_model_error(host_ui: str, admin: SignedIn) -> None:
+    name = indexed_collection(host_ui, admin)
+    app = short_answers(open_page(admin))
     app.multiselect(key="collections-None").set_value([name]).run()
-    assert call(host_ui, "DELETE", f"/rag/collections/{name}").status_code == 204
+    assert call(host_ui, "DELETE", f"/rag/collections/{name}", admin).status_code == 204
     app = send(app, PENGUIN_QUESTION)
     shown = texts(app)
     assert not app.exception
@@ -298,11 +366,69 @@ def test_a_deleted_collection_is_a_readable_error_not_a_model_error(host_ui: str
     assert f"No longer on the agent host: {name}." in shown
 
 
+# One history: what is on screen is what the host stores, after an edit, a regenerate and a delete.
+
+
+def test_edit_regenerate_and_delete_leave_the_hosts_history_equal_to_the_screen(host_ui: str, admin: SignedIn) -> None:
+    app = short_answers(open_page(admin))
+    app = send(app, "Name one colour.")
+    app = send(app, "Name one animal.")
+    assert not app.exception, app.exception
+    session_id = conversation_of(app)
+
+    def host_copy() -> list[tuple[str, str]]:
+        return [(m["role"], m["content"]) for m in stored(host_ui, session_id, admin)]
+
+    assert [role for role, _ in host_copy()] == ["user", "assistant", "user", "assistant"]
+    assert on_screen(app) == host_copy()
+
+    last_question = stored(host_ui, session_id, admin)[2]
+    app.text_area(key=f"edit-{last_question['id']}").set_value("Name one fruit.")
+    app.button(key="send-edited").click().run(timeout=120)
+    assert not app.exception and app.session_state["problem"] is None
+    edited = stored(host_ui, session_id, admin)
+    after_edit = [(m["role"], m["content"]) for m in edited]
+    assert [text for role, text in after_edit if role == "user"] == ["Name one colour.", "Name one fruit."]
+    assert edited[2]["id"] == last_question["id"], "the question was replaced, not added"
+    assert len(after_edit) == 4 and on_screen(app) == after_edit
+
+    app.button(key="regenerate").click().run(timeout=120)
+    assert not app.exception and app.session_state["problem"] is None
+    after_regenerate = stored(host_ui, session_id, admin)
+    assert [m["role"] for m in after_regenerate] == ["user", "assistant", "user", "assistant"]
+    assert [m["id"] for m in after_regenerate[:3]] == [m["id"] for m in edited[:3]]
+    assert after_regenerate[3]["id"] > edited[3]["id"], "a new answer in the old one's place"
+    assert on_screen(app) == host_copy()
+
+    first_answer = after_regenerate[1]
+    app.button(key=f"delete-message-{first_answer['id']}").click().run()
+    assert [m["id"] for m in stored(host_ui, session_id, admin)] == [
+        m["id"] for m in after_regenerate if m["id"] != first_answer["id"]
+    ]
+    assert on_screen(app) == host_copy()
+
+    reopened = open_page(admin, c=session_id)
+    assert on_screen(reopened) == host_copy()
+
+
+def test_each_person_sees_only_their_own_chats(host_ui: str, admin: SignedIn, someone: SignedIn) -> None:
+    mine = short_answers(open_page(admin))
+    mine = send(mine, "Say hello to the admin.")
+    session_id = conversation_of(mine)
+    theirs = open_page(someone)
+    assert not [b for b in theirs.button if b.key == f"open-{session_id}"]
+    assert call(host_ui, "GET", f"/sessions/{session_id}", someone).status_code == 404
+    peeking = open_page(someone, c=session_id)
+    assert not peeking.exception and "Say hello to the admin." not in texts(peeking)
+    assert peeking.session_state["conversation"] is None
+    assert [b for b in open_page(admin).button if b.key == f"open-{session_id}"]
+
+
 # Agent mode.
 
 
-def test_agent_mode_shows_each_step_and_keeps_them_with_the_answer(host_ui: str) -> None:
-    app = open_page()
+def test_agent_mode_shows_each_step_and_keeps_the_exchange_in_the_session(host_ui: str, admin: SignedIn) -> None:
+    app = open_page(admin)
     app.toggle(key="agent_mode").set_value(True).run()
     assert "math" in app.selectbox(key="agent_name").options  # read from the host's GET /agents
     app.selectbox(key="agent_name").set_value("math").run()
@@ -310,26 +436,25 @@ def test_agent_mode_shows_each_step_and_keeps_them_with_the_answer(host_ui: str)
     assert not app.exception, app.exception
     labels = [expander.label for expander in app.expander]
     assert "Step 1: calculator" in labels, labels
-    store = HistoryStore(ui_database())
-    conversation = store.summaries()[0]
-    answer = store.messages(conversation.id)[-1]
-    assert answer.role == "assistant" and answer.content.strip()
-    extras = ExtrasStore(store, ui_database()).for_conversation(conversation.id)[answer.id]
-    assert extras.agent == "math"
-    results = [step for step in extras.steps if step["type"] == "tool_result"]
-    assert results[0]["name"] == "calculator" and results[0]["content"].strip() == "84"
-    reopened = open_page(c=str(conversation.id))
-    assert "Step 1: calculator" in [expander.label for expander in reopened.expander]
+    session_id = conversation_of(app)
+    messages = stored(host_ui, session_id, admin)
+    assert [(m["role"], m["content"]) for m in messages[:1]] == [("user", "What is 12 times 7?")]
+    assert messages[1]["role"] == "assistant" and messages[1]["metadata"]["agent_run"]["agent"] == "math"
+    assert on_screen(app) == [(m["role"], m["content"]) for m in messages]
+    reopened = open_page(admin, c=session_id)
+    assert "Answered by agent **math**" in texts(reopened) or "Step 1: calculator" in [
+        e.label for e in reopened.expander
+    ]
 
 
 def test_agent_mode_with_the_host_gone_explains_and_keeps_the_question(
-    host_ui: str, monkeypatch: pytest.MonkeyPatch
+    host_ui: str, admin: SignedIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app = open_page()
+    app = open_page(admin)
     app.toggle(key="agent_mode").set_value(True).run()
     monkeypatch.setenv("AGENT_HOST_URL", f"http://127.0.0.1:{free_port()}")
     get_settings.cache_clear()
     app = send(app, "What is 2 plus 2?")
     assert not app.exception
-    assert "The agent run failed: cannot reach the agent host" in texts(app)
-    assert [m.content for m in HistoryStore(ui_database()).messages(1)] == ["What is 2 plus 2?"]
+    assert "cannot reach the agent host" in texts(app)
+    assert app.code[-1].value == "What is 2 plus 2?"  # kept on the page, to resend
