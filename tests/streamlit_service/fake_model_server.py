@@ -27,6 +27,8 @@ class FakeModelServer:
     title: str = "Greeting the fake model"
     script: Script = field(default_factory=Script)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    # Each POST's headers, lower-cased names (the person header the UI's service key sends).
+    headers: list[dict[str, str]] = field(default_factory=list)
     disconnects: int = 0
     finished_streams: int = 0
     port: int = field(default_factory=free_port)
@@ -71,6 +73,7 @@ class FakeModelServer:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 server.requests.append(body)
+                server.headers.append({name.lower(): value for name, value in self.headers.items()})
                 script = server.script
                 if script.error is not None:
                     self._json(*script.error)
@@ -115,5 +118,6 @@ class FakeModelServer:
     def reset(self) -> None:
         self.script = Script()
         self.requests.clear()
+        self.headers.clear()
         self.healthy = None
         self.disconnects = self.finished_streams = 0

@@ -7,6 +7,8 @@ from ui_support import open_page, send, texts
 from chat_ui.config import get_settings
 from chat_ui.people import SignedIn
 from chat_ui.store import LocalHistory
+from genailabs_accounts.store import AccountStore
+from procs import UI_PASSWORD, PostgresInstance, ensure_account
 
 
 @pytest.fixture
@@ -193,3 +195,35 @@ def test_the_api_key_never_appears_on_the_page(
     ui_env.script = Script(error=(401, {"error": {"message": "bad key sk-ui-test-key-0123456789"}}))
     app = send(open_page(person), "Hi")
     assert "sk-ui-test-key-0123456789" not in texts(app)
+
+
+def test_each_person_sees_only_their_own_chats_and_the_proxy_is_told_who_asks(
+    ui_env: FakeModelServer,
+    person: SignedIn,
+    history: LocalHistory,
+    postgres: PostgresInstance,
+    account_store: AccountStore,
+) -> None:
+    send(open_page(person), "A question of the admin")
+    mine = history.summaries()[0]
+    assert ui_env.headers[-1]["x-genailabs-user"] == str(person.account.id)
+    assert ui_env.headers[-1]["authorization"] == "Bearer sk-ui-test-key-0123456789"  # the UI's service key
+
+    ensure_account(postgres.url("genailabs"), postgres.url("litellm"), "chat-user", role="user")
+    signed = account_store.sign_in("chat-user", UI_PASSWORD)
+    other = SignedIn(account=signed.account, token=signed.token)
+    theirs = open_page(other)
+    assert not [b for b in theirs.button if b.key == f"open-{mine.id}"]
+    peeking = open_page(other, c=mine.id)
+    assert not peeking.exception and "A question of the admin" not in texts(peeking)
+    assert peeking.session_state["conversation"] is None
+    send(theirs, "A question of the user")
+    assert ui_env.headers[-1]["x-genailabs-user"] == str(other.account.id)
+    their_history = LocalHistory(get_settings().database_url.get_secret_value(), str(other.account.id))
+    assert [s.title for s in their_history.summaries()] != [] and mine.id not in [
+        s.id for s in their_history.summaries()
+    ]
+    assert their_history.messages(mine.id) == [] and their_history.get(mine.id) is None
+    their_history.delete(mine.id)
+    assert history.get(mine.id) is not None, "someone else's chat cannot be deleted"
+    assert [s.id for s in history.summaries()] == [mine.id]
