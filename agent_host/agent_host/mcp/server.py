@@ -21,7 +21,7 @@ from agent_host.agents.tools import DocumentSearch
 from agent_host.api.errors import error_response
 from agent_host.config import Settings
 from agent_host.db import owner_id
-from agent_host.deps import authenticate_connection
+from agent_host.deps import authenticate_connection, host_state
 from agent_host.errors import AgentHostError
 from agent_host.mcp.config import describe_errors
 from agent_host.rag.schemas import CollectionPublic, QueryRequest, QueryResult
@@ -155,11 +155,12 @@ class HostMcpEndpoint:
         except AgentHostError as exc:
             await error_response(exc.status, exc.type, exc.message)(scope, receive, send)
             return
-        scope.setdefault("state", {})[PERSON_STATE] = person
-        handler: ASGIApp | None = getattr(scope["app"].state, "mcp_endpoint", None)
-        if handler is None:
+        try:
+            handler = host_state(HTTPConnection(scope)).mcp_endpoint
+        except RuntimeError:
             await error_response(503, "mcp_unavailable", "the MCP endpoint is not running")(scope, receive, send)
             return
+        scope.setdefault("state", {})[PERSON_STATE] = person
         await handler(scope, receive, send)
 
 

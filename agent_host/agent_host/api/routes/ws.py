@@ -1,6 +1,7 @@
 """/ws/chat: the chat stream over a WebSocket, with cancel.
 
-Client → {"type": "chat", <chat completion body>} or {"type": "cancel"}.
+Client → {"type": "chat", <chat completion body>} (with `session_id` and `"regenerate": true` and no messages:
+the stored history answered again) or {"type": "cancel"}. The credential's person owns the turn.
 Host → {"type": "context", ...facts}, with RAG {"type": "citations", "citations"},
 {"type": "token", "content"}..., {"type": "usage", "usage", "context"},
 then {"type": "done", "finish_reason"} or {"type": "cancelled"}; failures send {"type": "error", "error": {...}}.
