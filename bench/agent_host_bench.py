@@ -24,11 +24,13 @@ from benchlib import machine, percentile
 
 from agent_host.config import Settings
 from agent_host.context.tokens import TokenCounter
+from agent_host.db import owner_id
 from agent_host.pipeline.chat import ChatPipeline
 from agent_host.schemas import ChatCompletionRequest, SessionCreate
 from agent_host.sessions.store import NewMessage, SessionStore, open_pool
 from devstack.config import get_settings as stack_settings
 from devstack.hostkeys import load_keys
+from genailabs_accounts.store import AccountStore
 
 MODEL = "smollm2:135m"
 
@@ -71,7 +73,16 @@ def compare(
 
 async def session_build(settings: Settings, turns: int, repeats: int) -> list[float]:
     """Loads a `turns`-turn session and builds its prompt in-process (no model call: the window holds it all)."""
-    pool = await open_pool(settings.database_url.get_secret_value(), 5.0)
+    database_url = settings.database_url.get_secret_value()
+    accounts = AccountStore(database_url, database_url.rsplit("/", 1)[0] + "/litellm")
+    try:
+        person = accounts.first_admin()  # the session is the first admin's, as the operator key's would be
+    finally:
+        accounts.close()
+    if person is None:
+        raise SystemExit("no admin account yet: run `make up` (or python -m genailabs_accounts users ensure-admin)")
+    owner = owner_id(person)
+    pool = await open_pool(database_url, 5.0)
     await pool.wait(timeout=10)
     store = SessionStore(pool)
 
@@ -81,24 +92,24 @@ async def session_build(settings: Settings, turns: int, repeats: int) -> list[fl
 
     counter = TokenCounter()
     pipeline = ChatPipeline(None, store, WideCatalog(), counter, settings)  # type: ignore[arg-type]
-    session = await store.create(SessionCreate(title="bench"))
+    session = await store.create(owner, SessionCreate(title="bench"))
     text = "This is a typical chat message of a couple of dozen words, about the weather and the plans for the day."
     tokens = counter.count(MODEL, text)
     rows = [NewMessage(role, text, tokens) for _ in range(turns) for role in ("user", "assistant")]
-    await store.append(session.id, rows)
+    await store.append(owner, session.id, rows)
     request = ChatCompletionRequest.model_validate(
         {"model": MODEL, "messages": [{"role": "user", "content": "And tomorrow?"}], "session_id": session.id}
     )
     timings = []
     try:
-        await pipeline.prepare(request)  # warm-up: tokenizer load, prepared statements
+        await pipeline.prepare(request, person)  # warm-up: tokenizer load, prepared statements
         for _ in range(repeats):
             started = time.perf_counter()
-            turn = await pipeline.prepare(request)
+            turn = await pipeline.prepare(request, person)
             timings.append((time.perf_counter() - started) * 1000)
         assert turn.facts.history_messages == 2 * turns
     finally:
-        await store.delete(session.id)
+        await store.delete(owner, session.id)
         await pool.close()
     return timings
 

@@ -41,6 +41,8 @@ from agent_host.rag.schemas import CollectionCreate, QueryRequest
 from agent_host.rag.service import RagService, open_rag
 from agent_host.rag.store import chunk_id, chunk_metadata
 from agent_host.sessions.store import open_pool
+from genailabs_accounts.models import Account
+from genailabs_accounts.store import AccountStore
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # devstack and the test process helpers, when run as a script
@@ -112,6 +114,19 @@ def temporary_postgres() -> Iterator[str]:
         instance.remove()
 
 
+def hub_url(database_url: str) -> str:
+    return database_url.rsplit("/", 1)[0] + "/litellm"
+
+
+def first_admin(database_url: str) -> Account:
+    """The bench database's first admin (made now if missing): the operator key and in-process calls act as it."""
+    store = AccountStore(database_url, hub_url(database_url))
+    try:
+        return store.ensure_first_admin("bench-admin", secrets.token_urlsafe(24))[0]
+    finally:
+        store.close()
+
+
 @contextmanager
 def host_process(database_url: str, chroma: Path, key: str) -> Iterator[str]:
     """An agent host of our own (no proxy needed: ingestion calls no model), Chroma in the bench's temp dir."""
@@ -125,6 +140,7 @@ def host_process(database_url: str, chroma: Path, key: str) -> Iterator[str]:
             "AGENT_HOST_API_KEY": key,
             "AGENT_HOST_PROXY_KEY": "unused",
             "DATABASE_URL": database_url,
+            "HUB_DATABASE_URL": hub_url(database_url),
             "CHROMA_PATH": str(chroma),
             "HF_HUB_OFFLINE": "1",
         },
@@ -153,14 +169,16 @@ def ingest_http(url: str, key: str, model: str, files: list[tuple[str, str | Non
     return response.json()["job"]["chunks_done"], seconds
 
 
-async def ingest_service(rag: RagService, model: str, files: list[tuple[str, str | None, bytes]]) -> tuple[int, float]:
+async def ingest_service(
+    rag: RagService, admin: Account, model: str, files: list[tuple[str, str | None, bytes]]
+) -> tuple[int, float]:
     name = f"service-{model.lower()}"
-    if name in {c.name for c in await rag.list_collections()}:
-        await rag.delete_collection(name)
-    await rag.create_collection(CollectionCreate(name=name, embedding_model=model))
+    if name in {c.name for c in await rag.list_collections(admin)}:
+        await rag.delete_collection(name, admin)
+    await rag.create_collection(CollectionCreate(name=name, embedding_model=model), admin)
     await rag.embedder(model)
     started = time.perf_counter()
-    result = await rag.upload(name, files, wait=True)
+    result = await rag.upload(name, files, wait=True, person=admin)
     seconds = time.perf_counter() - started
     assert result.job is not None and result.job.status == "done", result
     return result.job.chunks_done, seconds
@@ -176,11 +194,11 @@ async def embedding_alone(rag: RagService, model: str) -> float:
     return time.perf_counter() - started
 
 
-async def build_collection(rag: RagService, name: str, texts: list[str], vectors: np.ndarray) -> float:
+async def build_collection(rag: RagService, admin: Account, name: str, texts: list[str], vectors: np.ndarray) -> float:
     """Writes prepared chunks the way a finished job leaves them: registry rows, Chroma, visibility, BM25."""
-    if name in {c.name for c in await rag.list_collections()}:
-        await rag.delete_collection(name)
-    await rag.create_collection(CollectionCreate(name=name, embedding_model=MINILM_INT8))
+    if name in {c.name for c in await rag.list_collections(admin)}:
+        await rag.delete_collection(name, admin)
+    await rag.create_collection(CollectionCreate(name=name, embedding_model=MINILM_INT8), admin)
     started = time.perf_counter()
     added: list[tuple[str, str, dict[str, object]]] = []
     for first in range(0, len(texts), CHUNKS_PER_DOCUMENT):
@@ -199,13 +217,16 @@ async def build_collection(rag: RagService, name: str, texts: list[str], vectors
     return time.perf_counter() - started
 
 
-async def latencies(rag: RagService, name: str, mode: str, questions: list[str], runs: int) -> list[float]:
+async def latencies(
+    rag: RagService, admin: Account, name: str, mode: str, questions: list[str], runs: int
+) -> list[float]:
     for question in questions[:5]:  # warm-up: caches, first BM25 mask
-        await rag.query(QueryRequest(query=question, collections=[name], mode=mode))  # type: ignore[arg-type]
+        await rag.query(QueryRequest(query=question, collections=[name], mode=mode), admin)  # type: ignore[arg-type]
     timings = []
     for i in range(runs):
         started = time.perf_counter()
-        await rag.query(QueryRequest(query=questions[i % len(questions)], collections=[name], mode=mode))  # type: ignore[arg-type]
+        request = QueryRequest(query=questions[i % len(questions)], collections=[name], mode=mode)  # type: ignore[arg-type]
+        await rag.query(request, admin)
         timings.append((time.perf_counter() - started) * 1000)
     return timings
 
@@ -244,6 +265,7 @@ async def run(args: argparse.Namespace, database_url: str, workdir: Path) -> Non
         chroma_path=workdir / "chroma",
     )
     ingestion: list[tuple[str, str, int, list[float]]] = []
+    admin = first_admin(database_url)
     key = secrets.token_hex(16)
     with host_process(database_url, workdir / "chroma-host", key) as url:
         for model in (MINILM, MINILM_INT8):
@@ -253,22 +275,22 @@ async def run(args: argparse.Namespace, database_url: str, workdir: Path) -> Non
     await pool.wait(timeout=10)
     async with open_rag(settings, pool) as rag:
         for model in (MINILM, MINILM_INT8):
-            runs = [await ingest_service(rag, model, files) for _ in range(args.repeat)]
+            runs = [await ingest_service(rag, admin, model, files) for _ in range(args.repeat)]
             ingestion.append(("RagService.upload", model, runs[0][0], [seconds for _, seconds in runs]))
             alone = [await embedding_alone(rag, model) for _ in range(args.repeat)]
             ingestion.append(("embedder alone", model, runs[0][0], alone))
-            await rag.delete_collection(f"service-{model.lower()}")
+            await rag.delete_collection(f"service-{model.lower()}", admin)
         all_texts = synthetic_chunks(pool_sentences, max(args.sizes), seed=7)
         vectors, how = await embed_for_queries(rag, all_texts, args.real)
         built = [how]
         results: list[tuple[int, str, list[float]]] = []
         for size in sorted(args.sizes):
             name = f"bench-{size}"
-            seconds = await build_collection(rag, name, all_texts[:size], vectors[:size])
+            seconds = await build_collection(rag, admin, name, all_texts[:size], vectors[:size])
             built.append(f"{size} chunks written in {seconds:.0f} s")
             for mode in ("vector", "bm25", "hybrid"):
-                results.append((size, mode, await latencies(rag, name, mode, questions, args.queries)))
-            await rag.delete_collection(name)
+                results.append((size, mode, await latencies(rag, admin, name, mode, questions, args.queries)))
+            await rag.delete_collection(name, admin)
     await pool.close()
     report(settings, files, ingestion, built, results, args.queries)
 
