@@ -267,6 +267,22 @@ def test_bad_account_input_is_422(people_host: str, body: dict[str, Any]) -> Non
     assert error_of(response)["type"] in {"invalid_request", "invalid_input"}
 
 
+@pytest.mark.parametrize(
+    ("path", "raw"),
+    [
+        ("/auth/login", '{"login": "ok", "password": "pass\\ud800word"}'),
+        ("/auth/login", '{"login": "ok", "password": "pass\\u0000word"}'),
+        ("/users", '{"login": "ok-surrogate", "password": "long-enough-1", "name": "A\\udfffB"}'),
+        ("/users", '{"login": "ok-nul", "password": "long-enough-1", "models": ["m\\u0000"]}'),
+    ],
+)
+def test_text_postgres_or_argon2_cannot_take_is_422_not_500(people_host: str, path: str, raw: str) -> None:
+    headers = {"content-type": "application/json", **admin_auth()}
+    response = httpx.post(f"{people_host}{path}", content=raw.encode(), headers=headers)
+    assert response.status_code == 422, response.text
+    assert error_of(response)["type"] == "invalid_request"
+
+
 def test_an_oversized_sign_in_is_refused_before_any_hashing(people_host: str) -> None:
     response = httpx.post(f"{people_host}/auth/login", json={"login": "someone", "password": "p" * 5000})
     assert response.status_code == 422

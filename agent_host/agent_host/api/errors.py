@@ -27,7 +27,7 @@ ERROR_MEANINGS = {
     422: "malformed request",
     429: "too many failed sign-ins for this login: wait Retry-After seconds",
     502: "the proxy failed on the request",
-    503: "the proxy, the database or the vector store is unavailable",
+    503: "the proxy, the database, the accounts database or the vector store is unavailable",
 }
 
 

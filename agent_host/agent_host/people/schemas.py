@@ -5,13 +5,15 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent_host.schemas import StoredText
 from genailabs_accounts import rules
 from genailabs_accounts.models import ApiKeyPublic, PersonUsage, Role
 
-Login = Annotated[str, Field(min_length=1, max_length=rules.MAX_LOGIN)]
+# StoredText: no NUL characters or lone surrogates, which PostgreSQL and argon2 would answer with a 500.
+Login = Annotated[StoredText, Field(min_length=1, max_length=rules.MAX_LOGIN)]
 # Bounded well above any real password: argon2 hashes whatever it is given, so a megabyte would cost CPU.
-Password = Annotated[str, Field(min_length=1, max_length=1024)]
-ModelName = Annotated[str, Field(min_length=1, max_length=rules.MAX_MODEL_NAME)]
+Password = Annotated[StoredText, Field(min_length=1, max_length=1024)]
+ModelName = Annotated[StoredText, Field(min_length=1, max_length=rules.MAX_MODEL_NAME)]
 Rpm = Annotated[int, Field(ge=1, le=rules.MAX_RPM)]
 Budget = Annotated[float, Field(ge=0, le=rules.MAX_BUDGET)]
 
@@ -26,7 +28,7 @@ class LoginRequest(Body):
 
 
 class ApiKeyCreate(Body):
-    name: Annotated[str, Field(min_length=1, max_length=rules.MAX_KEY_NAME)]
+    name: Annotated[StoredText, Field(min_length=1, max_length=rules.MAX_KEY_NAME)]
 
 
 class ApiKeyCreated(BaseModel):
@@ -39,7 +41,7 @@ class ApiKeyCreated(BaseModel):
 class UserCreate(Body):
     login: Login
     password: Password
-    name: Annotated[str, Field(max_length=rules.MAX_NAME)] = ""
+    name: Annotated[StoredText, Field(max_length=rules.MAX_NAME)] = ""
     role: Role = "user"
     models: Annotated[list[ModelName], Field(max_length=rules.MAX_MODELS)] = []
     rpm: Rpm | None = None

@@ -12,7 +12,7 @@ from agent_host.people.schemas import UsageReport
 router = APIRouter(prefix="/usage", tags=["usage"])
 
 
-@router.get("", responses=error_responses(401, 403, 503))
+@router.get("", responses=error_responses(401, 403, 422, 503))
 async def usage(
     user: CurrentUserDep,
     people: PeopleDep,

@@ -12,7 +12,7 @@ from genailabs_accounts.models import AccountListing
 router = APIRouter(prefix="/users", tags=["users"], responses=error_responses(401, 403))
 
 
-@router.get("")
+@router.get("", responses=error_responses(503))
 async def list_users(_admin: AdminDep, people: PeopleDep) -> list[AccountListing]:
     return await people.accounts()
 
