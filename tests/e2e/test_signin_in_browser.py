@@ -1,6 +1,7 @@
 """Sign-in in a real browser (headless Debian chromium): the UI in proxy-only mode on the real proxy, runtimes and
 PostgreSQL, with a service key as its proxy key and three people: an admin, a user, and a user allowed one model."""
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -71,11 +72,21 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
 
 
-def test_sign_in_and_a_reload_keeps_the_session(fresh: Page, ui_url: str) -> None:
-    sign_in_with_the_form(fresh, ui_url, USER, UI_PASSWORD)
+def test_sign_in_and_a_reload_keeps_the_session(
+    fresh: Page, ui_url: str, record_property: Callable[[str, object], None]
+) -> None:
+    fresh.goto(ui_url)
+    expect(fresh).to_have_url(f"{ui_url}/signin")
+    fresh.get_by_label("Login").fill(USER)
+    fresh.get_by_label("Password").fill(UI_PASSWORD)
+    started = time.monotonic()
+    fresh.get_by_role("button", name="Sign in").click()
+    expect(fresh.locator("[data-testid=stChatInput] textarea")).to_be_visible()
+    # A figure for the record (the issue's "sign-in to first paint"), not a limit: nothing asserts on it.
+    record_property("signin_click_to_chat_input_ms", round((time.monotonic() - started) * 1000))
     expect(fresh).to_have_url(f"{ui_url}/")
     expect(sidebar(fresh).get_by_text("Signed in as")).to_contain_text(USER)
-    expect(fresh.locator("[data-testid=stChatInput] textarea")).to_be_visible()
+    expect(fresh.get_by_role("button", name="Deploy")).to_have_count(0)  # client.toolbarMode = "minimal"
     cookie = next(c for c in fresh.context.cookies() if c["name"] == "genailabs_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax" and cookie["path"] == "/"
     assert fresh.evaluate("document.cookie").find("genailabs_session") == -1  # page scripts cannot read it
