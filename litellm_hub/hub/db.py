@@ -38,6 +38,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS hub_keys_active_alias ON hub_keys (alias) WHER
 -- A person has at most one active key; a service key acting for them finds it through this index.
 CREATE UNIQUE INDEX IF NOT EXISTS hub_keys_active_user
     ON hub_keys ((metadata->>'user_id')) WHERE revoked_at IS NULL;
+-- Every key a person has had, for their spend (see KEY_SPEND).
+CREATE INDEX IF NOT EXISTS hub_keys_user ON hub_keys ((metadata->>'user_id'));
 
 CREATE TABLE IF NOT EXISTS hub_request_log (
     id                bigserial PRIMARY KEY,
@@ -89,8 +91,13 @@ ON CONFLICT (request_id) DO UPDATE SET
 WHERE hub_request_log.status <> 'success'
 """
 
-KEY_WITH_SPEND = """
-SELECT k.*, COALESCE((SELECT sum(l.cost) FROM hub_request_log l WHERE l.key_hash = k.key_hash), 0) AS spend
+# What key `k` has spent. A person's key counts everything the person spent with every key they have had: a
+# disabled and re-enabled account (a new key) keeps its budget's spend instead of starting again from 0.
+KEY_SPEND = """COALESCE((SELECT sum(l.cost) FROM hub_request_log l WHERE l.key_hash IN (
+    SELECT o.key_hash FROM hub_keys o
+    WHERE o.key_hash = k.key_hash OR o.metadata->>'user_id' = k.metadata->>'user_id')), 0)"""
+KEY_WITH_SPEND = f"""
+SELECT k.*, {KEY_SPEND} AS spend
 FROM hub_keys k WHERE k.key_hash = %s
 """
 

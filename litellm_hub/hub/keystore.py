@@ -9,7 +9,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from hub.db import KEY_WITH_SPEND, create_schema_sync, describe_url, key_from_row
+from hub.db import KEY_SPEND, KEY_WITH_SPEND, create_schema_sync, describe_url, key_from_row
 from hub.errors import (
     AliasTaken,
     AmbiguousKey,
@@ -118,11 +118,7 @@ class KeyStore:
         return key, key_from_row(row)
 
     def all_keys(self) -> list[KeyListing]:
-        rows = self._fetch_all(
-            """SELECT k.*, COALESCE(s.spend, 0) AS spend FROM hub_keys k
-               LEFT JOIN (SELECT key_hash, sum(cost) AS spend FROM hub_request_log GROUP BY key_hash) s
-               USING (key_hash) ORDER BY k.created_at"""
-        )
+        rows = self._fetch_all(f"SELECT k.*, {KEY_SPEND} AS spend FROM hub_keys k ORDER BY k.created_at")
         return [KeyListing(key_from_row(row), float(row["spend"])) for row in rows]
 
     def get(self, key: str) -> KeyListing | None:
@@ -153,9 +149,8 @@ class KeyStore:
     def for_user(self, user_id: str) -> KeyListing | None:
         """The person's active key and its spend, or None when they have none (a disabled account)."""
         row = self._fetch_one(
-            """SELECT k.*, COALESCE((SELECT sum(l.cost) FROM hub_request_log l WHERE l.key_hash = k.key_hash), 0)
-                      AS spend
-               FROM hub_keys k WHERE k.metadata->>'user_id' = %s AND k.revoked_at IS NULL""",
+            f"SELECT k.*, {KEY_SPEND} AS spend FROM hub_keys k "
+            "WHERE k.metadata->>'user_id' = %s AND k.revoked_at IS NULL",
             (user_id,),
         )
         return None if row is None else KeyListing(key_from_row(row), float(row["spend"]))

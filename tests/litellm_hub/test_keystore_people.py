@@ -61,6 +61,21 @@ def test_revoke_for_user_ends_the_key_and_a_new_one_can_follow(store: KeyStore) 
     assert listing is not None and listing.record.key_hash == again.key_hash
 
 
+def test_a_persons_new_key_carries_what_their_earlier_keys_spent(
+    conn: psycopg.Connection[Any], store: KeyStore
+) -> None:
+    user_id, record = person_key(store, max_budget=1.0)
+    log_request(conn, record, "smollm2:135m", cost=0.75)
+    store.revoke_for_user(user_id)  # disabled, then enabled again: a new key with the same limits
+    key, again = store.create(record.alias, [], max_budget=1.0, metadata=record.metadata)
+    log_request(conn, again, "smollm2:135m", cost=0.125)
+    listing = store.for_user(user_id)
+    assert listing is not None and listing.spend == 0.875
+    assert store.get(key) == listing  # what the proxy's auth reads (KEY_WITH_SPEND) agrees
+    other_id, other = person_key(store)
+    assert store.for_user(other_id) == type(listing)(other, 0.0)  # nobody else's spend is counted
+
+
 def test_a_person_has_at_most_one_active_key(store: KeyStore) -> None:
     user_id, record = person_key(store)
     with pytest.raises(PersonHasKey, match=user_id):
