@@ -89,7 +89,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 mcp_endpoint=mcp_endpoint,
                 agents=agent_service,
             )
-            app.state.mcp_endpoint = mcp_endpoint  # until mcp/server.py's /mcp reads it from the AppState
             # What exists now lives as long as the process (~700k objects from torch, Chroma, LangChain...):
             # frozen out of the collector's reach, a full collection (an upload's many chunks trigger them)
             # scans only newer objects, instead of stopping every thread, /health included, for ~0.5 s.
