@@ -15,6 +15,8 @@ from chat_ui.config import Settings
 
 # The secrets the committed .env.example files ship with (tests/stack/test_example_secrets.py keeps them in step).
 EXAMPLE_KEYS = frozenset({"sk-litellm-hub-local-123", "change-me-agent-host-key"})
+# Secrets that are not keys: whoever knows the cookie secret can sign anyone's sign-in cookie.
+EXAMPLE_SECRETS = frozenset({"change-me-ui-cookie-secret"})
 EXAMPLE_DB_PASSWORDS = frozenset({"litellm"})
 
 
@@ -36,6 +38,9 @@ def example_secrets_in_use(settings: Settings) -> list[str]:
         )
         if key is not None and key.get_secret_value() in EXAMPLE_KEYS
     ]
+    secret = settings.ui_cookie_secret
+    if secret is not None and secret.get_secret_value() in EXAMPLE_SECRETS:
+        names.append("UI_COOKIE_SECRET")
     urls: tuple[tuple[str, SecretStr], ...] = (
         ("DATABASE_URL", settings.database_url),
         ("HUB_DATABASE_URL", settings.hub_database_url),

@@ -25,7 +25,7 @@ PLACEHOLDERS = {"sk-replace-with-the-agent-host-virtual-key"}
 
 
 def test_every_secret_in_the_env_example_files_is_known_to_each_exposure_check() -> None:
-    keys, passwords = set(), set()
+    keys, passwords, secrets = set(), set(), set()
     for path in EXAMPLE_FILES:
         for line in path.read_text().splitlines():
             name, _, value = line.partition("=")
@@ -33,6 +33,8 @@ def test_every_secret_in_the_env_example_files_is_known_to_each_exposure_check()
                 continue
             if name.endswith("_KEY"):
                 keys.add(value.strip())
+            elif name.endswith("_SECRET"):
+                secrets.add(value.strip())
             elif name == "POSTGRES_PASSWORD":
                 passwords.add(value.strip())
             elif name.endswith("DATABASE_URL"):
@@ -41,6 +43,7 @@ def test_every_secret_in_the_env_example_files_is_known_to_each_exposure_check()
     for check in (hub_exposure, agent_host_main, ui_exposure):
         assert keys - PLACEHOLDERS <= check.EXAMPLE_KEYS, check.__name__
         assert passwords <= check.EXAMPLE_DB_PASSWORDS, check.__name__
+    assert secrets <= ui_exposure.EXAMPLE_SECRETS  # the UI's cookie secret: only the UI holds one
 
 
 def _agent_host(host: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -91,13 +94,15 @@ def test_the_ui_image_refuses_the_example_secrets_when_published_beyond_loopback
         "LITELLM_API_KEY": "sk-litellm-hub-local-123",
         "DATABASE_URL": "postgresql://litellm:litellm@db:5432/genailabs",
         "HUB_DATABASE_URL": "postgresql://litellm:Other-pw@db:5432/litellm",
+        "UI_COOKIE_SECRET": "change-me-ui-cookie-secret",
     }
     check = [sys.executable, "-m", "chat_ui.exposure", "0.0.0.0"]
     cwd = REPO_ROOT / "streamlit_service"
     refused = subprocess.run(check, cwd=cwd, env={**env, "PUBLISHED_ADDRESS": ""}, capture_output=True, text=True)
     assert refused.returncode == 78
     assert refused.stderr.strip().splitlines() == [
-        "ui: refusing to serve on 0.0.0.0 with the example value of LITELLM_API_KEY, DATABASE_URL from "
+        "ui: refusing to serve on 0.0.0.0 with the example value of LITELLM_API_KEY, UI_COOKIE_SECRET, "
+        "DATABASE_URL from "
         ".env.example: set a secret of your own, or bind to 127.0.0.1"
     ]
     local = subprocess.run(check, cwd=cwd, env={**env, "PUBLISHED_ADDRESS": "127.0.0.1"}, capture_output=True)
