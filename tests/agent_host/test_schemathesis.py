@@ -27,9 +27,14 @@ TRACKED_SERVERS = REPO_ROOT / "agent_host" / "mcp_servers.json"
 MAX_TOKENS = 4
 OPERATIONS = [
     "GET /health", "GET /health/ready", "POST /v1/chat/completions", "GET /v1/models",
+    "POST /auth/login", "POST /auth/logout", "GET /auth/me", "GET /auth/keys", "POST /auth/keys",
+    "DELETE /auth/keys/{key_id}", "GET /users", "POST /users", "PATCH /users/{account_id}",
+    "POST /users/{account_id}/password", "GET /usage",
     "POST /sessions", "GET /sessions", "GET /sessions/{session_id}", "PATCH /sessions/{session_id}",
-    "DELETE /sessions/{session_id}", "GET /sessions/{session_id}/messages",
-    "GET /rag/collections", "POST /rag/collections", "GET /rag/collections/{name}", "DELETE /rag/collections/{name}",
+    "DELETE /sessions/{session_id}", "GET /sessions/{session_id}/messages", "DELETE /sessions/{session_id}/messages",
+    "PATCH /sessions/{session_id}/messages/{message_id}", "DELETE /sessions/{session_id}/messages/{message_id}",
+    "GET /rag/collections", "POST /rag/collections", "GET /rag/collections/{name}", "PATCH /rag/collections/{name}",
+    "DELETE /rag/collections/{name}",
     "GET /rag/collections/{name}/documents", "POST /rag/collections/{name}/documents",
     "DELETE /rag/collections/{name}/documents/{document_id}",
     "POST /rag/collections/{name}/documents/{document_id}/reindex", "GET /rag/jobs/{job_id}", "POST /rag/query",
@@ -39,6 +44,8 @@ OPERATIONS = [
 # Operations with a body or query to get wrong (a path string alone cannot be made invalid).
 NEGATIVE = {
     "POST /v1/chat/completions", "POST /sessions", "GET /sessions", "PATCH /sessions/{session_id}",
+    "PATCH /sessions/{session_id}/messages/{message_id}", "DELETE /sessions/{session_id}/messages",
+    "PATCH /rag/collections/{name}", "GET /rag/collections",
     "POST /rag/collections", "POST /rag/collections/{name}/documents", "POST /rag/query", "POST /mcp/servers",
     "POST /agents/run",
 }  # fmt: skip
