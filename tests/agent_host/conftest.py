@@ -19,7 +19,7 @@ def host_process(proxy: str, postgres: PostgresInstance) -> Iterator[tuple[Manag
 
 
 @pytest.fixture(scope="session")
-def people_host(proxy: str, postgres: PostgresInstance) -> Iterator[str]:
+def people_host_process(proxy: str, postgres: PostgresInstance) -> Iterator[tuple[ManagedProcess, str]]:
     """A host for the people tests: an operator admin key, a login locked after 5 failures, and a 512-token
     window for smollm2 (so a few turns of a session get a running summary)."""
     env = {
@@ -31,8 +31,13 @@ def people_host(proxy: str, postgres: PostgresInstance) -> Iterator[str]:
         "SUMMARY_TOKENS": "48",
     }
     process, url = start_host(proxy, postgres.url("genailabs"), shared_master_key(), **env)
-    yield url
+    yield process, url
     process.stop()
+
+
+@pytest.fixture(scope="session")
+def people_host(people_host_process: tuple[ManagedProcess, str]) -> str:
+    return people_host_process[1]
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ from mcp_support import host_mcp_client
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from procs import MASTER_KEY, scaled
+from procs import MASTER_KEY, ManagedProcess, scaled
 
 
 def unique(prefix: str) -> str:
@@ -49,6 +49,20 @@ def test_sign_in_gives_a_token_that_says_who_i_am(people_host: str) -> None:
     assert me.status_code == 200
     assert me.json()["login"] == login and me.json()["name"] == "Ada Lovelace"
     assert "password" not in me.text and "hash" not in me.text
+
+
+def test_the_access_log_names_who_made_each_request(people_host_process: tuple[ManagedProcess, str]) -> None:
+    process, url = people_host_process
+    login = unique("ola")
+    person = create_person(url, login)
+    marker = uuid.uuid4().hex
+    headers = {**bearer(sign_in(url, login)), "x-request-id": marker}
+    assert httpx.get(f"{url}/auth/me", headers=headers).status_code == 200
+    deadline = time.monotonic() + scaled(10)
+    while not (lines := [json.loads(line) for line in process.log_tail(200).splitlines() if marker in line]):
+        assert time.monotonic() < deadline, "no access-log line for the request"
+        time.sleep(0.2)
+    assert lines[-1]["user"] == person["id"] and lines[-1]["status"] == 200
 
 
 def test_sign_out_ends_the_token(people_host: str) -> None:

@@ -1,4 +1,4 @@
-"""Request ids, one JSON access-log line per request, and the body size limit."""
+"""Request ids, one JSON access-log line per request (with who made it), and the body size limit."""
 
 import json
 import logging
@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_host.logs import request_id
+from agent_host.people.identity import acting_for
 
 log = logging.getLogger("agent_host.access")
 
@@ -86,7 +87,14 @@ class RequestContextMiddleware:
                 scope.get("method", "WS"),
                 scope["path"],
                 status,
-                extra={"fields": {"status": status, "duration_ms": round((time.perf_counter() - started) * 1000, 2)}},
+                extra={
+                    "fields": {
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        # The account id auth found for this request (set in this task), so a line says who.
+                        "user": acting_for.get(),
+                    }
+                },
             )
             request_id.reset(token)
 
