@@ -227,12 +227,9 @@ def host_proxy_key(proxy_key: str, hub_url: str) -> str:
         return proxy_key
     if hub_url not in _service_keys:
         from hub.errors import DatabaseUnavailable
-        from hub.keystore import KeyStore, connect
 
         try:
-            with connect(hub_url, 5.0) as conn:
-                alias = f"agent-host-test-{uuid.uuid4().hex[:8]}"
-                _service_keys[hub_url] = KeyStore(conn).create(alias, [], metadata={"service": True})[0]
+            _service_keys[hub_url] = make_service_key(hub_url, "agent-host-test")
         except DatabaseUnavailable:
             return proxy_key  # no hub database to make it in: the master key may act for people too
     return _service_keys[hub_url]
