@@ -1,6 +1,7 @@
 """One history over HTTP: a real host (its proxy a scripted fake model) whose edits, deletes, truncations and
 regenerations leave exactly the expected stored messages, which are exactly what the model is sent."""
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 from account_support import bearer, signed_in
 from agent_support import ScriptedModel, say
 from host_support import sse_data, start_host
+from websockets.sync.client import connect
 
 from procs import PostgresInstance
 
@@ -167,3 +169,24 @@ def test_bad_edits_are_refused_and_change_nothing(client: Client) -> None:
     ):
         assert client.http.post("/v1/chat/completions", json=body).status_code == 422, body
     assert shown(client.messages(session_id)) == shown([question, answer])
+
+
+def test_a_websocket_regeneration_answers_the_stored_history(client: Client, host: str, token: str) -> None:
+    session_id = client.new_session()
+    client.chat(session_id, "Say something.", "Something.")
+    _, answer = client.messages(session_id)
+    assert client.http.delete(f"/sessions/{session_id}/messages/{answer['id']}").status_code == 204
+    client.model.script([say("Something else.")])
+    url = host.replace("http://", "ws://") + "/ws/chat"
+    with connect(url, additional_headers=bearer(token)) as ws:
+        ws.send(json.dumps({"type": "chat", "model": MODEL, "session_id": session_id, "regenerate": True}))
+        events = [json.loads(ws.recv(timeout=60))]
+        while events[-1]["type"] not in ("done", "error"):
+            events.append(json.loads(ws.recv(timeout=60)))
+    assert events[-1]["type"] == "done", events
+    assert "".join(e["content"] for e in events if e["type"] == "token") == "Something else."
+    assert client.sent() == [{"role": "user", "content": "Say something."}]
+    assert shown(client.messages(session_id)) == [
+        {"role": "user", "content": "Say something."},
+        {"role": "assistant", "content": "Something else."},
+    ]
