@@ -1,18 +1,28 @@
 """Documents and chat with sources in a real browser (headless Debian chromium), the UI in agent-host mode.
 
 Real processes: PostgreSQL, two runtimes, the LiteLLM proxy, the agent host (real Chroma, real embedding model)
-and the Streamlit UI.
+and the Streamlit UI; the browser is signed in as an admin of the host's database (the UI signs people in there
+and sends the agent host their sign-in token).
 """
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from browser_actions import open_expander
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import BrowserContext, Page, expect
 
-from procs import MASTER_KEY, SCREENSHOTS, ManagedProcess, PostgresInstance, scaled, start_agent_host
+from genailabs_accounts.models import Account
+from procs import (
+    MASTER_KEY,
+    SCREENSHOTS,
+    ManagedProcess,
+    PostgresInstance,
+    hub_url_of,
+    scaled,
+    start_agent_host,
+)
 from procs import start_ui as start_stack_ui
 
 HOST_KEY = "sk-e2e-documents-host-key"
@@ -26,48 +36,61 @@ VOLCANO_TXT = (
     "down the eastern slopes into the Valle del Bove, a wide valley that protects the villages below."
 )
 COLLECTION = "zoo-notes"
+# Logins are unique across the test databases: each person's proxy key sits in the one shared hub database.
+ADMIN = "e2e-docs-admin"
 pytestmark = pytest.mark.timeout(300)
 
 
-def start_host(proxy: str, postgres: PostgresInstance) -> tuple[ManagedProcess, str, str]:
-    """An agent host on its own database (the UI's history lives there too, as in the stack)."""
-    database_url = postgres.new_database("e2e_docs")
+def start_host(proxy: str, postgres: PostgresInstance, prefix: str = "e2e_docs") -> tuple[ManagedProcess, str, str]:
+    """An agent host on its own database (the accounts the UI signs people in with live there too)."""
+    database_url = postgres.new_database(prefix)
     process, url = start_agent_host(proxy, database_url, MASTER_KEY, api_key=HOST_KEY)
     return process, url, database_url
 
 
-def start_ui(host_url: str, database_url: str, proxy: str, runtimes: tuple[str, str]) -> tuple[ManagedProcess, str]:
-    """The UI in agent-host mode, as `make up` runs it."""
+def start_ui(
+    host_url: str, database_url: str, proxy: str, runtimes: tuple[str, str], service_key: str
+) -> tuple[ManagedProcess, str]:
+    """The UI in agent-host mode, as `make up` runs it (its proxy key a service key, used for the status panel)."""
     return start_stack_ui(
         LITELLM_BASE_URL=f"{proxy}/v1",
-        LITELLM_API_KEY=MASTER_KEY,
+        LITELLM_API_KEY=service_key,
         AGENT_HOST_URL=host_url,
-        AGENT_HOST_API_KEY=HOST_KEY,
         DATABASE_URL=database_url,
+        HUB_DATABASE_URL=hub_url_of(database_url),
         RUNTIME_URLS=",".join(runtimes),
     )
 
 
 @pytest.fixture(scope="module")
-def ui_url(proxy: str, postgres: PostgresInstance, runtimes: tuple[str, str]) -> Iterator[str]:
+def stack(
+    proxy: str, postgres: PostgresInstance, runtimes: tuple[str, str], ui_service_key: str
+) -> Iterator[tuple[str, str, str]]:
+    """(UI URL, host URL, the host's database URL)."""
     host, host_url, database_url = start_host(proxy, postgres)
     try:
-        ui, url = start_ui(host_url, database_url, proxy, runtimes)
+        ui, url = start_ui(host_url, database_url, proxy, runtimes, ui_service_key)
     except Exception:
         host.stop()
         raise
-    yield url
+    yield url, host_url, database_url
     ui.stop()
     host.stop()
 
 
 @pytest.fixture(scope="module")
-def page(browser: Browser, ui_url: str) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 1300})
-    tab = context.new_page()
+def ui_url(stack: tuple[str, str, str]) -> str:
+    return stack[0]
+
+
+@pytest.fixture(scope="module")
+def page(
+    signed_in_context: Callable[..., BrowserContext], ui_account: Callable[..., Account], stack: tuple[str, str, str]
+) -> Iterator[Page]:
+    ui_account(database_url=stack[2], login=ADMIN)
+    tab = signed_in_context(stack[0], ADMIN, viewport={"width": 1280, "height": 1300}).new_page()
     tab.set_default_timeout(scaled(30_000))
     yield tab
-    context.close()
 
 
 def shot(page: Page, name: str) -> None:
