@@ -1,15 +1,17 @@
-"""The chat UI in a real browser (headless Debian chromium) against a real proxy, runtimes and PostgreSQL."""
+"""The chat UI in a real browser (headless Debian chromium) against a real proxy, runtimes and PostgreSQL, in
+proxy-only mode: the UI's own tables hold the signed-in person's chats."""
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from browser_actions import open_expander
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import BrowserContext, Page, expect
 
-from procs import SCREENSHOTS, ManagedProcess, PostgresInstance, scaled, start_proxy, start_ui
+from genailabs_accounts.models import Account
+from procs import SCREENSHOTS, ManagedProcess, PostgresInstance, make_service_key, scaled, start_proxy, start_ui
 
 MASTER_KEY = "sk-e2e-master-0123456789"  # this module starts its own proxy with it
 pytestmark = pytest.mark.timeout(300)
@@ -25,11 +27,15 @@ def own_proxy(postgres: PostgresInstance, runtimes: tuple[str, str]) -> Iterator
 
 @pytest.fixture(scope="module")
 def ui_url(
-    own_proxy: tuple[ManagedProcess, str], postgres: PostgresInstance, runtimes: tuple[str, str]
+    own_proxy: tuple[ManagedProcess, str],
+    postgres: PostgresInstance,
+    runtimes: tuple[str, str],
+    ui_account: Callable[..., Account],
 ) -> Iterator[str]:
+    ui_account()  # the admin the browser signs in as
     process, url = start_ui(
         LITELLM_BASE_URL=f"{own_proxy[1]}/v1",
-        LITELLM_API_KEY=MASTER_KEY,
+        LITELLM_API_KEY=make_service_key(postgres.url("litellm"), "e2e-chat-ui"),
         DATABASE_URL=postgres.url("genailabs"),
         HUB_DATABASE_URL=postgres.url("litellm"),
         RUNTIME_URLS=",".join(runtimes),
@@ -40,13 +46,12 @@ def ui_url(
 
 
 @pytest.fixture(scope="module")
-def page(browser: Browser, ui_url: str) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
+def page(signed_in_context: Callable[..., BrowserContext], ui_url: str) -> Page:
+    context = signed_in_context(ui_url, viewport={"width": 1280, "height": 860}, accept_downloads=True)
     tab = context.new_page()
     tab.set_default_timeout(scaled(30_000))
     tab.goto(ui_url)
-    yield tab
-    context.close()
+    return tab
 
 
 def chat_input(page: Page):  # type: ignore[no-untyped-def]
