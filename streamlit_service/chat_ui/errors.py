@@ -26,9 +26,16 @@ def _looks_like(text: str, *needles: str) -> bool:
     return any(needle in lowered for needle in needles)
 
 
-def explain(exc: Exception, model: str, base_url: str, secret: str = "") -> ChatProblem:
-    """Maps an OpenAI SDK error (from the proxy or the agent host) to a ChatProblem."""
-    problem = _explain(exc, model, base_url)
+def explain(exc: Exception, model: str, base_url: str, secret: str = "", host: bool = False) -> ChatProblem:
+    """Maps an OpenAI SDK error (from the proxy, or the agent host with `host`) to a ChatProblem."""
+    if host and isinstance(exc, openai.APIStatusError) and exc.status_code == 401:
+        problem = ChatProblem(
+            kind="auth",
+            message=f"The agent host no longer accepts your sign-in (401). {_server_text(exc)}",
+            action="Sign in again (reload the page); your message is kept below.",
+        )
+    else:
+        problem = _explain(exc, model, base_url)
     if secret and secret in problem.message:
         problem.message = problem.message.replace(secret, "***")
     return problem

@@ -152,7 +152,7 @@ def _finish(
     """Keeps what the turn produced; a failure goes to the page with the question, to resend."""
     if reply.error is not None:
         problem = knowledge.explain_rag(reply.error) or explain(
-            reply.error, reply.params.model, client_url(settings), _secret(settings)
+            reply.error, reply.params.model, client_url(settings), _secret(settings), bool(settings.agent_host_url)
         )
         session.set_problem(problem, question)
         return

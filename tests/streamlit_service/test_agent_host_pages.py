@@ -421,7 +421,27 @@ def test_each_person_sees_only_their_own_chats(host_ui: str, admin: SignedIn, so
     peeking = open_page(someone, c=session_id)
     assert not peeking.exception and "Say hello to the admin." not in texts(peeking)
     assert peeking.session_state["conversation"] is None
+    peeking.text_input(key="search").set_value("hello to the admin").run()
+    assert not [b for b in peeking.button if b.key == f"open-{session_id}"]
     assert [b for b in open_page(admin).button if b.key == f"open-{session_id}"]
+
+
+def test_search_rename_and_delete_a_chat_go_to_the_host(host_ui: str, admin: SignedIn) -> None:
+    app = send(short_answers(open_page(admin)), "Tell me about walruses.")
+    session_id = conversation_of(app)
+    found = open_page(admin)
+    found.text_input(key="search").set_value("walruses").run()
+    assert [b.key for b in found.button if b.key and b.key.startswith("open-")] == [f"open-{session_id}"]
+    found.text_input(key="search").set_value("no chat says this").run()
+    assert not [b for b in found.button if b.key and b.key.startswith("open-")]
+
+    app.text_input(key=f"title-{session_id}").set_value("Walrus facts").run()
+    assert call(host_ui, "GET", f"/sessions/{session_id}", admin).json()["title"] == "Walrus facts"
+    app.button(key="delete-chat").click().run()
+    assert call(host_ui, "GET", f"/sessions/{session_id}", admin).status_code == 200, "asked first"
+    app.button(key="confirm-delete").click().run()
+    assert call(host_ui, "GET", f"/sessions/{session_id}", admin).status_code == 404
+    assert not app.exception and not [b for b in app.button if b.key == f"open-{session_id}"]
 
 
 # Agent mode.

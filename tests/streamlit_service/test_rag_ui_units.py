@@ -8,6 +8,7 @@ import openai
 from chat_ui.agent_turn import AgentReply
 from chat_ui.agent_view import blocks_of, run_summary
 from chat_ui.documents_view import merge_results, progress_text
+from chat_ui.errors import explain
 from chat_ui.host import error_of, sse_events
 from chat_ui.knowledge import explain_rag
 from chat_ui.rag_models import Citation, FileResult, Job
@@ -109,3 +110,13 @@ def test_an_error_event_ends_the_run_with_the_hosts_message() -> None:
     reply = AgentReply()
     reply.absorb({"type": "error", "error": {"type": "proxy_unavailable", "message": "proxy down"}})
     assert reply.error is not None and str(reply.error) == "proxy down"
+
+
+def test_a_401_from_the_agent_host_asks_to_sign_in_again_and_never_shows_the_token() -> None:
+    request = httpx.Request("POST", "http://host/v1/chat/completions")
+    body = {"error": {"type": "not_signed_in", "message": "session gls_secret-token expired"}}
+    exc = openai.AuthenticationError("401", response=httpx.Response(401, request=request), body=body)
+    problem = explain(exc, "m", "http://host/v1", "gls_secret-token", host=True)
+    assert problem.kind == "auth" and "Sign in again" in problem.action
+    assert "gls_secret-token" not in problem.message and "***" in problem.message
+    assert "LITELLM_API_KEY" in explain(exc, "m", "http://proxy/v1", "sk-key").action  # the proxy's wording
