@@ -19,8 +19,10 @@ from procs import ManagedProcess, PostgresInstance, scaled
 COLLECTION = "hostile"
 MAX_FILE_BYTES = 10_000_000
 PARSE_TIMEOUT = 2.0
-# The issue asks for /health within 200 ms; the bound leaves room for a machine 2-3x slower than CI.
-MAX_HEALTH_SECONDS = scaled(0.5)  # ~0.1 s measured on a quiet machine (bench/hardening_bench.py)
+# A stall bound, not a speed figure: a parse that blocked the event loop would hold /health for seconds (the
+# old in-process parsers: 10 s and more). The figure (~0.1 s, the issue's 200 ms) is bench/hardening_bench.py's;
+# 0.5 s here failed once with both cores busy with other tests.
+MAX_HEALTH_SECONDS = scaled(2.0)
 HOSTILE_TEXTS = {
     "spaces.txt": " " * 600_000 + "end",
     "spaces.md": "# " + " " * 600_000 + "x",
