@@ -68,6 +68,21 @@ class UpstreamError(AgentHostError):
     type, status = "upstream_error", 502
 
 
+# What the proxy refuses for the person a request acts for (their key's models, budget, or a revoked key).
+class ModelNotAllowed(AgentHostError):
+    type, status = "model_not_allowed", 403
+
+
+class BudgetExceeded(AgentHostError):
+    """OpenAI's own answer to a spent quota is a 429 (insufficient_quota)."""
+
+    type, status = "budget_exceeded", 429
+
+
+class AccountKeyRevoked(AgentHostError):
+    type, status = "account_disabled", 403
+
+
 class DatabaseUnavailable(AgentHostError):
     type, status = "database_unavailable", 503
 

@@ -11,7 +11,15 @@ from contextlib import asynccontextmanager
 
 import openai
 
-from agent_host.errors import BadUpstreamRequest, ModelNotFound, ProxyUnavailable, UpstreamError
+from agent_host.errors import (
+    AccountKeyRevoked,
+    BadUpstreamRequest,
+    BudgetExceeded,
+    ModelNotAllowed,
+    ModelNotFound,
+    ProxyUnavailable,
+    UpstreamError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +56,21 @@ async def upstream_errors() -> AsyncIterator[None]:
         raise _domain_error(exc) from exc
 
 
+def _error_type(exc: openai.APIStatusError) -> str | None:
+    body = exc.body
+    detail = body.get("error", body) if isinstance(body, dict) else None
+    return str(detail["type"]) if isinstance(detail, dict) and detail.get("type") else None
+
+
 def _domain_error(exc: openai.APIStatusError) -> Exception:
-    status = exc.status_code
+    status, kind = exc.status_code, _error_type(exc)
+    # The hub's answers about the person a request acts for (hub/errors.py): theirs to read, in their words.
+    if kind == "account_disabled":
+        return AccountKeyRevoked("your account's proxy key is revoked (the account was disabled): ask an admin")
+    if kind == "key_model_access_denied":
+        return ModelNotAllowed(f"{_reason(exc)}; an admin can allow more models on the Admin page")
+    if kind == "budget_exceeded":
+        return BudgetExceeded(f"{_reason(exc)}; an admin can raise your budget on the Admin page")
     if isinstance(exc, openai.AuthenticationError):
         return UpstreamError("the proxy rejected the agent host's key (AGENT_HOST_PROXY_KEY)")
     if isinstance(exc, openai.NotFoundError) or (status == 400 and _is_unknown_model(exc)):
