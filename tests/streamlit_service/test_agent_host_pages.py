@@ -447,7 +447,9 @@ def test_search_rename_and_delete_a_chat_go_to_the_host(host_ui: str, admin: Sig
 # Agent mode.
 
 
-def test_agent_mode_shows_each_step_and_keeps_the_exchange_in_the_session(host_ui: str, admin: SignedIn) -> None:
+def test_agent_mode_shows_each_step_keeps_the_exchange_in_the_session_and_regenerates_it(
+    host_ui: str, admin: SignedIn
+) -> None:
     app = open_page(admin)
     app.toggle(key="agent_mode").set_value(True).run()
     assert "math" in app.selectbox(key="agent_name").options  # read from the host's GET /agents
@@ -465,6 +467,13 @@ def test_agent_mode_shows_each_step_and_keeps_the_exchange_in_the_session(host_u
     assert "Answered by agent **math**" in texts(reopened) or "Step 1: calculator" in [
         e.label for e in reopened.expander
     ]
+
+    app.button(key="regenerate").click().run(timeout=120)  # the run stores its question again: once, in order
+    assert not app.exception and app.session_state["problem"] is None
+    again = stored(host_ui, session_id, admin)
+    assert [(m["role"], m["content"]) for m in again[:1]] == [("user", "What is 12 times 7?")]
+    assert len(again) == 2 and again[1]["id"] > messages[1]["id"]
+    assert on_screen(app) == [(m["role"], m["content"]) for m in again]
 
 
 def test_agent_mode_with_the_host_gone_explains_and_keeps_the_question(
