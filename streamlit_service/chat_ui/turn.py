@@ -44,11 +44,13 @@ def _shown(role: Role, content: str, facts: Facts | None = None) -> Message:
 def _conversation(history: History, params: GenerationParams) -> Conversation | None:
     """The open conversation, created on its first message; None while the history is down."""
     state = st.session_state
-    if state.conversation is None and not state.unsaved:
+    # Proxy-only mode goes on without its database (the page keeps the chat); the host is asked every time.
+    if state.conversation is None and (history.keeps_turns or not state.unsaved):
         try:
             conversation = history.create("New chat", params, list(state.get("draft_collections", [])))
-        except HistoryUnavailable:
+        except HistoryUnavailable as exc:
             state.unsaved = True
+            state.history_problem = str(exc)
             return None
         state.conversation = conversation
         session.select(conversation.id)
@@ -82,9 +84,9 @@ def run(settings: Settings, history: History, text: str | None) -> None:
     first_exchange = len([m for m in messages if m.role == "user"]) <= (0 if text is not None else 1)
     conversation = _conversation(history, params)
     if history.keeps_turns and conversation is None:
+        why = st.session_state.get("history_problem", "")
         session.set_problem(
-            ChatProblem(kind="history", message="The agent host cannot open a chat right now.", action="Resend."),
-            question,
+            ChatProblem(kind="history", message=f"No chat could be opened: {why}", action="Resend."), question
         )
         st.rerun()
     if text is not None:

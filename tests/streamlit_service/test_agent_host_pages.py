@@ -316,6 +316,9 @@ def test_a_host_that_is_down_is_explained_and_nothing_crashes(
     assert not page.exception and "cannot reach the agent host" in texts(page)
     chat = open_page(admin)
     assert not chat.exception and "Document collections unavailable: cannot reach the agent host" in texts(chat)
+    chat = send(chat, "Are you there?")
+    assert not chat.exception and "No chat could be opened: cannot reach the agent host" in texts(chat)
+    assert chat.code[-1].value == "Are you there?"  # kept on the page, to resend
 
 
 # Chat with documents: the sources come from the answer's metadata on the host.
