@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from fake_model_server import FakeModelServer
 from streamlit.testing.v1 import AppTest
@@ -39,6 +40,8 @@ VOLCANO_TXT = (
     "down the eastern slopes into the Valle del Bove, a wide valley that protects the villages below."
 )
 MAX_FILE_BYTES = 20_000
+# The UI's own history tables: proxy-only mode's, never written in agent-host mode.
+UI_TABLES = ("ui_conversations", "ui_messages", "ui_answer_extras", "ui_conversation_collections")
 PENGUIN_QUESTION = "How long does the male emperor penguin keep the egg warm?"
 pytestmark = pytest.mark.timeout(300)
 
@@ -412,6 +415,9 @@ def test_edit_regenerate_and_delete_leave_the_hosts_history_equal_to_the_screen(
 
     reopened = open_page(admin, c=session_id)
     assert on_screen(reopened) == host_copy()
+    with psycopg.connect(get_settings().database_url.get_secret_value()) as conn:
+        kept = [conn.execute(f"SELECT count(*) FROM {table}").fetchone() for table in UI_TABLES]
+    assert kept == [(0,)] * len(UI_TABLES), "the UI keeps no second copy in agent-host mode"
 
 
 def test_each_person_sees_only_their_own_chats(host_ui: str, admin: SignedIn, someone: SignedIn) -> None:
