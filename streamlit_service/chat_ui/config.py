@@ -17,8 +17,6 @@ class Settings(BaseSettings):
     litellm_api_key: SecretStr
     # Phase 2: when set, chat goes to the agent host (same OpenAI wire format) instead of the proxy.
     agent_host_url: str = ""
-    # The agent host's own key (its AGENT_HOST_API_KEY), used instead of LITELLM_API_KEY in agent-host mode.
-    agent_host_api_key: SecretStr | None = None
     # Signs the sign-in cookie; `make up` writes one. Unset: a random one per process (sign-ins end on restart),
     # refused where the UI is published beyond loopback.
     ui_cookie_secret: SecretStr | None = None
@@ -49,20 +47,6 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [url.strip().rstrip("/") for url in value.split(",") if url.strip()]
         return value
-
-    @property
-    def chat_base_url(self) -> str:
-        """Where chat requests go: the agent host when configured, else the proxy."""
-        if self.agent_host_url:
-            return self.agent_host_url.rstrip("/") + "/v1"
-        return self.litellm_base_url.rstrip("/")
-
-    @property
-    def chat_api_key(self) -> str:
-        """The key for `chat_base_url`."""
-        if self.agent_host_url and self.agent_host_api_key and self.agent_host_api_key.get_secret_value():
-            return self.agent_host_api_key.get_secret_value()
-        return self.litellm_api_key.get_secret_value()
 
     @property
     def proxy_root(self) -> str:

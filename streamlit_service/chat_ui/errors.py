@@ -60,6 +60,19 @@ def _explain(exc: Exception, model: str, base_url: str) -> ChatProblem:
         )
     text = _server_text(exc)
     code = exc.status_code
+    # A person's own limits (their proxy key's budget, models, rpm) come before the UI's key problems.
+    if _looks_like(text, "budget"):
+        return ChatProblem(
+            kind="budget",
+            message=f"Your budget is used up. {text}",
+            action="Ask an admin to raise your budget (Admin page); nothing else is affected.",
+        )
+    if code == 401 and _looks_like(text, "disabled", "no proxy key"):
+        return ChatProblem(
+            kind="forbidden",
+            message=f"Your account's proxy key is revoked. {text}",
+            action="Ask an admin to enable your account.",
+        )
     if code == 401:
         return ChatProblem(
             kind="auth",
@@ -69,20 +82,14 @@ def _explain(exc: Exception, model: str, base_url: str) -> ChatProblem:
     if code == 403:
         return ChatProblem(
             kind="forbidden",
-            message=f"This API key may not use model '{model}' (403). {text}",
-            action="Pick a model the key allows, or ask for a key with access to it (`python -m hub.keys`).",
+            message=f"You may not use model '{model}' (403). {text}",
+            action="Pick a model you are allowed, or ask an admin to allow this one (Admin page).",
         )
     if code == 429:
         return ChatProblem(
             kind="rate_limit",
-            message=f"Rate limit reached for this key (429). {text}",
+            message=f"Rate limit reached (429). {text}",
             action="Wait a minute and resend.",
-        )
-    if _looks_like(text, "budget"):
-        return ChatProblem(
-            kind="budget",
-            message=f"This key's budget is used up. {text}",
-            action="Ask an admin to raise the key's max_budget or to issue a new key.",
         )
     if _looks_like(text, "context length", "context window", "maximum context", "too long", "exceed_context"):
         return ChatProblem(

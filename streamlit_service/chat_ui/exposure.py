@@ -30,14 +30,7 @@ def is_loopback(address: str) -> bool:
 
 
 def example_secrets_in_use(settings: Settings) -> list[str]:
-    names = [
-        name
-        for name, key in (
-            ("LITELLM_API_KEY", settings.litellm_api_key),
-            ("AGENT_HOST_API_KEY", settings.agent_host_api_key),
-        )
-        if key is not None and key.get_secret_value() in EXAMPLE_KEYS
-    ]
+    names = ["LITELLM_API_KEY"] if settings.litellm_api_key.get_secret_value() in EXAMPLE_KEYS else []
     secret = settings.ui_cookie_secret
     if secret is not None and secret.get_secret_value() in EXAMPLE_SECRETS:
         names.append("UI_COOKIE_SECRET")

@@ -144,6 +144,17 @@ ERRORS = {
     "model not allowed": (403, {"error": {"message": "API key 'a' may not use model"}}, "may not use model"),
     "rate limit": (429, {"error": {"message": "rpm limit"}}, "Rate limit reached"),
     "budget": (400, {"error": {"message": "budget exceeded for API key 'a'", "type": "budget_exceeded"}}, "budget"),
+    # The agent host's answer to a person's spent budget is a 429 (as OpenAI's to a spent quota): not a rate limit.
+    "budget as a 429": (
+        429,
+        {"error": {"message": "budget exceeded for account 'a'", "type": "budget_exceeded"}},
+        "Your budget is used up",
+    ),
+    "person's key revoked": (
+        401,
+        {"error": {"message": "account x is disabled or has no proxy key"}},
+        "proxy key is revoked",
+    ),
     "context": (400, {"error": {"message": "prompt is too long for the context window"}}, "too long for this"),
     "backend down": (500, {"error": {"message": "Connection refused"}}, "model backend for 'smollm2:135m' failed"),
 }
