@@ -53,3 +53,4 @@ bench: $(STAMP)
 	$(PY) bench/mcp_bench.py
 	$(PY) bench/agent_bench.py
 	$(PY) bench/hardening_bench.py
+	$(PY) bench/users_bench.py
