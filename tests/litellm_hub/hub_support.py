@@ -25,6 +25,12 @@ REPO_CONFIG = TESTS_DIR.parent / "litellm_hub" / "litellm_config.yaml"
 SMOLLM = "smollm2:135m"
 
 
+# The priced proxy (conftest.priced_proxy): a copy of the repo's config with a price on smollm2:135m, so a
+# budget can run out, and a one-second key cache, so a revocation shows within a test.
+CACHE_TTL = 1.0
+INPUT_COST, OUTPUT_COST = 0.001, 0.002  # USD per token: one short chat costs a few cents
+
+
 def chat_body(model: str = SMOLLM, max_tokens: int = 8, **extra: Any) -> dict[str, Any]:
     return {"model": model, "messages": [{"role": "user", "content": "Say hi."}], "max_tokens": max_tokens, **extra}
 

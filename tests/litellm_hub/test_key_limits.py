@@ -6,34 +6,21 @@ and a one-second key cache, so a revocation shows within the test.
 
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
-from hub_support import SMOLLM, bearer, chat_body, create_key, priced_config, run_keys, start_hub_proxy, wait_for_status
-
-from procs import ManagedProcess
-
-CACHE_TTL = 1.0
-INPUT_COST, OUTPUT_COST = 0.001, 0.002  # USD per token: one short chat costs a few cents
-
-
-@pytest.fixture(scope="module")
-def limits_proxy(
-    database_url: str, runtimes: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    config = priced_config(tmp_path_factory.mktemp("priced"), INPUT_COST, OUTPUT_COST)
-    process: ManagedProcess
-    process, base_url = start_hub_proxy(database_url, *runtimes, config=config, HUB_KEY_CACHE_TTL=str(CACHE_TTL))
-    yield base_url
-    process.stop()
-
-
-@pytest.fixture
-def http(limits_proxy: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=limits_proxy, timeout=120) as client:
-        yield client
+from hub_support import (
+    CACHE_TTL,
+    INPUT_COST,
+    OUTPUT_COST,
+    SMOLLM,
+    bearer,
+    chat_body,
+    create_key,
+    priced_config,
+    run_keys,
+    wait_for_status,
+)
 
 
 def new_key(database_url: str, *options: str) -> tuple[str, str]:

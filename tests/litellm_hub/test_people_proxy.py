@@ -12,12 +12,11 @@ from typing import Any
 import httpx
 import pytest
 from hub_support import (
+    CACHE_TTL,
     SMOLLM,
     bearer,
     chat_body,
-    priced_config,
     run_keys,
-    start_hub_proxy,
     wait_for_rows,
     wait_for_status,
 )
@@ -25,27 +24,7 @@ from hub_support import (
 from hub.access import USER_HEADER
 from hub.keystore import KeyStore, connect
 from hub.records import KeyRecord
-from procs import ManagedProcess, scaled
-
-CACHE_TTL = 1.0
-INPUT_COST, OUTPUT_COST = 0.001, 0.002  # USD per token: one short chat costs a few cents
-
-
-@pytest.fixture(scope="module")
-def people_proxy(
-    database_url: str, runtimes: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    config = priced_config(tmp_path_factory.mktemp("priced"), INPUT_COST, OUTPUT_COST)
-    process: ManagedProcess
-    process, base_url = start_hub_proxy(database_url, *runtimes, config=config, HUB_KEY_CACHE_TTL=str(CACHE_TTL))
-    yield base_url
-    process.stop()
-
-
-@pytest.fixture
-def http(people_proxy: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=people_proxy, timeout=120) as client:
-        yield client
+from procs import scaled
 
 
 @pytest.fixture(scope="module")
