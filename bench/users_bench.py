@@ -20,7 +20,6 @@ import secrets
 import statistics
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,45 +31,20 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from benchlib import machine, percentile  # noqa: E402
+from benchlib import machine, percentile, remove_accounts, seed_sessions, sign_in_context  # noqa: E402
 
 from devstack.config import get_settings  # noqa: E402  (run as a script from the repo root)
 from devstack.hostkeys import load_keys  # noqa: E402
 from genailabs_accounts.store import AccountStore  # noqa: E402
-from hub.keystore import KeyStore, connect  # noqa: E402
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 PASSWORD = "bench-" + secrets.token_urlsafe(12)
-SESSION_COOKIE = "genailabs_session"
 
 
 def timed(call: Callable[[], httpx.Response]) -> float:
     started = time.perf_counter()
     call().raise_for_status()
     return (time.perf_counter() - started) * 1000
-
-
-def seed_sessions(url: str, owner: str, count: int, tag: str) -> None:
-    """`count` sessions of two messages each for `owner`, newest last (titles tag-0000 ... ), by COPY."""
-    with psycopg.connect(url) as conn, conn.cursor() as cursor:
-        ids = [uuid.uuid4() for _ in range(count)]
-        with cursor.copy("COPY agent_sessions (id, title, model, owner_id, updated_at) FROM STDIN") as copy:
-            for i, session_id in enumerate(ids):
-                copy.write_row((session_id, f"{tag}-{i:04d}", "smollm2:135m", owner, f"2026-01-01 00:00:{i % 60:02d}"))
-        with cursor.copy("COPY agent_messages (session_id, role, content, tokens) FROM STDIN") as copy:
-            for i, session_id in enumerate(ids):
-                copy.write_row((session_id, "user", f"bench question {i}", 4))
-                copy.write_row((session_id, "assistant", f"bench answer {i} " * 20, 60))
-        # The newest chat is the last one seeded, whatever the clock said above.
-        cursor.execute("UPDATE agent_sessions SET updated_at = now() WHERE id = %s", (ids[-1],))
-
-
-def sign_in_cookie(ui: str, login: str) -> str:
-    reply = httpx.post(f"{ui}/signin", data={"login": login, "password": PASSWORD}, headers={"Origin": ui})
-    cookie = reply.cookies.get(SESSION_COOKIE)
-    if reply.status_code != 303 or not cookie:
-        raise RuntimeError(f"sign-in as {login} failed: {reply.status_code}")
-    return cookie
 
 
 def first_paint_after_sign_in(browser: Browser, ui: str, login: str) -> float:
@@ -90,8 +64,7 @@ def first_paint_after_sign_in(browser: Browser, ui: str, login: str) -> float:
 
 def page_load(browser: Browser, ui: str, login: str, newest: str) -> float:
     context = browser.new_context(viewport={"width": 1280, "height": 860})
-    host = httpx.URL(ui).host
-    context.add_cookies([{"name": SESSION_COOKIE, "value": sign_in_cookie(ui, login), "domain": host, "path": "/"}])
+    sign_in_context(context, ui, login, PASSWORD)
     page = context.new_page()
     page.set_default_timeout(120_000)
     started = time.perf_counter()
@@ -101,17 +74,6 @@ def page_load(browser: Browser, ui: str, login: str, newest: str) -> float:
     elapsed = (time.perf_counter() - started) * 1000
     context.close()
     return elapsed
-
-
-def remove_accounts(genailabs_url: str, hub_url: str, ids: list[str]) -> None:
-    with psycopg.connect(genailabs_url) as conn:
-        conn.execute("DELETE FROM agent_sessions WHERE owner_id = ANY(%s::uuid[])", (ids,))
-        conn.execute("DELETE FROM login_attempts WHERE login LIKE 'bench-%%'")
-        conn.execute("DELETE FROM accounts WHERE id = ANY(%s::uuid[])", (ids,))
-    with connect(hub_url, 5.0) as conn:
-        store = KeyStore(conn)
-        for account_id in ids:
-            store.revoke_for_user(account_id)
 
 
 def main() -> int:
