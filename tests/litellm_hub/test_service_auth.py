@@ -1,6 +1,6 @@
 """A service key acting for a person: `authenticate()` against a real PostgreSQL, requests built in memory.
 
-The proxy tests (test_people_proxy.py) show the same through LiteLLM; these show each answer and that
+The proxy tests (test_hub_people_proxy.py) show the same through LiteLLM; these show each answer and that
 the returned UserAPIKeyAuth is what LiteLLM's rate limiter and the hub's logger read as the person.
 """
 
