@@ -129,5 +129,6 @@ def test_a_model_the_person_may_not_use_is_refused_for_them_only(people_host: st
     create_person(people_host, login, models=["no-such-model-for-this-person"])
     headers = bearer(sign_in(people_host, login))
     refused = httpx.post(f"{people_host}/v1/chat/completions", json=chat_body("Hi."), headers=headers, timeout=120)
-    assert refused.status_code == 400, refused.text
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["type"] == "model_not_allowed"
     assert MODEL in refused.json()["error"]["message"]
