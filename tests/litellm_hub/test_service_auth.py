@@ -138,7 +138,7 @@ async def test_a_malformed_header_is_400(state: HubState, service_key: str, valu
     assert (refused.value.status_code, refused.value.param, str(refused.value)) == (400, USER_HEADER, message)
 
 
-def test_an_account_id_is_read_in_its_canonical_spelling() -> None:
+async def test_an_account_id_is_read_in_its_canonical_spelling() -> None:  # async: the module's asyncio mark
     user_id = uuid.uuid4()
     assert person_id([str(user_id).upper()]) == person_id([f"{{{user_id}}}"]) == str(user_id)
 
