@@ -30,6 +30,15 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
+def print_table(title: str, rows: list[tuple[str, str, str]], value_width: int = 10) -> None:
+    """The machine-noted title, then one row per measure: name, value, note."""
+    print(title)
+    width = max(len(row[0]) for row in rows)
+    print(f"{'measure':<{width}}  {'value':>{value_width}}  note")
+    for name, value, note in rows:
+        print(f"{name:<{width}}  {value:>{value_width}}  {note}")
+
+
 def sign_in_cookie(ui: str, login: str, password: str) -> str:
     """Signs in through the UI's /signin form as a browser would; the session cookie's value."""
     reply = httpx.post(f"{ui}/signin", data={"login": login, "password": password}, headers={"Origin": ui})

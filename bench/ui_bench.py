@@ -29,7 +29,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from benchlib import delete_sessions, machine, remove_accounts, seed_sessions, sign_in_context  # noqa: E402
+from benchlib import (  # noqa: E402
+    delete_sessions,
+    machine,
+    print_table,
+    remove_accounts,
+    seed_sessions,
+    sign_in_context,
+)
 
 from devstack.config import get_settings  # noqa: E402  (run as a script from the repo root)
 from genailabs_accounts.store import AccountStore  # noqa: E402
@@ -214,11 +221,7 @@ def main() -> int:
         store.close()
         remove_accounts(genailabs_url, hub_url, ids)
 
-    print(f"UI benchmark on {machine()}; model {MODEL}; headless chromium; signed in, agent-host mode")
-    width = max(len(row[0]) for row in rows)
-    print(f"{'measure':<{width}}  {'value':>9}  note")
-    for name, value, note in rows:
-        print(f"{name:<{width}}  {value:>9}  {note}")
+    print_table(f"UI benchmark on {machine()}; model {MODEL}; headless chromium; signed in, agent-host mode", rows, 9)
     return 0
 
 

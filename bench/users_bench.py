@@ -31,7 +31,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from benchlib import machine, percentile, remove_accounts, seed_sessions, sign_in_context  # noqa: E402
+from benchlib import (  # noqa: E402
+    machine,
+    percentile,
+    print_table,
+    remove_accounts,
+    seed_sessions,
+    sign_in_context,
+)
 
 from devstack.config import get_settings  # noqa: E402  (run as a script from the repo root)
 from devstack.hostkeys import load_keys  # noqa: E402
@@ -167,11 +174,7 @@ def main() -> int:
         store.close()
         remove_accounts(genailabs_url, hub_url, ids)
 
-    print(f"People benchmark on {machine()}; headless chromium; {args.runs} requests per host case")
-    width = max(len(row[0]) for row in rows)
-    print(f"{'measure':<{width}}  {'value':>10}  note")
-    for name, value, note in rows:
-        print(f"{name:<{width}}  {value:>10}  {note}")
+    print_table(f"People benchmark on {machine()}; headless chromium; {args.runs} requests per host case", rows)
     return 0
 
 
