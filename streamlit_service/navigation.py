@@ -1,6 +1,7 @@
 """The UI's page menu (st.navigation): the chat page is "Chat", and the Admin page is listed for admins only.
 
-app.py serves this script; every page it runs still calls the gate (chat_ui.auth.require_person) itself.
+app.py serves this script; every page it runs still calls the gate (chat_ui.auth.require_person) itself, which
+reuses the person resolved here for the same run instead of asking the database again.
 """
 
 import streamlit as st
@@ -16,4 +17,5 @@ pages = [
 ]
 if person.account.is_admin:
     pages.append(st.Page("pages/3_Admin.py", title="Admin", icon=":material/admin_panel_settings:", url_path="Admin"))
-st.navigation(pages).run()
+with auth.resolved_for_this_run(person):
+    st.navigation(pages).run()

@@ -5,6 +5,8 @@ again on every run, so a sign-out elsewhere, an idle expiry or a disabled accoun
 """
 
 import html
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import streamlit as st
 
@@ -34,9 +36,26 @@ def _signed_out(reason: str) -> None:
     st.stop()
 
 
+# Set by navigation.py while the page it resolved the person for runs: that page's gate need not ask again.
+_RESOLVED_THIS_RUN = "person_resolved_this_run"
+
+
+@contextmanager
+def resolved_for_this_run(person: SignedIn) -> Iterator[None]:
+    """Within this block (one script run of navigation.py and its page) `require_person` reuses `person`."""
+    st.session_state[_RESOLVED_THIS_RUN] = person
+    try:
+        yield
+    finally:
+        st.session_state.pop(_RESOLVED_THIS_RUN, None)
+
+
 def require_person(settings: Settings) -> SignedIn:
     """The signed-in person, kept in `st.session_state.person`; the page stops here for anyone else."""
     token = _token(settings)
+    resolved = st.session_state.get(_RESOLVED_THIS_RUN)
+    if isinstance(resolved, SignedIn) and token is not None and resolved.token == token:
+        return resolved
     if token is None:
         _signed_out("You are not signed in")
         raise AssertionError("unreachable")  # st.stop() raises; this keeps the type checker honest
