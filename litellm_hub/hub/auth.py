@@ -17,7 +17,7 @@ from litellm.proxy.auth.auth_utils import get_request_route
 from litellm.proxy.common_utils.http_parsing_utils import read_request_body
 
 from hub.access import USER_HEADER, check_key, check_key_alive, person_id, requested_models
-from hub.cache import CachedKey
+from hub.cache import CachedKey, current_spend
 from hub.errors import (
     DatabaseUnavailable,
     HubError,
@@ -70,7 +70,9 @@ async def authenticate(state: HubState, request: Request, api_key: str) -> UserA
             cached = await person_key(state, person_id(acting_for))
 
     body = await read_request_body(request)
-    record, spend = cached.record, cached.spend(state.ledger)
+    # Budgets are checked against the shared spend on every request, so N instances cannot overshoot one by
+    # N times what a cached figure missed: only requests still in flight can pass together.
+    record, spend = cached.record, await current_spend(cached, state.ledger, state.db.fetch_spend)
     models = requested_models(body if isinstance(body, dict) else {}, request.path_params.get("model"))
     check_key(record, spend, models, datetime.now(UTC))  # what the key may do comes before how it asked
     if request.method == "POST":

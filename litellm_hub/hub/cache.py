@@ -8,6 +8,7 @@ from hub.errors import DatabaseUnavailable
 from hub.records import KeyRecord
 
 KeyLoader = Callable[[str], Awaitable[tuple[KeyRecord, float] | None]]
+SpendLoader = Callable[[str], Awaitable[float]]
 PersonLoader = Callable[[str], Awaitable[str | None]]
 
 
@@ -47,6 +48,18 @@ class CachedKey:
 
     def spend(self, ledger: SpendLedger) -> float:
         return self.db_spend + ledger.logged(self.record.key_hash) - self.committed_at_fetch
+
+
+async def current_spend(cached: CachedKey, ledger: SpendLedger, load: SpendLoader) -> float:
+    """A budgeted key's spend as of now, from the database every proxy instance adds to (answered requests
+    count there before their answer leaves the proxy). Without a budget, or while the database is down, the
+    cached figure plus what this process logged since does."""
+    if cached.record.max_budget is None:
+        return cached.spend(ledger)
+    try:
+        return await load(cached.record.key_hash)
+    except DatabaseUnavailable:
+        return cached.spend(ledger)
 
 
 class KeyCache:

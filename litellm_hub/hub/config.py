@@ -36,6 +36,13 @@ class HubSettings(BaseSettings):
     published_address: str = ""
     # The spool file's cap: rows beyond it are dropped (with a warning) rather than fill the disk.
     hub_spool_max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=1)
+    # Where the proxy instances share rate limits, cooldowns and the response cache (LiteLLM reads the same
+    # REDIS_URL itself). Unset: each instance keeps them in its own memory.
+    redis_url: SecretStr = SecretStr("")
+    # Seconds a cached answer to a deterministic request (temperature 0 or a fixed seed) is served again.
+    hub_cache_ttl_seconds: int = Field(default=600, ge=1, le=7 * 24 * 3600)
+    # Seconds between the hub's Redis checks, which say in the log and in /health/hub when sharing stops.
+    hub_redis_check_interval: float = Field(default=2.0, gt=0)
 
     @field_validator("litellm_master_key")
     @classmethod

@@ -1,4 +1,4 @@
-"""PostgreSQL for the hub: the schema (created on first use) and the async queries the proxy runs."""
+"""PostgreSQL for the hub: the schema (migrated on first use) and the async queries the proxy runs."""
 
 import asyncio
 import logging
@@ -14,68 +14,21 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from hub.errors import DatabaseUnavailable
 from hub.records import KeyRecord, UsageRow
+from hub.schema import HUB_MIGRATIONS
 
 log = logging.getLogger("hub.db")
 
-# An advisory lock serialises concurrent first starts (proxy and CLI) that would race on CREATE TABLE.
-SCHEMA_LOCK_ID = 0x4855_4221
 STATEMENT_TIMEOUT_MS = 15_000
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS hub_keys (
-    key_hash    text PRIMARY KEY,              -- sha256 of the key; the key itself is never stored
-    key_prefix  text NOT NULL UNIQUE,          -- first characters, to tell keys apart in a listing
-    alias       text NOT NULL,
-    models      text[] NOT NULL DEFAULT '{}',  -- empty: every model
-    max_budget  double precision,
-    rpm_limit   integer,
-    tpm_limit   integer,
-    expires_at  timestamptz,
-    created_at  timestamptz NOT NULL DEFAULT now(),
-    revoked_at  timestamptz,
-    metadata    jsonb NOT NULL DEFAULT '{}'
-);
-CREATE UNIQUE INDEX IF NOT EXISTS hub_keys_active_alias ON hub_keys (alias) WHERE revoked_at IS NULL;
--- A person has at most one active key; a service key acting for them finds it through this index.
-CREATE UNIQUE INDEX IF NOT EXISTS hub_keys_active_user
-    ON hub_keys ((metadata->>'user_id')) WHERE revoked_at IS NULL;
--- Every key a person has had, for their spend (see KEY_SPEND).
-CREATE INDEX IF NOT EXISTS hub_keys_user ON hub_keys ((metadata->>'user_id'));
-
-CREATE TABLE IF NOT EXISTS hub_request_log (
-    id                bigserial PRIMARY KEY,
-    request_id        text NOT NULL UNIQUE,    -- re-flushing a row never duplicates it
-    started_at        timestamptz NOT NULL,
-    ended_at          timestamptz NOT NULL,
-    key_hash          text,
-    key_alias         text,
-    model_requested   text,
-    model_group       text,
-    deployment        text,
-    deployment_id     text,
-    api_base          text,
-    prompt_tokens     integer NOT NULL DEFAULT 0,
-    completion_tokens integer NOT NULL DEFAULT 0,
-    cost              double precision NOT NULL DEFAULT 0,
-    latency_ms        double precision NOT NULL,
-    ttft_ms           double precision,
-    status            text NOT NULL CHECK (status IN ('success', 'failure')),
-    http_status       integer,
-    error             text,
-    stream            boolean NOT NULL DEFAULT false
-);
-CREATE INDEX IF NOT EXISTS hub_request_log_key_time ON hub_request_log (key_hash, started_at);
-CREATE INDEX IF NOT EXISTS hub_request_log_time ON hub_request_log (started_at);
-"""
 
 USAGE_COLUMNS = (
     "request_id, started_at, ended_at, key_hash, key_alias, model_requested, model_group, deployment, "
     "deployment_id, api_base, prompt_tokens, completion_tokens, cost, latency_ms, ttft_ms, status, "
-    "http_status, error, stream"
+    "http_status, error, stream, cache_hit"
 )
 # A later event of the same request (a fallback that succeeded) replaces a logged failure, never a success.
 UPSERT_USAGE = f"""
 INSERT INTO hub_request_log ({USAGE_COLUMNS})
-VALUES ({", ".join(["%s"] * 19)})
+VALUES ({", ".join(["%s"] * 20)})
 ON CONFLICT (request_id) DO UPDATE SET
     started_at = LEAST(hub_request_log.started_at, EXCLUDED.started_at),
     ended_at = EXCLUDED.ended_at,
@@ -87,18 +40,31 @@ ON CONFLICT (request_id) DO UPDATE SET
     deployment_id = EXCLUDED.deployment_id, api_base = EXCLUDED.api_base,
     prompt_tokens = EXCLUDED.prompt_tokens, completion_tokens = EXCLUDED.completion_tokens,
     cost = EXCLUDED.cost, ttft_ms = EXCLUDED.ttft_ms, status = EXCLUDED.status,
-    http_status = EXCLUDED.http_status, error = EXCLUDED.error, stream = EXCLUDED.stream
+    http_status = EXCLUDED.http_status, error = EXCLUDED.error, stream = EXCLUDED.stream,
+    cache_hit = EXCLUDED.cache_hit
 WHERE hub_request_log.status <> 'success'
 """
 
-# What key `k` has spent. A person's key counts everything the person spent with every key they have had: a
-# disabled and re-enabled account (a new key) keeps its budget's spend instead of starting again from 0.
-KEY_SPEND = """COALESCE((SELECT sum(l.cost) FROM hub_request_log l WHERE l.key_hash IN (
-    SELECT o.key_hash FROM hub_keys o
-    WHERE o.key_hash = k.key_hash OR o.metadata->>'user_id' = k.metadata->>'user_id')), 0)"""
+# What key `k`'s budget holder has spent: a person with every key they have had (a disabled and re-enabled
+# account keeps its spend), any other key alone. hub_spend is kept by a trigger on hub_request_log
+# (migrations/0002_shared_spend.sql), so every proxy instance reads the same figure.
+KEY_SPEND = "COALESCE((SELECT s.spend FROM hub_spend s WHERE s.holder = hub_spend_holder(k.key_hash)), 0)"
 KEY_WITH_SPEND = f"""
 SELECT k.*, {KEY_SPEND} AS spend
 FROM hub_keys k WHERE k.key_hash = %s
+"""
+SPEND_OF_HOLDER = """
+SELECT COALESCE((SELECT spend FROM hub_spend WHERE holder = h), 0)
+     + COALESCE((SELECT sum(cost) FROM hub_spend_pending WHERE holder = h), 0)
+FROM hub_spend_holder(%s) AS h
+"""
+# Once per request, and not when its log row is already in: that row counted the cost (the trigger on
+# hub_request_log takes the same lock, so one of the two always sees the other).
+RECORD_PENDING = """
+INSERT INTO hub_spend_pending (request_id, holder, cost)
+SELECT %(request_id)s, hub_spend_holder(%(key_hash)s), %(cost)s
+WHERE NOT EXISTS (SELECT 1 FROM hub_request_log WHERE request_id = %(request_id)s AND status = 'success')
+ON CONFLICT (request_id) DO NOTHING
 """
 
 
@@ -117,7 +83,7 @@ def usage_params(row: UsageRow) -> tuple[Any, ...]:
         row.request_id, row.started_at, row.ended_at, row.key_hash, row.key_alias, row.model_requested,
         row.model_group, row.deployment, row.deployment_id, row.api_base, row.prompt_tokens,
         row.completion_tokens, row.cost, row.latency_ms, row.ttft_ms, row.status, row.http_status,
-        row.error, row.stream,
+        row.error, row.stream, row.cache_hit,
     )  # fmt: skip
 
 
@@ -168,7 +134,7 @@ class Database:
             pool = await self._get_pool()
             async with pool.connection() as conn:
                 if not self._schema_ready:
-                    await create_schema(conn)
+                    await HUB_MIGRATIONS.amigrate(conn)
                     self._schema_ready = True
                 yield conn
         except psycopg.errors.UndefinedTable as exc:
@@ -207,6 +173,20 @@ class Database:
             row = await cursor.fetchone()
         return None if row is None else str(row[0])
 
+    async def fetch_spend(self, key_hash: str) -> float:
+        """What the key's budget holder has spent right now, logged or answered (shared by every instance)."""
+        async with self.connection() as conn:
+            cursor = await conn.execute(SPEND_OF_HOLDER, (key_hash,))
+            row = await cursor.fetchone()
+        return float(row[0]) if row else 0.0
+
+    async def record_pending_spend(self, request_id: str, key_hash: str, cost: float) -> None:
+        """Counts an answered request's cost before its log row is written (see RECORD_PENDING)."""
+        params = {"request_id": request_id, "key_hash": key_hash, "cost": cost}
+        async with self.connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('hub_spend:' || %s))", (request_id,))
+            await conn.execute(RECORD_PENDING, params)
+
     async def write_usage(self, rows: Sequence[UsageRow]) -> None:
         async with self.connection() as conn, conn.transaction(), conn.cursor() as cursor:
             await cursor.executemany(UPSERT_USAGE, [usage_params(row) for row in rows])
@@ -215,21 +195,9 @@ class Database:
         await self._discard_pool()
 
 
-async def create_schema(conn: psycopg.AsyncConnection[Any]) -> None:
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_ID,))
-        await conn.execute(SCHEMA)
-
-
-def create_schema_sync(conn: psycopg.Connection[Any]) -> None:
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_ID,))
-        conn.execute(SCHEMA)
-
-
 def write_usage_sync(url: str, rows: Sequence[UsageRow], connect_timeout: float) -> None:
     """For the last flush at exit, when the event loop is gone."""
     with psycopg.connect(url, connect_timeout=max(1, int(connect_timeout)), autocommit=True) as conn:
-        create_schema_sync(conn)
+        HUB_MIGRATIONS.migrate(conn)
         with conn.transaction(), conn.cursor() as cursor:
             cursor.executemany(UPSERT_USAGE, [usage_params(row) for row in rows])

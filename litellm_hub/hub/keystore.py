@@ -9,7 +9,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from hub.db import KEY_SPEND, KEY_WITH_SPEND, create_schema_sync, describe_url, key_from_row
+from hub.db import KEY_SPEND, KEY_WITH_SPEND, describe_url, key_from_row
 from hub.errors import (
     AliasTaken,
     AmbiguousKey,
@@ -20,6 +20,7 @@ from hub.errors import (
     PersonHasKey,
 )
 from hub.records import KeyRecord
+from hub.schema import HUB_MIGRATIONS
 from hub.tokens import display_prefix, hash_key, new_key
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -40,7 +41,7 @@ def connect(url: str, timeout: float) -> psycopg.Connection[Any]:
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise DatabaseUnavailable(f"cannot reach the hub database at {describe_url(url)}: {reason}") from None
-    create_schema_sync(conn)
+    HUB_MIGRATIONS.migrate(conn)
     return conn
 
 

@@ -12,9 +12,14 @@ from typing import Any
 
 from litellm.constants import LITTELM_INTERNAL_HEALTH_SERVICE_ACCOUNT_NAME
 from litellm.integrations.custom_logger import CustomLogger
+from litellm.proxy._types import UserAPIKeyAuth
 
+from hub.errors import DatabaseUnavailable
 from hub.exposure import refuse_exposed_example_secrets
+from hub.health import mount_health_route
 from hub.records import UsageRow
+from hub.response_cache import CACHED_CALL_TYPES, cache_control
+from hub.shared_state import refuse_without_redis
 from hub.shutdown import run_before_stop
 from hub.state import get_state
 from hub.tokens import mask_secrets
@@ -36,10 +41,47 @@ class HubLogger(CustomLogger):
             asyncio.get_running_loop()
         except RuntimeError:
             return  # imported outside the proxy (tests, tools): nothing to start
-        refuse_exposed_example_secrets(get_state().settings)
-        usage = get_state().usage
-        usage.start()
-        run_before_stop(usage.stop)
+        state = get_state()
+        refuse_exposed_example_secrets(state.settings)
+        refuse_without_redis(state.settings.redis_url.get_secret_value())
+        state.usage.start()
+        run_before_stop(state.usage.stop)
+        state.redis.start()
+        mount_health_route(state)
+
+    async def async_pre_call_hook(
+        self, user_api_key_dict: UserAPIKeyAuth, cache: Any, data: dict[str, Any], call_type: str
+    ) -> dict[str, Any]:
+        """Opts a deterministic request into LiteLLM's response cache (hub/response_cache.py)."""
+        key_hash = user_api_key_dict.token or user_api_key_dict.api_key
+        control = None
+        if call_type in CACHED_CALL_TYPES and key_hash:
+            control = cache_control(data, key_hash, get_state().settings.hub_cache_ttl_seconds)
+        if control is None:
+            data.pop("cache", None)  # a client's own namespace or opt-in never reaches LiteLLM unchecked
+        else:
+            data["cache"] = control
+        return data
+
+    async def async_post_call_success_hook(
+        self, data: dict[str, Any], user_api_key_dict: UserAPIKeyAuth, response: Any
+    ) -> Any:
+        """Before a budgeted key's answer leaves the proxy, its cost counts for every instance's next check."""
+        if user_api_key_dict.max_budget is None:
+            return None
+        hidden = getattr(response, "_hidden_params", None) or {}
+        cost = hidden.get("response_cost") if isinstance(hidden, dict) else None
+        request_id = data.get("litellm_call_id")
+        key_hash = user_api_key_dict.token or user_api_key_dict.api_key
+        if not isinstance(cost, int | float) or cost <= 0 or not isinstance(request_id, str) or not key_hash:
+            return None
+        try:
+            await get_state().db.record_pending_spend(request_id, key_hash, float(cost))
+        except DatabaseUnavailable:
+            pass  # the log row counts it when PostgreSQL is back; meanwhile budgets use the cached spend
+        except Exception:
+            log.exception("hub: could not count an answered request's cost")  # never fail the chat for it
+        return None
 
     async def async_log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
         self._record(kwargs)
@@ -91,6 +133,7 @@ def usage_row(kwargs: dict[str, Any]) -> UsageRow | None:
         # NUL is the one character PostgreSQL text refuses.
         error=mask_secrets(str(error)).replace("\x00", "")[:MAX_ERROR_CHARS] if error else None,
         stream=bool(payload.get("stream")),
+        cache_hit=payload.get("cache_hit") is True,
     )
 
 

@@ -63,6 +63,8 @@ class UsageRow:
     http_status: int | None
     error: str | None
     stream: bool
+    # Answered from LiteLLM's response cache (its cost is 0). Last, with a default: spooled rows predate it.
+    cache_hit: bool = False
 
     @property
     def latency_ms(self) -> float:

@@ -8,10 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from litellm.constants import REDIS_CIRCUIT_BREAKER_RECOVERY_TIMEOUT
+
 from hub.cache import KeyCache, PersonKeys, SpendLedger
 from hub.config import HubSettings, get_settings
 from hub.db import Database, write_usage_sync
 from hub.records import UsageRow
+from hub.shared_state import RedisWatch
 from hub.spool import Spool
 from hub.usage import UsageWriter
 
@@ -24,6 +27,7 @@ class HubState:
     keys: KeyCache
     people: PersonKeys
     usage: UsageWriter
+    redis: RedisWatch
 
 
 def build_state(settings: HubSettings) -> HubState:
@@ -45,7 +49,13 @@ def build_state(settings: HubSettings) -> HubState:
     )
     keys = KeyCache(ledger, settings.hub_key_cache_ttl, settings.hub_key_stale_grace)
     people = PersonKeys(settings.hub_key_cache_ttl, settings.hub_key_stale_grace)
-    return HubState(settings, db, ledger, keys, people, usage)
+    redis = RedisWatch(
+        settings.redis_url.get_secret_value(),
+        settings.hub_redis_check_interval,
+        settings.hub_db_connect_timeout,
+        resume_after=REDIS_CIRCUIT_BREAKER_RECOVERY_TIMEOUT + settings.hub_redis_check_interval,
+    )
+    return HubState(settings, db, ledger, keys, people, usage, redis)
 
 
 @lru_cache

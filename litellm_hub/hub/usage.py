@@ -69,7 +69,9 @@ class UsageWriter:
             return
         if len(self._buffer) > self._buffer_limit:
             self._spill()
-        if len(self._buffer) >= self._batch_size and self._wakeup is not None:
+        # A row that costs something is written at once: every proxy instance checks budgets against the
+        # database's spend, so it must not wait for the next interval.
+        if (len(self._buffer) >= self._batch_size or merged.cost > 0) and self._wakeup is not None:
             self._wakeup.set()
 
     def start(self) -> None:
