@@ -208,6 +208,8 @@ class ContextFacts(BaseModel):
     warning: str | None = None
     # Retrieved chunks in the prompt, numbered [1]..[n] for citations.
     sources: int = 0
+    # The proxy answered from its response cache (a deterministic request it had answered before).
+    cached: bool = False
 
     def headers(self) -> dict[str, str]:
         headers = {
@@ -220,6 +222,8 @@ class ContextFacts(BaseModel):
         }
         if self.sources:
             headers["x-context-sources"] = str(self.sources)
+        if self.cached:
+            headers["x-context-cached"] = "1"
         if self.session_id:
             headers["x-session-id"] = self.session_id
         if self.warning:

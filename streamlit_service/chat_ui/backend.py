@@ -120,6 +120,7 @@ class Reply:
     stopped: bool = False
     error: Exception | None = None
     context: dict[str, int] = field(default_factory=dict)
+    cached: bool = False
     # What the agent host's first chunk says the answer may cite (None: no retrieval was asked for).
     citations: list[Citation] | None = None
 
@@ -133,6 +134,7 @@ class Reply:
             ttft_ms=ttft,
             total_ms=(end - self.started) * 1000,
             stopped=self.stopped,
+            cached=self.cached,
             context_tokens=self.context.get("prompt-tokens"),
             context_window=self.context.get("window"),
             summarised_messages=self.context.get("summarised-messages"),
@@ -165,6 +167,8 @@ def stream_reply(
             extra_body=extra_body or None,
         )
         reply.context = context_facts(raw.headers)
+        # The proxy's own header (phase 1), or the agent host's word for it (phase 2).
+        reply.cached = bool(raw.headers.get(CACHE_HIT_HEADER)) or reply.context.get("cached") == 1
         stream = raw.parse()
         feed.closing(stream.close)
         for chunk in stream:
@@ -190,6 +194,10 @@ def stream_reply(
         if not finished:
             items.close()
             reply.stopped = reply.error is None
+
+
+# LiteLLM sends it with an answer from its response cache only.
+CACHE_HIT_HEADER = "x-litellm-cache-key"
 
 
 def context_facts(headers: httpx.Headers) -> dict[str, int]:

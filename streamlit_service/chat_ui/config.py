@@ -2,24 +2,29 @@
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=SERVICE_DIR / ".env", extra="ignore")
+    # Errors never echo the input: it holds the keys.
+    model_config = SettingsConfigDict(env_file=SERVICE_DIR / ".env", extra="ignore", hide_input_in_errors=True)
 
     litellm_base_url: str = "http://localhost:4100/v1"
     litellm_api_key: SecretStr
+    # Or a file holding it (LITELLM_API_KEY_FILE: compose's keys-init service writes one); the variable wins.
+    litellm_api_key_file: Path | None = None
     # Phase 2: when set, chat goes to the agent host (same OpenAI wire format) instead of the proxy.
     agent_host_url: str = ""
     # Signs the sign-in cookie; `make up` writes one. Unset: a random one per process (sign-ins end on restart),
     # refused where the UI is published beyond loopback.
     ui_cookie_secret: SecretStr | None = None
+    # Or a file holding it (UI_COOKIE_SECRET_FILE, as for the key above).
+    ui_cookie_secret_file: Path | None = None
     # A sign-in ends after this long without a request; failed sign-ins for one login are slowed after a few,
     # and after LOGIN_MAX_FAILURES the login is locked for LOGIN_LOCK_MINUTES (the agent host's same settings).
     session_idle_minutes: int = Field(default=120, ge=1, le=60 * 24 * 30)
@@ -41,6 +46,11 @@ class Settings(BaseSettings):
     max_tokens_limit: int = Field(default=4096, ge=16)
     title_from_model: bool = True
 
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets_from_files(cls, data: Any) -> Any:
+        return secrets_from_files(data, "litellm_api_key", "ui_cookie_secret")
+
     @field_validator("runtime_urls", mode="before")
     @classmethod
     def split_urls(cls, value: object) -> object:
@@ -51,6 +61,20 @@ class Settings(BaseSettings):
     @property
     def proxy_root(self) -> str:
         return self.litellm_base_url.rstrip("/").removesuffix("/v1")
+
+
+def secrets_from_files(data: Any, *names: str) -> Any:
+    """Each NAME left unset (or empty) read from the file NAME_FILE names, when it names one."""
+    if not isinstance(data, dict):
+        return data
+    for name in names:
+        path = data.get(f"{name}_file")
+        if path and not data.get(name):
+            try:
+                data = {**data, name: Path(path).read_text().strip()}
+            except OSError as exc:
+                raise ValueError(f"{name.upper()}_FILE: cannot read {path}: {exc.strerror}") from None
+    return data
 
 
 @lru_cache

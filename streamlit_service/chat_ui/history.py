@@ -53,6 +53,7 @@ def message_of(stored: HostMessage) -> Message:
             context_window=context.window,
             summarised_messages=context.summarised_messages,
             trimmed_messages=context.trimmed_messages,
+            cached=context.cached,
             stopped=stored.incomplete,
         )
     return Message(

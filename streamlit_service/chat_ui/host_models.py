@@ -28,6 +28,7 @@ class ContextFacts(WireModel):
     prompt_tokens: int | None = None
     summarised_messages: int | None = None
     trimmed_messages: int | None = None
+    cached: bool = False
 
 
 class AgentRun(WireModel):

@@ -33,6 +33,8 @@ class Facts(BaseModel):
     ttft_ms: float | None = None
     total_ms: float | None = None
     stopped: bool = False
+    # The proxy answered from its response cache (a deterministic request it had answered before).
+    cached: bool = False
     # Agent-host mode: how the prompt was fitted into the model's window (x-context-* headers).
     context_tokens: int | None = None
     context_window: int | None = None
@@ -65,6 +67,8 @@ class Facts(BaseModel):
             parts.append(f"{self.summarised_messages} messages summarised")
         if self.trimmed_messages:
             parts.append(f"{self.trimmed_messages} messages trimmed")
+        if self.cached:
+            parts.append("cached")
         if self.stopped:
             parts.append("stopped by you")
         return " · ".join(parts)
@@ -78,6 +82,8 @@ class Facts(BaseModel):
             for name in ("context_tokens", "context_window", "summarised_messages", "trimmed_messages")
             if getattr(kept, name) is not None
         }
+        if kept.cached:
+            context["cached"] = True
         return self.model_copy(update=context)
 
 

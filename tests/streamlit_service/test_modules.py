@@ -49,6 +49,13 @@ def test_facts_compute_tokens_per_second_from_the_generation_time() -> None:
     assert "20.0 tok/s" in facts.line() and "TTFT 100 ms" in facts.line()
 
 
+def test_facts_say_cached_for_an_answer_from_the_proxy_cache_and_keep_it_beside_the_hosts_context() -> None:
+    assert "cached" in Facts(model="m", cached=True).line()
+    assert "cached" not in Facts(model="m").line()
+    measured = Facts(model="m", total_ms=5).with_context_of(Facts(context_window=8192, cached=True))
+    assert measured.cached and "cached" in measured.line()
+
+
 def test_titles_are_cleaned_and_rambling_is_refused() -> None:
     assert clean_title('"Python lists"\n') == "Python lists"
     assert clean_title("Title: Sorting in Go") == "Sorting in Go"
@@ -77,12 +84,12 @@ def test_export_as_markdown_and_json_holds_every_message() -> None:
 
 @pytest.fixture
 def request_log(postgres: PostgresInstance) -> str:
-    hub_db = pytest.importorskip("hub.db")
+    hub_schema = pytest.importorskip("hub.schema")
     import psycopg
 
     url = postgres.url("litellm")
     with psycopg.connect(url, autocommit=True) as conn:
-        hub_db.create_schema_sync(conn)
+        hub_schema.HUB_MIGRATIONS.migrate(conn)
         conn.execute("DELETE FROM hub_request_log WHERE request_id LIKE 'ui-test-%'")
         now = datetime.now(UTC)
         for i in range(10):

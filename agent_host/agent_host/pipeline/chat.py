@@ -43,6 +43,8 @@ SYSTEM_ROLES = {"system", "developer"}
 MIN_USABLE_WINDOW = 64
 # Counts an edited message of a session that names no model: the lab's embedded model's tokenizer.
 COUNTING_MODEL = "smollm2:135m"
+# LiteLLM sends it with an answer from its response cache only (the hub caches deterministic requests).
+CACHE_HIT_HEADER = "x-litellm-cache-key"
 
 
 @dataclass
@@ -220,12 +222,14 @@ class ChatPipeline:
             await self.record(turn, turn.canned_reply, incomplete=False)
             return response
         async with upstream_errors():
-            response = await self.client.chat.completions.create(
+            raw = await self.client.chat.completions.with_raw_response.create(
                 model=turn.request.model,
                 messages=cast(Any, turn.messages),
                 max_tokens=turn.max_tokens,
                 extra_body=turn.request.upstream_options() or None,
             )
+        turn.facts.cached = bool(raw.headers.get(CACHE_HIT_HEADER))
+        response = raw.parse()
         reply = response.choices[0].message.content or "" if response.choices else ""
         await self.record(turn, reply, incomplete=False)
         return response
@@ -234,7 +238,7 @@ class ChatPipeline:
         if turn.canned_reply is not None:
             return CannedStream(turn.request.model, turn.canned_reply)
         async with upstream_errors():
-            return await self.client.chat.completions.create(
+            stream = await self.client.chat.completions.create(
                 model=turn.request.model,
                 messages=cast(Any, turn.messages),
                 max_tokens=turn.max_tokens,
@@ -242,6 +246,9 @@ class ChatPipeline:
                 stream_options={"include_usage": True},
                 extra_body=turn.request.upstream_options() or None,
             )
+        # The headers arrived with the stream's start, before the host sends its own.
+        turn.facts.cached = bool(stream.response.headers.get(CACHE_HIT_HEADER))
+        return stream
 
     async def relay(
         self, turn: PreparedTurn, upstream: ChunkStream, include_usage: bool = True
