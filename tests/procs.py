@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from devstack import pg
+from devstack.balancer import Frontend, haproxy_argv, server_states, write_config
 from devstack.config import REPO_ROOT
 from devstack.probe import free_port, http_ok, postgres_ok
+from devstack.redis_server import RedisServer, redis_ok
 
 if TYPE_CHECKING:
     from genailabs_accounts.models import Account
@@ -150,12 +152,19 @@ def start_runtime(models_dir: Path, port: int | None = None, **env: str) -> tupl
 
 
 def start_proxy(
-    master_key: str, database_url: str, runtime_url: str, runtime2_url: str, config: Path | None = None
+    master_key: str,
+    database_url: str,
+    runtime_url: str,
+    runtime2_url: str,
+    config: Path | None = None,
+    redis_url: str | None = None,
+    **env: str,
 ) -> tuple[ManagedProcess, str]:
+    """A LiteLLM proxy with the hub on a free port; `redis_url` (REDIS_URL) shares its state, `env` adds settings."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     config = config or REPO_ROOT / "litellm_hub" / "litellm_config.yaml"
-    env = {
+    settings = {
         "LITELLM_MASTER_KEY": master_key,
         "HUB_DATABASE_URL": database_url,
         "OLLAMA_BASE_URL": runtime_url,
@@ -163,6 +172,9 @@ def start_proxy(
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         # Test proxies never spool into the repo's .stack/, where a real stack would pick the rows up.
         "HUB_SPOOL_DIR": os.environ.get("HUB_SPOOL_DIR") or tempfile.mkdtemp(prefix="hub-test-spool-"),
+        # None: the test process's one shared Redis (a proxy needs one, as `make up` gives it one).
+        "REDIS_URL": redis_url or shared_redis().url,
+        **env,
     }
     process = ManagedProcess(
         f"proxy:{port}",
@@ -179,11 +191,93 @@ def start_proxy(
             str(port),
         ],
         health=lambda: http_ok(f"{base_url}/health/liveliness"),
-        env=env,
+        env=settings,
         startup_timeout=180.0,
     )
     process.start()
     return process, base_url
+
+
+@dataclass
+class RedisInstance:
+    """A private redis-server (devstack's config: password in its 0600 config file) on a free port."""
+
+    server: RedisServer
+    process: ManagedProcess
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    def start(self) -> None:
+        self.process.start()
+
+    def remove(self) -> None:
+        """Stops the server and deletes its dir: the end of a test's private Redis."""
+        self.stop()
+        shutil.rmtree(self.server.base_dir, ignore_errors=True)
+
+
+def start_redis() -> RedisInstance:
+    server = RedisServer(base_dir=Path(tempfile.mkdtemp(prefix="genailabs-redis-")), port=free_port())
+    server.ensure_config()
+    process = ManagedProcess(
+        f"redis:{server.port}", server.server_argv(), health=lambda: redis_ok(server.url), startup_timeout=30.0
+    )
+    process.start()
+    return RedisInstance(server=server, process=process)
+
+
+_shared_redis: list[RedisInstance] = []
+
+
+def shared_redis() -> RedisInstance:
+    """One Redis for every proxy a test starts without its own, started on first use and removed at exit."""
+    if not _shared_redis:
+        instance = start_redis()
+        atexit.register(instance.remove)
+        _shared_redis.append(instance)
+    return _shared_redis[0]
+
+
+def start_balancer(
+    backends: list[str], health_path: str = "/health/readiness", wait_for_all: bool = True
+) -> tuple[ManagedProcess, str]:
+    """HAProxy (devstack's config) on a free port in front of those base URLs; its base URL.
+
+    It is returned once it answers `health_path` through a backend and, with `wait_for_all`, once HAProxy's own
+    checks call every backend UP."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    base = Path(tempfile.mkdtemp(prefix="genailabs-haproxy-"))
+    atexit.register(shutil.rmtree, base, ignore_errors=True)
+    config, stats = base / "haproxy.cfg", base / "stats.sock"
+    write_config(config, [Frontend("balanced", port, backends, health_path)], stats)
+
+    def ready() -> str | None:
+        reason = http_ok(f"{url}{health_path}")
+        if reason is not None or not wait_for_all:
+            return reason
+        try:
+            servers = server_states(stats).get("balanced", {})
+        except OSError as exc:
+            return f"stats socket: {exc}"
+        down = [name for name, state in servers.items() if state != "UP"]
+        return f"not UP yet: {', '.join(down)}" if down or not servers else None
+
+    process = ManagedProcess(f"balancer:{port}", haproxy_argv(config), health=ready, startup_timeout=60.0)
+    process.start()
+    return process, url
 
 
 HOST_KEY = "sk-agent-host-test-key"
