@@ -2,8 +2,9 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
@@ -12,7 +13,8 @@ STACK_DIR = SERVICE_DIR.parent / ".stack"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=SERVICE_DIR / ".env", extra="ignore")
+    # Errors never echo the input: it holds the keys.
+    model_config = SettingsConfigDict(env_file=SERVICE_DIR / ".env", extra="ignore", hide_input_in_errors=True)
 
     # The operator's keys, for scripts and for the first start: sent as `Authorization: Bearer ...` they stand
     # for the first admin (the oldest active admin account); the API key as that person without admin rights.
@@ -20,8 +22,10 @@ class Settings(BaseSettings):
     agent_host_api_key: SecretStr
     agent_host_admin_key: SecretStr | None = None
     litellm_base_url: str = "http://localhost:4100/v1"
-    # The host's own virtual key on the proxy (python -m hub.keys create --alias agent-host).
+    # The host's own virtual key on the proxy (python -m hub.keys create --alias agent-host --service), or a file
+    # holding it (AGENT_HOST_PROXY_KEY_FILE: compose's keys-init service writes one); the variable wins.
     agent_host_proxy_key: SecretStr
+    agent_host_proxy_key_file: Path | None = None
     database_url: SecretStr = SecretStr("postgresql://litellm:litellm@localhost:5433/genailabs")
     # The hub's database (its keys and request log): each person's proxy key and usage live there.
     hub_database_url: SecretStr = SecretStr("postgresql://litellm:litellm@localhost:5433/litellm")
@@ -107,6 +111,11 @@ class Settings(BaseSettings):
     tool_result_max_chars: int = Field(default=4000, ge=100)
     notes_dir: Path = STACK_DIR / "notes"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _proxy_key_from_file(cls, data: Any) -> Any:
+        return secrets_from_files(data, "agent_host_proxy_key")
+
     @field_validator("chroma_path", "model_cache_dir", "notes_dir", "mcp_runtime_servers_file")
     @classmethod
     def _from_repo_root(cls, path: Path) -> Path:
@@ -117,6 +126,20 @@ class Settings(BaseSettings):
     @classmethod
     def _from_service_dir(cls, path: Path) -> Path:
         return path if path.is_absolute() else SERVICE_DIR / path
+
+
+def secrets_from_files(data: Any, *names: str) -> Any:
+    """Each NAME left unset (or empty) read from the file NAME_FILE names, when it names one."""
+    if not isinstance(data, dict):
+        return data
+    for name in names:
+        path = data.get(f"{name}_file")
+        if path and not data.get(name):
+            try:
+                data = {**data, name: Path(path).read_text().strip()}
+            except OSError as exc:
+                raise ValueError(f"{name.upper()}_FILE: cannot read {path}: {exc.strerror}") from None
+    return data
 
 
 @lru_cache
