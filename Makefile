@@ -10,7 +10,8 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make setup   create .venv and install everything (runs by itself when missing or stale)"
-	@echo "make up      start Postgres, model runtimes and the LiteLLM proxy in the background"
+	@echo "make up      start Postgres, Redis, model runtimes, the LiteLLM proxy (PROXY_REPLICAS of them behind"
+	@echo "             HAProxy), the agent host and the UI in the background"
 	@echo "make status  health of each service      make logs   follow the service logs"
 	@echo "make down    stop what 'make up' started  make test   lint + the whole test suite"
 	@echo "make bench   benchmarks against the running stack (make up first)"

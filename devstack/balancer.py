@@ -61,6 +61,8 @@ def render_config(frontends: list[Frontend], stats_socket: Path | None = None) -
         "    option httplog",
         "    option dontlognull",
         "    timeout connect 2s",
+        # A busy instance may take over a second to answer its readiness check; a dead one is refused at once.
+        "    timeout check 3s",
         "    timeout http-request 30s",
         # Streamed answers and slow models: a chat may take minutes.
         "    timeout client 10m",

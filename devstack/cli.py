@@ -15,7 +15,19 @@ from devstack.hostkeys import ALIAS as HOST_ALIAS
 from devstack.hostkeys import create_keys, ensure_admin_key, load_keys, mark_service
 from devstack.people import ensure_people
 from devstack.probe import wait_until
-from devstack.services import Service, cluster, load_plan, plan, port_conflicts, save_plan, secret_env
+from devstack.services import (
+    Service,
+    cluster,
+    load_plan,
+    load_ports,
+    plan,
+    port_conflicts,
+    redis_problem,
+    save_plan,
+    saved_replicas,
+    secret_env,
+    stages,
+)
 from devstack.supervisor import Supervisor, render_config
 from devstack.uikeys import create_ui_keys, load_ui_keys
 
@@ -70,13 +82,17 @@ def up(settings: StackSettings) -> None:
         return running and supervisor.state(name) in ("RUNNING", "STARTING", "BACKOFF")
 
     services = plan(settings, managed)
-    conflicts = port_conflicts(services, managed)
-    if conflicts:
-        raise StackError(conflicts[0])
-    if services[0].program is not None:
-        cluster(settings).ensure_initialised()
+    # Ports held by programs of ours that this `up` replaces (PROXY_REPLICAS changed): freed on reload.
+    ours = {port for name, port in load_ports(settings).items() if managed(name)}
+    problems = port_conflicts(services, managed, ours)
+    problem = problems[0] if problems else redis_problem(settings)
+    if problem:
+        raise StackError(problem)
+    for service in services:
+        if service.program is not None and service.prepare is not None:
+            service.prepare()
     programs = [service.program for service in services if service.program is not None]
-    postgres, runtime, runtime2, proxy, agent_host, ui = services
+    postgres = services[0]
     if load_keys(settings) is None or load_ui_keys(settings) is None:
         # The agent host's and the UI's proxy keys are made through the hub CLI, which needs the database;
         # supervisord then restarts so that its environment carries the new keys (first `up` only).
@@ -91,8 +107,11 @@ def up(settings: StackSettings) -> None:
     supervisor.ensure_started(render_config(settings, programs), secret_env(settings))
     save_plan(settings, services)
 
-    # Dependency order: the database, both runtimes together, the proxy, the agent host, then the UI.
-    for group in ([postgres], [runtime, runtime2], [proxy], [agent_host], [ui]):
+    # Dependency order: the database; Redis and both runtimes together; the proxy instances together; the
+    # balancer; the agent host; then the UI.
+    for group in stages(services):
+        if group[0].name == "agent_host":
+            _prepare_people(settings)
         for service in group:
             if service is postgres:
                 _start_postgres(settings, supervisor, service)  # starts, bootstraps and waits itself
@@ -101,8 +120,6 @@ def up(settings: StackSettings) -> None:
         for service in group:
             if service is not postgres:
                 _wait_healthy(settings, supervisor, service)
-        if group[0] is proxy:
-            _prepare_people(settings)
     print_table(settings, services, supervisor)
 
 
@@ -142,6 +159,9 @@ def status(settings: StackSettings) -> int:
         print("stack is not running: start it with `make up`")
         return 3
     saved = load_plan(settings)
+    replicas = saved_replicas(settings)
+    if replicas is not None:  # what the last `up` started, whatever PROXY_REPLICAS now says
+        settings = settings.model_copy(update={"proxy_replicas": replicas})
     services = plan(settings, lambda name: saved.get(name) == "embedded")
     return print_table(settings, services, supervisor)
 

@@ -42,6 +42,18 @@ class StackSettings(BaseSettings):
     login_max_failures: int = Field(default=10, ge=1, le=1000)
     login_lock_minutes: int = Field(default=15, ge=1, le=60 * 24)
 
+    # The proxy tier (issue 12). More than one: instances proxy1..proxyN on PROXY_INTERNAL_PORT_BASE+1..+N
+    # (loopback only) behind HAProxy on LITELLM_PORT.
+    proxy_replicas: int = Field(default=1, ge=1, le=8)
+    proxy_internal_port_base: int = Field(default=4110, ge=1, le=65535 - 8)
+    # Shared state of the proxies (limits, cooldowns, the response cache). Empty: a private redis-server on
+    # REDIS_PORT under .stack/redis; set: that Redis (it may hold a password: it is treated as a secret).
+    redis_url: str = ""
+    redis_port: int = 6380
+    redis_maxmemory: str = "256mb"
+    # Passed to the proxies when set (the hub's default otherwise).
+    hub_cache_ttl_seconds: int | None = None
+
     stack_dir: Path = REPO_ROOT / ".stack"
     # Seconds `up` waits for each service to become healthy.
     start_timeout: float = 120.0
@@ -69,6 +81,13 @@ class StackSettings(BaseSettings):
     @property
     def agent_host_url(self) -> str:
         return f"http://localhost:{self.agent_host_port}"
+
+    @property
+    def proxy_instance_ports(self) -> list[int]:
+        """Where each proxy instance listens: LITELLM_PORT itself when there is one, else internal ports."""
+        if self.proxy_replicas == 1:
+            return [self.litellm_port]
+        return [self.proxy_internal_port_base + index for index in range(1, self.proxy_replicas + 1)]
 
     @property
     def logs_dir(self) -> Path:

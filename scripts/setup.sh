@@ -12,10 +12,14 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' \
   || die "Python 3.11+ is required (found $("$PYTHON" --version 2>&1))"
 
-# System packages: PostgreSQL server binaries for the embedded cluster, Debian's docker-compose to
-# validate the compose files statically (no Docker engine here), and Chromium for the browser tests.
+# System packages: PostgreSQL server binaries for the embedded cluster, redis-server for the proxies'
+# shared state and HAProxy in front of several proxies (both run privately by `make up`, on their own
+# ports; the packages' system services are not used), Debian's docker-compose to validate the compose
+# files statically (no Docker engine here), and Chromium for the browser tests.
 need_apt=()
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
 command -v docker-compose >/dev/null || need_apt+=(docker-compose)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 [ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)

@@ -36,9 +36,11 @@ def _stack_env(stack_dir: Path) -> dict[str, str]:
         "LITELLM_MASTER_KEY": MASTER_KEY,
         "UI_PORT": str(free_port()),
         "AGENT_HOST_PORT": str(free_port()),
+        "REDIS_PORT": str(free_port()),
+        "PROXY_REPLICAS": "1",
     }
-    env.pop("MAKEFLAGS", None)
-    env.pop("DATABASE_URL", None)
+    for name in ("MAKEFLAGS", "DATABASE_URL", "REDIS_URL"):
+        env.pop(name, None)
     return env
 
 
@@ -65,7 +67,7 @@ def stack_env() -> Iterator[dict[str, str]]:
 def test_make_up_starts_every_service_healthy_and_the_proxy_answers(stack_env: dict[str, str]) -> None:
     result = _make("up", stack_env)
     assert result.returncode == 0, result.stdout + result.stderr
-    for service in ("postgres", "runtime", "runtime2", "proxy", "agent_host", "ui"):
+    for service in ("postgres", "redis", "runtime", "runtime2", "proxy", "agent_host", "ui"):
         row = next(line for line in result.stdout.splitlines() if line.startswith(service + " "))
         assert "RUNNING" in row and "healthy" in row, row
     assert MASTER_KEY not in result.stdout + result.stderr
@@ -89,7 +91,7 @@ def test_make_up_again_is_idempotent(stack_env: dict[str, str]) -> None:
 def test_make_status_reports_each_service_healthy(stack_env: dict[str, str]) -> None:
     result = _make("status", stack_env)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("healthy") == 6
+    assert result.stdout.count("healthy") == 7  # postgres, redis, two runtimes, proxy, agent host, UI
 
 
 def _chat(client: httpx.Client, proxy: str) -> int:
@@ -239,7 +241,7 @@ def test_databases_for_the_hub_and_the_app_exist(stack_env: dict[str, str]) -> N
 def test_make_down_stops_everything_it_started(stack_env: dict[str, str]) -> None:
     result = _make("down", stack_env)
     assert result.returncode == 0, result.stderr
-    for key in ("POSTGRES_PORT", "LITELLM_PORT", "RUNTIME2_PORT", "UI_PORT", "AGENT_HOST_PORT"):
+    for key in ("POSTGRES_PORT", "LITELLM_PORT", "RUNTIME2_PORT", "UI_PORT", "AGENT_HOST_PORT", "REDIS_PORT"):
         assert not port_in_use(int(stack_env[key])), key
     assert _make("status", stack_env).returncode != 0
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from devstack.config import REPO_ROOT, StackSettings
 from devstack.restarts import count_event, load_restarts
@@ -54,7 +55,7 @@ def test_database_url_built_from_the_postgres_settings_is_url_encoded(tmp_path: 
 def test_every_program_restarts_on_any_exit_and_retries_failed_starts(tmp_path: Path) -> None:
     sections = _config(_settings(tmp_path)).split("[")
     programs = [section for section in sections if section.startswith("program:")]
-    assert len(programs) == 6
+    assert len(programs) == 7  # postgres, redis, runtime, runtime2, proxy, agent_host, ui
     for section in programs:
         assert "\nautorestart=true\n" in section, section
         assert f"\nstartretries={START_RETRIES}\n" in section and START_RETRIES >= 50, section
@@ -97,3 +98,46 @@ def test_restart_listener_speaks_supervisors_event_protocol(tmp_path: Path) -> N
         listener.kill()
         listener.wait()
     assert load_restarts(path) == {"runtime": 3}
+
+
+def test_redis_password_reaches_the_programs_through_the_environment_only(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    config = _config(settings)
+    env = secret_env(settings)
+    password = (tmp_path / "redis" / "password").read_text().strip()
+    assert password and password in env["REDIS_URL"] and password not in config
+    assert env["REDIS_URL"].endswith(f"@127.0.0.1:{settings.redis_port}/0")
+    given = StackSettings(stack_dir=tmp_path, litellm_master_key=MASTER_KEY, redis_url="redis://:Secret@r:7/1")
+    services = {service.name: service for service in plan(given, lambda name: True)}
+    assert services["redis"].program is None and "Secret" not in services["redis"].url
+    assert secret_env(given)["REDIS_URL"] == "redis://:Secret@r:7/1"
+
+
+def test_several_proxy_replicas_are_instances_on_internal_ports_behind_the_balancer(tmp_path: Path) -> None:
+    settings = _settings(tmp_path).model_copy(update={"proxy_replicas": 3, "proxy_internal_port_base": 5000})
+    services = {service.name: service for service in plan(settings, lambda name: True)}
+    assert "proxy" not in services
+    assert [services[f"proxy{i}"].port for i in (1, 2, 3)] == [5001, 5002, 5003]
+    assert services["balancer"].port == settings.litellm_port
+    config = _config(settings)
+    assert "[program:balancer]" in config and "[program:proxy3]" in config
+    assert "--host 127.0.0.1 --port 5002" in config
+    for name in ("proxy1", "proxy2", "proxy3"):  # each instance spools its own request-log rows
+        assert f'HUB_SPOOL_DIR="{tmp_path / name}"' in config
+    services["balancer"].prepare()  # type: ignore[misc]
+    haproxy = (tmp_path / "haproxy.cfg").read_text()
+    assert f"bind 127.0.0.1:{settings.litellm_port}" in haproxy
+    assert all(f"127.0.0.1:{port} check" in haproxy for port in (5001, 5002, 5003))
+    assert "option httpchk GET /health/readiness" in haproxy
+
+
+def test_a_missing_redis_server_or_haproxy_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from devstack import balancer, redis_server
+
+    # shutil and os are the real modules: monkeypatch puts them back after the test.
+    monkeypatch.setattr(redis_server.shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match=r"^redis-server not found: run `make setup`"):
+        plan(_settings(tmp_path), lambda name: True)
+    monkeypatch.setattr(balancer.os, "access", lambda path, mode: False)
+    with pytest.raises(RuntimeError, match=r"^haproxy not found: run `make setup`"):
+        balancer.find_haproxy()

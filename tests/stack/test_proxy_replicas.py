@@ -1,0 +1,256 @@
+"""`make up` with PROXY_REPLICAS=2: Redis, two proxy instances behind HAProxy on LITELLM_PORT, for real."""
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devstack.balancer import server_stats
+from devstack.config import REPO_ROOT, StackSettings
+from devstack.probe import free_port, http_ok, port_in_use
+from devstack.redis_server import redis_ok
+from devstack.supervisor import Supervisor
+from procs import scaled
+
+MASTER_KEY = "sk-replicas-test-master-key"
+INSTANCES = ("proxy1", "proxy2")
+
+
+def _free_run(count: int) -> int:
+    """A base port whose next `count` ports are all free (the instances' internal ports)."""
+    for _ in range(200):
+        base = free_port()
+        if base + count < 65536 and not any(port_in_use(base + i) for i in range(1, count + 1)):
+            return base
+    raise RuntimeError("no run of free ports found")
+
+
+def _stack_env(stack_dir: Path) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "STACK_DIR": str(stack_dir),
+        "POSTGRES_PORT": str(free_port()),
+        "OLLAMA_BASE_URL": f"http://localhost:{free_port()}",
+        "RUNTIME2_PORT": str(free_port()),
+        "LITELLM_PORT": str(free_port()),
+        "LITELLM_MASTER_KEY": MASTER_KEY,
+        "UI_PORT": str(free_port()),
+        "AGENT_HOST_PORT": str(free_port()),
+        "REDIS_PORT": str(free_port()),
+        "PROXY_REPLICAS": "2",
+        "PROXY_INTERNAL_PORT_BASE": str(_free_run(2)),
+    }
+    for name in ("MAKEFLAGS", "DATABASE_URL", "REDIS_URL"):
+        env.pop(name, None)
+    return env
+
+
+def _make(target: str, env: dict[str, str], timeout: float = 500) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", "--no-print-directory", target], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+        timeout=scaled(timeout),
+    )  # fmt: skip
+
+
+def _settings(env: dict[str, str]) -> StackSettings:
+    return StackSettings(
+        stack_dir=Path(env["STACK_DIR"]),
+        litellm_master_key=MASTER_KEY,
+        litellm_port=int(env["LITELLM_PORT"]),
+        redis_port=int(env["REDIS_PORT"]),
+        proxy_replicas=2,
+        proxy_internal_port_base=int(env["PROXY_INTERNAL_PORT_BASE"]),
+    )
+
+
+@pytest.fixture(scope="module")
+def stack_env() -> Iterator[dict[str, str]]:
+    stack_dir = Path(tempfile.mkdtemp(prefix="genailabs-replicas-"))
+    stack_dir.chmod(0o755)  # PostgreSQL runs as `postgres` when the tests run as root
+    env = _stack_env(stack_dir)
+    result = _make("up", env)
+    env["UP_OUTPUT"] = result.stdout + result.stderr
+    env["UP_RC"] = str(result.returncode)
+    yield env
+    _make("down", env)
+
+
+def _row(output: str, name: str) -> list[str]:
+    return next(line.split() for line in output.splitlines() if line.startswith(name + " "))
+
+
+def _chat(client: httpx.Client, url: str) -> int:
+    try:
+        return client.post(
+            f"{url}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {MASTER_KEY}"},
+            json={"model": "smollm2:135m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4},
+        ).status_code
+    except httpx.HTTPError:
+        return 0
+
+
+def test_make_up_runs_redis_two_proxy_instances_and_the_balancer_healthy(stack_env: dict[str, str]) -> None:
+    output = stack_env["UP_OUTPUT"]
+    assert stack_env["UP_RC"] == "0", output
+    for name in ("postgres", "redis", "runtime", "runtime2", *INSTANCES, "balancer", "agent_host", "ui"):
+        row = _row(output, name)
+        assert row[1] == "RUNNING" and row[3] == "healthy", row
+    assert not any(line.startswith("proxy ") for line in output.splitlines()), output
+    assert _row(output, "balancer")[4] == f"http://localhost:{stack_env['LITELLM_PORT']}/v1"
+    base = int(stack_env["PROXY_INTERNAL_PORT_BASE"])
+    assert [int(_row(output, name)[4].split(":")[2].split("/")[0]) for name in INSTANCES] == [base + 1, base + 2]
+
+    status = _make("status", stack_env)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert status.stdout.count("healthy") == 9, status.stdout
+
+
+def test_redis_password_stays_in_its_own_files_and_reaches_only_the_proxies(stack_env: dict[str, str]) -> None:
+    settings = _settings(stack_env)
+    redis_dir = settings.stack_dir / "redis"
+    password = (redis_dir / "password").read_text().strip()
+    for path in (redis_dir / "password", redis_dir / "redis.conf"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    config = (settings.stack_dir / "supervisord.conf").read_text()
+    assert password not in config and MASTER_KEY not in config
+    assert password not in stack_env["UP_OUTPUT"]
+
+    supervisor = Supervisor(settings)
+    for name in (*INSTANCES, "redis", "agent_host"):
+        info = supervisor.info(name)
+        assert info is not None and info["pid"], name
+        pid = int(str(info["pid"]))
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode()
+        environ = dict(
+            item.split("=", 1) for item in Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0") if "=" in item
+        )
+        assert password not in argv, name
+        if name in INSTANCES:
+            assert redis_ok(environ["REDIS_URL"]) is None and password in environ["REDIS_URL"], name
+        elif name == "agent_host":
+            assert environ.get("REDIS_URL") == "" and environ.get("LITELLM_MASTER_KEY") == ""
+
+
+def test_chats_through_the_public_port_reach_both_instances(stack_env: dict[str, str]) -> None:
+    url = f"http://localhost:{stack_env['LITELLM_PORT']}"
+    with httpx.Client(timeout=scaled(60)) as client:
+        statuses = [_chat(client, url) for _ in range(4)]
+    assert statuses == [200] * 4
+    settings = _settings(stack_env)
+    servers = server_stats(settings.stack_dir / "haproxy.sock")["proxy"]
+    assert sorted(servers) == ["proxy1", "proxy2"], servers
+    assert all(row["status"] == "UP" and int(row["stot"]) > 0 for row in servers.values()), servers
+
+
+def test_a_proxy_instance_killed_mid_traffic_loses_no_request_and_comes_back(stack_env: dict[str, str]) -> None:
+    settings = _settings(stack_env)
+    supervisor = Supervisor(settings)
+    url = f"http://localhost:{stack_env['LITELLM_PORT']}"
+    stop = threading.Event()
+    statuses: list[int] = []
+
+    def traffic() -> None:
+        with httpx.Client(timeout=scaled(60)) as client:
+            while not stop.is_set():
+                statuses.append(_chat(client, url))
+
+    threads = [threading.Thread(target=traffic) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(scaled(2))  # requests in flight on both instances
+        info = supervisor.info("proxy1")
+        assert info is not None and info["statename"] == "RUNNING", info
+        pid = int(str(info["pid"]))
+        os.kill(pid, signal.SIGKILL)
+        killed = time.monotonic()
+        before = len(statuses)
+        instance = f"http://localhost:{int(stack_env['PROXY_INTERNAL_PORT_BASE']) + 1}"
+        while (supervisor.info("proxy1") or {}).get("pid") in (0, pid) or http_ok(f"{instance}/health/readiness"):
+            assert time.monotonic() - killed < scaled(120), f"proxy1 not back: {supervisor.info('proxy1')}"
+            time.sleep(0.5)
+        back = time.monotonic() - killed
+        time.sleep(scaled(3))  # HAProxy's checks take it back in; traffic goes on
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=scaled(90))
+    log = (settings.logs_dir / "balancer.log").read_text()
+    resent = sum(" proxy/proxy2 " in line and "/+1 " in line for line in log.splitlines())
+    print(
+        f"proxy1 back after SIGKILL in {back:.1f}s; {len(statuses)} chats, {len(statuses) - before} after the kill, "
+        f"{resent} lost by proxy1 and sent again to proxy2"
+    )
+    assert len(statuses) > before, "no chat ran while proxy1 was down"
+    assert statuses.count(200) == len(statuses), statuses
+
+    status = _make("status", stack_env)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert int(_row(status.stdout, "proxy1")[2]) >= 1 and _row(status.stdout, "proxy1")[3] == "healthy", status.stdout
+    assert _row(status.stdout, "proxy2")[2] == "0", status.stdout
+
+
+def test_redis_killed_is_restarted_by_supervisord(stack_env: dict[str, str]) -> None:
+    settings = _settings(stack_env)
+    supervisor = Supervisor(settings)
+    password = (settings.stack_dir / "redis" / "password").read_text().strip()
+    redis_url = f"redis://:{password}@127.0.0.1:{stack_env['REDIS_PORT']}/0"
+    assert redis_ok(redis_url) is None
+    info = supervisor.info("redis")
+    assert info is not None and info["statename"] == "RUNNING", info
+    os.kill(int(str(info["pid"])), signal.SIGKILL)
+    killed = time.monotonic()
+    time.sleep(0.5)
+    while redis_ok(redis_url) is not None or supervisor.state("redis") != "RUNNING":
+        assert time.monotonic() - killed < scaled(30), supervisor.info("redis")
+        time.sleep(0.2)
+    print(f"redis back after SIGKILL in {time.monotonic() - killed:.1f}s")
+    with httpx.Client(timeout=scaled(60)) as client:
+        assert _chat(client, f"http://localhost:{stack_env['LITELLM_PORT']}") == 200
+    status = _make("status", stack_env)
+    assert int(_row(status.stdout, "redis")[2]) >= 1 and _row(status.stdout, "redis")[3] == "healthy", status.stdout
+
+
+def test_make_up_refuses_a_taken_redis_port_with_one_line(tmp_path: Path) -> None:
+    env = _stack_env(tmp_path)
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", int(env["REDIS_PORT"])))
+        blocker.listen()
+        result = subprocess.run(
+            [str(REPO_ROOT / ".venv/bin/python"), "-m", "devstack", "up"],
+            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=scaled(60),
+        )  # fmt: skip
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and len(lines) == 1, result.stderr
+    assert f"port {env['REDIS_PORT']} is already in use" in lines[0] and "redis" in lines[0]
+
+
+def test_make_up_refuses_an_unreachable_redis_url_with_one_line(tmp_path: Path) -> None:
+    env = {**_stack_env(tmp_path), "REDIS_URL": f"redis://:secret-pw@127.0.0.1:{free_port()}/0"}
+    result = subprocess.run(
+        [str(REPO_ROOT / ".venv/bin/python"), "-m", "devstack", "up"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=scaled(60),
+    )  # fmt: skip
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and len(lines) == 1, result.stderr
+    assert "REDIS_URL" in lines[0] and "secret-pw" not in result.stdout + result.stderr
+
+
+def test_make_down_stops_redis_the_instances_and_the_balancer(stack_env: dict[str, str]) -> None:
+    result = _make("down", stack_env)
+    assert result.returncode == 0, result.stderr
+    base = int(stack_env["PROXY_INTERNAL_PORT_BASE"])
+    for port in (int(stack_env["REDIS_PORT"]), int(stack_env["LITELLM_PORT"]), base + 1, base + 2):
+        assert not port_in_use(port), port
+    assert json.loads((Path(stack_env["STACK_DIR"]) / "plan.json").read_text())["proxy_replicas"] == 2
