@@ -110,7 +110,7 @@ def test_long_running_services_have_healthchecks_and_wait_for_healthy_dependenci
 
 @pytest.mark.parametrize("compose", COMPOSE_FILES, ids=_ids)
 def test_healthchecks_ask_for_readiness_where_a_service_has_it(compose: Path) -> None:
-    readiness = {"litellm": "/health/readiness", "agent-host": "/health", "ui": "/_stcore/health"}
+    readiness = {"litellm": "/health/readiness", "agent-host": "/health/ready", "ui": "/_stcore/health"}
     for name, service in _spec(compose).items():
         if name in readiness:
             assert readiness[name] in " ".join(service["healthcheck"]["test"]), name
