@@ -16,7 +16,16 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from hub_support import INPUT_COST, OUTPUT_COST, bearer, chat_body, create_key, priced_config, wait_for_rows
+from hub_support import (
+    INPUT_COST,
+    OUTPUT_COST,
+    bearer,
+    chat_body,
+    create_key,
+    priced_config,
+    run_keys,
+    wait_for_rows,
+)
 
 from procs import MASTER_KEY, ManagedProcess, RedisInstance, scaled, start_balancer, start_proxy, start_redis
 
@@ -112,6 +121,15 @@ def test_a_budget_is_not_overshot_when_requests_alternate_between_instances(tier
     refused = replies[answered].json()["error"]
     assert "budget" in refused["message"].lower(), refused
     assert _spend(database_url, key) < budget + one_chat
+
+
+def test_a_revoked_key_stops_working_on_both_instances_within_the_key_cache_ttl(tier: Tier, database_url: str) -> None:
+    alias = f"revoke-{uuid.uuid4().hex[:6]}"
+    key = create_key(database_url, alias)
+    assert [reply.status_code for reply in _alternate(tier, key, 2)] == [200, 200]  # both instances cached it
+    assert run_keys(database_url, "revoke", alias).returncode == 0
+    time.sleep(scaled(1.5))  # HUB_KEY_CACHE_TTL is 1 s here
+    assert [reply.status_code for reply in _alternate(tier, key, 2)] == [401, 401]
 
 
 def test_a_cached_answer_made_through_one_instance_is_served_by_the_other_and_logged_as_a_hit(
