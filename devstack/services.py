@@ -145,6 +145,10 @@ def _proxy(settings: StackSettings, name: str, port: int) -> Service:
         # HUB_DATABASE_URL and REDIS_URL (both may hold a password) come from supervisord's environment
         # (secret_env). Each instance spools its own request-log rows: two writers would race on one file.
         "HUB_SPOOL_DIR": str(settings.stack_dir if name == "proxy" else settings.stack_dir / name),
+        # After a Redis outage LiteLLM's circuit breaker skips Redis this long before it tries again (its
+        # default is 60 s): supervisord brings the private Redis back within seconds, so limits are shared
+        # again soon after.
+        "REDIS_CIRCUIT_BREAKER_RECOVERY_TIMEOUT": "10",
     }
     if settings.hub_cache_ttl_seconds is not None:
         environment["HUB_CACHE_TTL_SECONDS"] = str(settings.hub_cache_ttl_seconds)

@@ -136,8 +136,12 @@ def test_root_compose_publishes_the_designed_ports_on_loopback_only() -> None:
 def test_every_port_is_published_on_bind_address_and_the_services_know_it(compose: Path, address: str) -> None:
     env = {} if address == "127.0.0.1" else {"BIND_ADDRESS": address}
     services = _rendered(compose, **env)
-    ports = [str(port) for service in services.values() for port in service.get("ports", [])]
+    # Phase 1's Redis is published for the proxy on the host's network only: on loopback, whatever BIND_ADDRESS.
+    loopback_only = {"redis"} if compose == HUB_COMPOSE else set()
+    ports = [str(port) for name, s in services.items() if name not in loopback_only for port in s.get("ports", [])]
     assert ports and all(port.startswith(f"{address}:") for port in ports), ports
+    for name in loopback_only:
+        assert all(str(port).startswith("127.0.0.1:") for port in services[name]["ports"]), name
     for name, service in services.items():
         if service.get("network_mode") == "host":  # listens on the host itself: on BIND_ADDRESS only
             command = service["command"]
@@ -319,9 +323,10 @@ def test_agent_host_keeps_what_it_writes_in_its_volume() -> None:
 
 def test_hub_compose_is_the_seeds_phase_one_on_its_own() -> None:
     services = _rendered(HUB_COMPOSE)
-    assert set(services) == {"postgres", "litellm"}
+    assert set(services) == {"postgres", "redis", "litellm"}  # the proxy keeps its limits and cache in Redis
     assert services["litellm"]["container_name"] == "litellm_hub"  # `docker logs litellm_hub -f`
     assert services["postgres"]["container_name"] == "litellm_hub_postgres"
+    assert services["litellm"]["environment"]["REDIS_URL"].endswith("@127.0.0.1:6380/0")  # redis's loopback port
     # Ollama and the embedded runtime listen on the host's 127.0.0.1: the proxy shares the host's network.
     litellm = services["litellm"]
     assert litellm["network_mode"] == "host"
