@@ -55,3 +55,4 @@ bench: $(STAMP)
 	$(PY) bench/agent_bench.py
 	$(PY) bench/hardening_bench.py
 	$(PY) bench/users_bench.py
+	$(PY) bench/proxy_scale_bench.py
