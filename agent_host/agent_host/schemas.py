@@ -1,5 +1,6 @@
 """Wire models: the OpenAI chat request with the host's extensions, sessions, and context facts."""
 
+import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -69,9 +70,24 @@ CONTENT_PARTS: TypeAdapter[list[Any]] = TypeAdapter(
 )
 
 
-class ToolCallFunction(_Part):
-    name: str
-    arguments: str
+class ToolCallFunction(BaseModel):
+    """A call the model made: its arguments are a JSON object in a string, as the proxy parses them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: StoredText = Field(min_length=1, max_length=256)
+    arguments: StoredText
+
+    @field_validator("arguments")
+    @classmethod
+    def _arguments_are_a_json_object(cls, value: str) -> str:
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            raise ValueError("function.arguments must be a JSON object in a string, e.g. '{}'") from None
+        if not isinstance(parsed, dict):
+            raise ValueError("function.arguments must be a JSON object in a string, e.g. '{}'")
+        return value
 
 
 class ToolCall(_Part):

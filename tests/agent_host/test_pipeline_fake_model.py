@@ -28,13 +28,19 @@ class FakeModel:
     def __init__(self, summary: str | None = "Ada likes blue.") -> None:
         self.summary = summary
         self.calls: list[list[dict[str, Any]]] = []
-        self.chat = SimpleNamespace(completions=SimpleNamespace(create=self.create))
+        raw = SimpleNamespace(create=self.create_raw)
+        self.chat = SimpleNamespace(completions=SimpleNamespace(create=self.create, with_raw_response=raw))
 
     async def create(self, *, messages: list[dict[str, Any]], **_: Any) -> Any:
         self.calls.append(messages)
         if self.summary is None:
             raise openai.APIConnectionError(request=httpx.Request("POST", "http://proxy/v1/chat/completions"))
         return SimpleNamespace(choices=[SimpleNamespace(message=SimpleNamespace(content=self.summary))])
+
+    async def create_raw(self, **kwargs: Any) -> Any:
+        """`with_raw_response.create`: the answer behind the proxy's headers (none here: never from its cache)."""
+        response = await self.create(**kwargs)
+        return SimpleNamespace(headers=httpx.Headers(), parse=lambda: response)
 
 
 class FixedWindow:
