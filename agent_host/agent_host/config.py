@@ -7,6 +7,8 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from genailabs_accounts.secret_files import secrets_from_files
+
 SERVICE_DIR = Path(__file__).resolve().parent.parent
 # The repository root: .stack/ there holds the embedded stack's data (Chroma, exported models, notes).
 STACK_DIR = SERVICE_DIR.parent / ".stack"
@@ -126,20 +128,6 @@ class Settings(BaseSettings):
     @classmethod
     def _from_service_dir(cls, path: Path) -> Path:
         return path if path.is_absolute() else SERVICE_DIR / path
-
-
-def secrets_from_files(data: Any, *names: str) -> Any:
-    """Each NAME left unset (or empty) read from the file NAME_FILE names, when it names one."""
-    if not isinstance(data, dict):
-        return data
-    for name in names:
-        path = data.get(f"{name}_file")
-        if path and not data.get(name):
-            try:
-                data = {**data, name: Path(path).read_text().strip()}
-            except OSError as exc:
-                raise ValueError(f"{name.upper()}_FILE: cannot read {path}: {exc.strerror}") from None
-    return data
 
 
 @lru_cache

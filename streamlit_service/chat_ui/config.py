@@ -7,6 +7,8 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from genailabs_accounts.secret_files import secrets_from_files
+
 SERVICE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -61,20 +63,6 @@ class Settings(BaseSettings):
     @property
     def proxy_root(self) -> str:
         return self.litellm_base_url.rstrip("/").removesuffix("/v1")
-
-
-def secrets_from_files(data: Any, *names: str) -> Any:
-    """Each NAME left unset (or empty) read from the file NAME_FILE names, when it names one."""
-    if not isinstance(data, dict):
-        return data
-    for name in names:
-        path = data.get(f"{name}_file")
-        if path and not data.get(name):
-            try:
-                data = {**data, name: Path(path).read_text().strip()}
-            except OSError as exc:
-                raise ValueError(f"{name.upper()}_FILE: cannot read {path}: {exc.strerror}") from None
-    return data
 
 
 @lru_cache
