@@ -1,4 +1,4 @@
-"""Markers of the compose tests (registered here: the suite runs with --strict-markers)."""
+"""Fixtures of the compose tests."""
 
 import importlib.util
 from types import ModuleType
@@ -6,10 +6,6 @@ from types import ModuleType
 import pytest
 
 from devstack.config import REPO_ROOT
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: installs packages from PyPI into a fresh venv (a few minutes)")
 
 
 @pytest.fixture(scope="session")

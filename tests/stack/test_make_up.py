@@ -11,9 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from stack_support import chat_status, make, stack_environment
 
 from devstack.config import REPO_ROOT, StackSettings
-from devstack.probe import free_port, http_ok, port_in_use
+from devstack.probe import http_ok, port_in_use
 from devstack.services import plan
 from devstack.supervisor import Supervisor
 from procs import scaled
@@ -23,36 +24,8 @@ PASSWORD = "pw@stack:1/2#3%?"
 
 
 def _stack_env(stack_dir: Path) -> dict[str, str]:
-    pg_port = free_port()
-    env = {
-        **os.environ,
-        "STACK_DIR": str(stack_dir),
-        "POSTGRES_PORT": str(pg_port),
-        # No DATABASE_URL: `up` builds it, and a password that breaks an unencoded URL proves it encodes it.
-        "POSTGRES_PASSWORD": PASSWORD,
-        "OLLAMA_BASE_URL": f"http://localhost:{free_port()}",
-        "RUNTIME2_PORT": str(free_port()),
-        "LITELLM_PORT": str(free_port()),
-        "LITELLM_MASTER_KEY": MASTER_KEY,
-        "UI_PORT": str(free_port()),
-        "AGENT_HOST_PORT": str(free_port()),
-        "REDIS_PORT": str(free_port()),
-        "PROXY_REPLICAS": "1",
-    }
-    for name in ("MAKEFLAGS", "DATABASE_URL", "REDIS_URL"):
-        env.pop(name, None)
-    return env
-
-
-def _make(target: str, env: dict[str, str], timeout: float = 400) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["make", "--no-print-directory", target],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    # No DATABASE_URL: `up` builds it, and a password that breaks an unencoded URL proves it encodes it.
+    return stack_environment(stack_dir, MASTER_KEY, POSTGRES_PASSWORD=PASSWORD)
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +34,11 @@ def stack_env() -> Iterator[dict[str, str]]:
     stack_dir.chmod(0o755)  # PostgreSQL runs as `postgres` when the tests run as root
     env = _stack_env(stack_dir)
     yield env
-    _make("down", env)
+    make("down", env)
 
 
 def test_make_up_starts_every_service_healthy_and_the_proxy_answers(stack_env: dict[str, str]) -> None:
-    result = _make("up", stack_env)
+    result = make("up", stack_env)
     assert result.returncode == 0, result.stdout + result.stderr
     for service in ("postgres", "redis", "runtime", "runtime2", "proxy", "agent_host", "ui"):
         row = next(line for line in result.stdout.splitlines() if line.startswith(service + " "))
@@ -84,25 +57,18 @@ def test_make_up_starts_every_service_healthy_and_the_proxy_answers(stack_env: d
 
 
 def test_make_up_again_is_idempotent(stack_env: dict[str, str]) -> None:
-    result = _make("up", stack_env)
+    result = make("up", stack_env)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_make_status_reports_each_service_healthy(stack_env: dict[str, str]) -> None:
-    result = _make("status", stack_env)
+    result = make("status", stack_env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("healthy") == 7  # postgres, redis, two runtimes, proxy, agent host, UI
 
 
 def _chat(client: httpx.Client, proxy: str) -> int:
-    try:
-        return client.post(
-            f"{proxy}/v1/chat/completions",
-            headers={"Authorization": f"Bearer {MASTER_KEY}"},
-            json={"model": "smollm2:135m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4},
-        ).status_code
-    except httpx.HTTPError:
-        return 0
+    return chat_status(client, proxy, MASTER_KEY)
 
 
 def test_a_runtime_killed_by_sigsegv_again_and_again_is_back_within_seconds_each_time(
@@ -161,7 +127,7 @@ def test_a_runtime_killed_by_sigsegv_again_and_again_is_back_within_seconds_each
     assert statuses and statuses[-1] == 200, statuses
     assert statuses.count(200) >= len(statuses) - 1, statuses  # the proxy re-sends a request the dead one lost
 
-    status = _make("status", stack_env)
+    status = make("status", stack_env)
     assert status.returncode == 0, status.stdout + status.stderr
     header, *rows = status.stdout.splitlines()
     assert header.split()[:4] == ["SERVICE", "PROCESS", "RESTARTS", "HEALTH"], header
@@ -239,11 +205,11 @@ def test_databases_for_the_hub_and_the_app_exist(stack_env: dict[str, str]) -> N
 
 
 def test_make_down_stops_everything_it_started(stack_env: dict[str, str]) -> None:
-    result = _make("down", stack_env)
+    result = make("down", stack_env)
     assert result.returncode == 0, result.stderr
     for key in ("POSTGRES_PORT", "LITELLM_PORT", "RUNTIME2_PORT", "UI_PORT", "AGENT_HOST_PORT", "REDIS_PORT"):
         assert not port_in_use(int(stack_env[key])), key
-    assert _make("status", stack_env).returncode != 0
+    assert make("status", stack_env).returncode != 0
 
 
 def test_make_up_refuses_a_busy_port_with_one_line(tmp_path: Path) -> None:

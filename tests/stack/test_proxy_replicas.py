@@ -5,7 +5,6 @@ import os
 import signal
 import socket
 import stat
-import subprocess
 import tempfile
 import threading
 import time
@@ -14,9 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from stack_support import chat_status, devstack_up, make, stack_environment
 
 from devstack.balancer import server_stats
-from devstack.config import REPO_ROOT, StackSettings
+from devstack.config import StackSettings
 from devstack.probe import free_port, http_ok, port_in_use
 from devstack.redis_server import redis_ok
 from devstack.supervisor import Supervisor
@@ -36,30 +36,7 @@ def _free_run(count: int) -> int:
 
 
 def _stack_env(stack_dir: Path) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "STACK_DIR": str(stack_dir),
-        "POSTGRES_PORT": str(free_port()),
-        "OLLAMA_BASE_URL": f"http://localhost:{free_port()}",
-        "RUNTIME2_PORT": str(free_port()),
-        "LITELLM_PORT": str(free_port()),
-        "LITELLM_MASTER_KEY": MASTER_KEY,
-        "UI_PORT": str(free_port()),
-        "AGENT_HOST_PORT": str(free_port()),
-        "REDIS_PORT": str(free_port()),
-        "PROXY_REPLICAS": "2",
-        "PROXY_INTERNAL_PORT_BASE": str(_free_run(2)),
-    }
-    for name in ("MAKEFLAGS", "DATABASE_URL", "REDIS_URL"):
-        env.pop(name, None)
-    return env
-
-
-def _make(target: str, env: dict[str, str], timeout: float = 500) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["make", "--no-print-directory", target], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-        timeout=scaled(timeout),
-    )  # fmt: skip
+    return stack_environment(stack_dir, MASTER_KEY, PROXY_REPLICAS="2", PROXY_INTERNAL_PORT_BASE=str(_free_run(2)))
 
 
 def _settings(env: dict[str, str]) -> StackSettings:
@@ -78,11 +55,11 @@ def stack_env() -> Iterator[dict[str, str]]:
     stack_dir = Path(tempfile.mkdtemp(prefix="genailabs-replicas-"))
     stack_dir.chmod(0o755)  # PostgreSQL runs as `postgres` when the tests run as root
     env = _stack_env(stack_dir)
-    result = _make("up", env)
+    result = make("up", env, 500)
     env["UP_OUTPUT"] = result.stdout + result.stderr
     env["UP_RC"] = str(result.returncode)
     yield env
-    _make("down", env)
+    make("down", env)
 
 
 def _row(output: str, name: str) -> list[str]:
@@ -90,14 +67,7 @@ def _row(output: str, name: str) -> list[str]:
 
 
 def _chat(client: httpx.Client, url: str) -> int:
-    try:
-        return client.post(
-            f"{url}/v1/chat/completions",
-            headers={"Authorization": f"Bearer {MASTER_KEY}"},
-            json={"model": "smollm2:135m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4},
-        ).status_code
-    except httpx.HTTPError:
-        return 0
+    return chat_status(client, url, MASTER_KEY)
 
 
 def test_make_up_runs_redis_two_proxy_instances_and_the_balancer_healthy(stack_env: dict[str, str]) -> None:
@@ -111,7 +81,7 @@ def test_make_up_runs_redis_two_proxy_instances_and_the_balancer_healthy(stack_e
     base = int(stack_env["PROXY_INTERNAL_PORT_BASE"])
     assert [int(_row(output, name)[4].split(":")[2].split("/")[0]) for name in INSTANCES] == [base + 1, base + 2]
 
-    status = _make("status", stack_env)
+    status = make("status", stack_env)
     assert status.returncode == 0, status.stdout + status.stderr
     assert status.stdout.count("healthy") == 9, status.stdout
 
@@ -195,7 +165,7 @@ def test_a_proxy_instance_killed_mid_traffic_loses_no_request_and_comes_back(sta
     assert len(statuses) > before, "no chat ran while proxy1 was down"
     assert statuses.count(200) == len(statuses), statuses
 
-    status = _make("status", stack_env)
+    status = make("status", stack_env)
     assert status.returncode == 0, status.stdout + status.stderr
     assert int(_row(status.stdout, "proxy1")[2]) >= 1 and _row(status.stdout, "proxy1")[3] == "healthy", status.stdout
     assert _row(status.stdout, "proxy2")[2] == "0", status.stdout
@@ -218,7 +188,7 @@ def test_redis_killed_is_restarted_by_supervisord(stack_env: dict[str, str]) -> 
     print(f"redis back after SIGKILL in {time.monotonic() - killed:.1f}s")
     with httpx.Client(timeout=scaled(60)) as client:
         assert _chat(client, f"http://localhost:{stack_env['LITELLM_PORT']}") == 200
-    status = _make("status", stack_env)
+    status = make("status", stack_env)
     assert int(_row(status.stdout, "redis")[2]) >= 1 and _row(status.stdout, "redis")[3] == "healthy", status.stdout
 
 
@@ -227,10 +197,7 @@ def test_make_up_refuses_a_taken_redis_port_with_one_line(tmp_path: Path) -> Non
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", int(env["REDIS_PORT"])))
         blocker.listen()
-        result = subprocess.run(
-            [str(REPO_ROOT / ".venv/bin/python"), "-m", "devstack", "up"],
-            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=scaled(60),
-        )  # fmt: skip
+        result = devstack_up(env)
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0 and len(lines) == 1, result.stderr
     assert f"port {env['REDIS_PORT']} is already in use" in lines[0] and "redis" in lines[0]
@@ -238,17 +205,14 @@ def test_make_up_refuses_a_taken_redis_port_with_one_line(tmp_path: Path) -> Non
 
 def test_make_up_refuses_an_unreachable_redis_url_with_one_line(tmp_path: Path) -> None:
     env = {**_stack_env(tmp_path), "REDIS_URL": f"redis://:secret-pw@127.0.0.1:{free_port()}/0"}
-    result = subprocess.run(
-        [str(REPO_ROOT / ".venv/bin/python"), "-m", "devstack", "up"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=scaled(60),
-    )  # fmt: skip
+    result = devstack_up(env)
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0 and len(lines) == 1, result.stderr
     assert "REDIS_URL" in lines[0] and "secret-pw" not in result.stdout + result.stderr
 
 
 def test_make_down_stops_redis_the_instances_and_the_balancer(stack_env: dict[str, str]) -> None:
-    result = _make("down", stack_env)
+    result = make("down", stack_env)
     assert result.returncode == 0, result.stderr
     base = int(stack_env["PROXY_INTERNAL_PORT_BASE"])
     for port in (int(stack_env["REDIS_PORT"]), int(stack_env["LITELLM_PORT"]), base + 1, base + 2):
