@@ -6,8 +6,6 @@ database answers, and how many request-log rows wait for it. Nothing secret: no 
 
 from typing import Any
 
-from fastapi import FastAPI
-
 from hub.errors import DatabaseUnavailable
 from hub.state import HubState
 
@@ -34,10 +32,7 @@ def mount_health_route(state: HubState) -> None:
 
     if any(getattr(route, "path", None) == HEALTH_PATH for route in app.router.routes):
         return
-    mount_on(app, state)
 
-
-def mount_on(app: FastAPI, state: HubState) -> None:
     async def health() -> dict[str, Any]:
         return await hub_health(state)
 

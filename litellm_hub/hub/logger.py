@@ -53,7 +53,7 @@ class HubLogger(CustomLogger):
         self, user_api_key_dict: UserAPIKeyAuth, cache: Any, data: dict[str, Any], call_type: str
     ) -> dict[str, Any]:
         """Opts a deterministic request into LiteLLM's response cache (hub/response_cache.py)."""
-        key_hash = user_api_key_dict.token or user_api_key_dict.api_key
+        key_hash = limited_key(user_api_key_dict)
         control = None
         if call_type in CACHED_CALL_TYPES and key_hash:
             control = cache_control(data, key_hash, get_state().settings.hub_cache_ttl_seconds)
@@ -72,7 +72,7 @@ class HubLogger(CustomLogger):
         hidden = getattr(response, "_hidden_params", None) or {}
         cost = hidden.get("response_cost") if isinstance(hidden, dict) else None
         request_id = data.get("litellm_call_id")
-        key_hash = user_api_key_dict.token or user_api_key_dict.api_key
+        key_hash = limited_key(user_api_key_dict)
         if not isinstance(cost, int | float) or cost <= 0 or not isinstance(request_id, str) or not key_hash:
             return None
         try:
@@ -97,6 +97,11 @@ class HubLogger(CustomLogger):
                 get_state().usage.add(row)
         except Exception:
             log.exception("hub logger: could not record a request")
+
+
+def limited_key(auth: UserAPIKeyAuth) -> str | None:
+    """The hash of the key whose limits and budget apply (a person's, for a service key acting for them)."""
+    return auth.token or auth.api_key
 
 
 def usage_row(kwargs: dict[str, Any]) -> UsageRow | None:

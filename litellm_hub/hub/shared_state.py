@@ -60,9 +60,7 @@ class RedisWatch:
         return {"redis": self._state, "limits": limits, "response_cache": limits}
 
     def start(self) -> None:
-        if self._task is not None or not self._url:
-            if not self._url:
-                log.warning("REDIS_URL is not set: rate limits, cooldowns and the response cache are per instance")
+        if self._task is not None or not self._url:  # no URL: the proxy refused to start (refuse_without_redis)
             return
         self._task = asyncio.get_running_loop().create_task(self._run(), name="hub-redis-watch")
 
@@ -108,13 +106,6 @@ class RedisWatch:
                 "Redis at %s is back: rate limits, cooldowns and the response cache are shared again", self._where
             )
             self._state = "shared"
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
 
 def refuse_without_redis(redis_url: str) -> None:
