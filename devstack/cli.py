@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pydantic import ValidationError
 
 from devstack import pg
+from devstack.agent_tier import WORKER_STAGE, chroma_problem
 from devstack.config import StackSettings, get_settings
 from devstack.hostkeys import ALIAS as HOST_ALIAS
 from devstack.hostkeys import create_keys, ensure_admin_key, load_keys, mark_service
@@ -24,7 +25,7 @@ from devstack.services import (
     port_conflicts,
     redis_problem,
     save_plan,
-    saved_replicas,
+    saved_scale,
     secret_env,
     stages,
 )
@@ -82,10 +83,10 @@ def up(settings: StackSettings) -> None:
         return running and supervisor.state(name) in ("RUNNING", "STARTING", "BACKOFF")
 
     services = plan(settings, managed)
-    # Ports held by programs of ours that this `up` replaces (PROXY_REPLICAS changed): freed on reload.
-    ours = {port for name, port in load_ports(settings).items() if managed(name)}
+    # Ports held by programs of ours that this `up` replaces (a replica count changed): freed on reload.
+    ours = {port for name, ports in load_ports(settings).items() if managed(name) for port in ports}
     problems = port_conflicts(services, managed, ours)
-    problem = problems[0] if problems else redis_problem(settings)
+    problem = problems[0] if problems else redis_problem(settings) or chroma_problem(settings)
     if problem:
         raise StackError(problem)
     for service in services:
@@ -107,11 +108,15 @@ def up(settings: StackSettings) -> None:
     supervisor.ensure_started(render_config(settings, programs), secret_env(settings))
     save_plan(settings, services)
 
-    # Dependency order: the database; Redis and both runtimes together; the proxy instances together; the
-    # balancer; the agent host; then the UI.
+    # Dependency order: the database; Redis, both runtimes and Chroma together; the proxy instances together;
+    # the balancer in front of them; the ingestion workers; the agent hosts; the balancer in front of them (the
+    # same HAProxy); then the UI.
+    people_ready = False
+    fronting: list[Service] = []  # started, but healthy only once what they front is
     for group in stages(services):
-        if group[0].name == "agent_host":
-            _prepare_people(settings)
+        if group[0].stage >= WORKER_STAGE and not people_ready:
+            _prepare_people(settings)  # the schema the workers and hosts use, the first admin
+            people_ready = True
         for service in group:
             if service is postgres:
                 _start_postgres(settings, supervisor, service)  # starts, bootstraps and waits itself
@@ -119,7 +124,12 @@ def up(settings: StackSettings) -> None:
                 supervisor.start(service.name)
         for service in group:
             if service is not postgres:
-                _wait_healthy(settings, supervisor, service)
+                _wait_healthy(settings, supervisor, service, service.early_health)
+            if service.ready_stage is not None:
+                fronting.append(service)
+        for service in [s for s in fronting if s.ready_stage is not None and s.ready_stage <= group[0].stage]:
+            _wait_healthy(settings, supervisor, service)
+            fronting.remove(service)
     print_table(settings, services, supervisor)
 
 
@@ -159,9 +169,8 @@ def status(settings: StackSettings) -> int:
         print("stack is not running: start it with `make up`")
         return 3
     saved = load_plan(settings)
-    replicas = saved_replicas(settings)
-    if replicas is not None:  # what the last `up` started, whatever PROXY_REPLICAS now says
-        settings = settings.model_copy(update={"proxy_replicas": replicas})
+    # What the last `up` started, whatever PROXY_REPLICAS, AGENT_HOST_REPLICAS and RAG_WORKERS now say.
+    settings = settings.model_copy(update=saved_scale(settings))
     services = plan(settings, lambda name: saved.get(name) == "embedded")
     return print_table(settings, services, supervisor)
 

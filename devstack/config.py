@@ -54,6 +54,19 @@ class StackSettings(BaseSettings):
     # Passed to the proxies when set (the hub's default otherwise).
     hub_cache_ttl_seconds: int | None = None
 
+    # The agent host tier (issue 13). More than one: instances agent_host1..agent_hostN on
+    # AGENT_HOST_INTERNAL_PORT_BASE+1..+N (loopback only) behind the same HAProxy, on AGENT_HOST_PORT.
+    agent_host_replicas: int = Field(default=1, ge=1, le=8)
+    agent_host_internal_port_base: int = Field(default=8010, ge=1, le=65535 - 8)
+    # Ingestion workers (`python -m agent_host.worker`), rag_worker1..N, each serving its health on
+    # RAG_WORKER_PORT_BASE+i.
+    rag_workers: int = Field(default=1, ge=1, le=8)
+    rag_worker_port_base: int = Field(default=8090, ge=1, le=65535 - 8)
+    # The vector store the hosts and workers share. Empty: a private `chroma run` server on CHROMA_PORT over
+    # .stack/chroma (the layout the embedded client kept); set: that server.
+    chroma_url: str = ""
+    chroma_port: int = 8001
+
     stack_dir: Path = REPO_ROOT / ".stack"
     # Seconds `up` waits for each service to become healthy.
     start_timeout: float = 120.0
@@ -88,6 +101,22 @@ class StackSettings(BaseSettings):
         if self.proxy_replicas == 1:
             return [self.litellm_port]
         return [self.proxy_internal_port_base + index for index in range(1, self.proxy_replicas + 1)]
+
+    @property
+    def agent_host_instance_ports(self) -> list[int]:
+        """Where each agent host listens: AGENT_HOST_PORT itself when there is one, else internal ports."""
+        if self.agent_host_replicas == 1:
+            return [self.agent_host_port]
+        base = self.agent_host_internal_port_base
+        return [base + index for index in range(1, self.agent_host_replicas + 1)]
+
+    @property
+    def rag_worker_ports(self) -> list[int]:
+        return [self.rag_worker_port_base + index for index in range(1, self.rag_workers + 1)]
+
+    @property
+    def shared_chroma_url(self) -> str:
+        return self.chroma_url or f"http://127.0.0.1:{self.chroma_port}"
 
     @property
     def logs_dir(self) -> Path:

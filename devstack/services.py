@@ -1,37 +1,27 @@
 """What `up` runs: each service's command, health check and where it answers."""
 
+import hashlib
 import json
 import os
 import sys
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from devstack import pg
-from devstack.balancer import Frontend, haproxy_argv, write_config
+from devstack import agent_tier, pg
+from devstack.agent_tier import HOST_STAGE, UI_STAGE, people_environment
+from devstack.balancer import Frontend, haproxy_argv, render_config, write_config
 from devstack.config import REPO_ROOT, StackSettings
 from devstack.hostkeys import load_keys
 from devstack.probe import http_ok, ollama_version, port_in_use, postgres_ok
 from devstack.redis_server import RedisServer, redacted, redis_ok
+from devstack.service import Service
 from devstack.supervisor import Program
 from devstack.uikeys import load_ui_keys
 
+__all__ = ["Service", "plan", "secret_env"]
+
 VENV_BIN = Path(sys.executable).parent
-
-
-@dataclass(frozen=True)
-class Service:
-    name: str
-    port: int
-    url: str
-    health: Callable[[], str | None]
-    program: Program | None  # None: an external server already answers, `up` leaves it alone
-    note: str = ""
-    # Services of one stage start together, once every service of the stages before is healthy.
-    stage: int = 0
-    # Run by `up` before supervisord (re)reads its config: files the program needs (its own config...).
-    prepare: Callable[[], None] | None = None
 
 
 def cluster(settings: StackSettings) -> pg.Cluster:
@@ -163,22 +153,54 @@ def _proxy(settings: StackSettings, name: str, port: int) -> Service:
     return Service(name, port, f"{url}/v1", ready, program, note, stage=2)
 
 
-def _balancer(settings: StackSettings, instances: list[Service]) -> Service:
-    """HAProxy on LITELLM_PORT in front of the proxy instances, checking each on /health/readiness."""
+PROXY_BALANCER_STAGE = 3
+
+
+def _balancer(settings: StackSettings, proxies: list[Service], hosts: list[Service]) -> Service:
+    """HAProxy in front of the proxy instances (LITELLM_PORT, checked on /health/readiness) and of the agent
+    host instances (AGENT_HOST_PORT, checked on /health/ready), whichever run more than one."""
+    frontends = []
+    checks: list[Callable[[], str | None]] = []
+    if len(proxies) > 1:
+        frontends.append(
+            Frontend(
+                "proxy", settings.litellm_port, [f"127.0.0.1:{s.port}" for s in proxies], bind=settings.litellm_host
+            )
+        )
+        checks.append(lambda: http_ok(f"{settings.proxy_url}/health/readiness"))
+    if len(hosts) > 1:
+        frontends.append(
+            Frontend("agent_host", settings.agent_host_port, [f"127.0.0.1:{s.port}" for s in hosts], "/health/ready")
+        )
+        checks.append(lambda: http_ok(f"{settings.agent_host_url}/health/ready"))
     config = balancer_config_path(settings)
-    frontend = Frontend(
-        "proxy", settings.litellm_port, [f"127.0.0.1:{s.port}" for s in instances], bind=settings.litellm_host
-    )
-    url = settings.proxy_url
+    text = render_config(frontends, balancer_stats_socket(settings))
+    # A changed config (more instances) changes the program, so supervisord restarts HAProxy with it.
+    environment = {"BALANCER_CONFIG_SHA256": hashlib.sha256(text.encode()).hexdigest()[:16]}
+    program = Program("balancer", haproxy_argv(config), stop_signal="USR1", environment=environment)  # USR1: drain
+    behind = [group for group in (proxies, hosts) if len(group) > 1]
+    note = "HAProxy in front of " + ", ".join(f"{group[0].name}..{group[-1].name}" for group in behind)
+
+    def healthy() -> str | None:
+        return next((reason for check in checks if (reason := check()) is not None), None)
+
+    ports = [frontend.port for frontend in frontends]
+    urls = [f"{settings.proxy_url}/v1"] * (len(proxies) > 1) + [settings.agent_host_url] * (len(hosts) > 1)
+    both = len(frontends) == 2
     return Service(
         "balancer",
-        settings.litellm_port,
-        f"{url}/v1",
-        lambda: http_ok(f"{url}/health/readiness"),
-        Program("balancer", haproxy_argv(config), stop_signal="USR1"),  # USR1: finish the requests in flight
-        f"HAProxy in front of {instances[0].name}..{instances[-1].name}",
-        stage=3,
-        prepare=lambda: write_config(config, [frontend], balancer_stats_socket(settings)),
+        ports[0],
+        " ".join(urls),
+        healthy,
+        program,
+        note,
+        # In front of the proxies it starts before the hosts (they need the proxy), and is healthy for them
+        # once the hosts are too; in front of the hosts alone it starts after them.
+        stage=PROXY_BALANCER_STAGE if len(proxies) > 1 else HOST_STAGE + 1,
+        prepare=lambda: write_config(config, frontends, balancer_stats_socket(settings)),
+        ready_stage=HOST_STAGE if both else None,
+        early_health=checks[0] if both else None,
+        more_ports=tuple(ports[1:]),
     )
 
 
@@ -193,47 +215,6 @@ def balancer_stats_socket(settings: StackSettings) -> Path:
 def app_database_url(settings: StackSettings) -> str:
     """The UI history and agent sessions database, on the hub's server with the hub's credentials."""
     return urlsplit(settings.database_url)._replace(path="/genailabs").geturl()
-
-
-def people_environment(settings: StackSettings) -> dict[str, str]:
-    """The sign-in policy the agent host and the UI share; the master key is blanked: neither needs it."""
-    return {
-        "SESSION_IDLE_MINUTES": str(settings.session_idle_minutes),
-        "LOGIN_MAX_FAILURES": str(settings.login_max_failures),
-        "LOGIN_LOCK_MINUTES": str(settings.login_lock_minutes),
-        # supervisord hands its whole environment to every program; only the proxy may hold the master key
-        # and the Redis URL (its password).
-        "LITELLM_MASTER_KEY": "",
-        "REDIS_URL": "",
-    }
-
-
-def _agent_host(settings: StackSettings) -> Service:
-    argv = [
-        str(VENV_BIN / "python"),
-        "-m",
-        "agent_host",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(settings.agent_host_port),
-    ]
-    program = Program(
-        "agent_host",
-        argv,
-        # AGENT_HOST_API_KEY, AGENT_HOST_ADMIN_KEY, AGENT_HOST_PROXY_KEY (a service key), DATABASE_URL and
-        # HUB_DATABASE_URL come from supervisord's environment (secret_env).
-        environment={
-            **people_environment(settings),
-            "LITELLM_BASE_URL": f"{settings.proxy_url}/v1",
-            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-            # The stack's own data dir; the exported embedding model stays shared in the repo's .stack/models.
-            "CHROMA_PATH": str(settings.stack_dir / "chroma"),
-            "NOTES_DIR": str(settings.stack_dir / "notes"),
-        },
-    )
-    url = settings.agent_host_url
-    return Service("agent_host", settings.agent_host_port, url, lambda: http_ok(f"{url}/health"), program, stage=4)
 
 
 def _ui(settings: StackSettings) -> Service:
@@ -266,7 +247,7 @@ def _ui(settings: StackSettings) -> Service:
         },
     )
     url = f"http://localhost:{settings.ui_port}"
-    return Service("ui", settings.ui_port, url, lambda: http_ok(f"{url}/_stcore/health"), program, stage=5)
+    return Service("ui", settings.ui_port, url, lambda: http_ok(f"{url}/_stcore/health"), program, stage=UI_STAGE)
 
 
 def plan(settings: StackSettings, managed: Callable[[str], bool]) -> list[Service]:
@@ -280,16 +261,20 @@ def plan(settings: StackSettings, managed: Callable[[str], bool]) -> list[Servic
         _proxy(settings, name, port)
         for name, port in zip(proxy_names(settings), settings.proxy_instance_ports, strict=True)
     ]
-    return [
+    hosts = agent_tier.hosts(settings)
+    services = [
         _postgres(settings, external_pg),
         _redis(settings),
         _runtime("runtime", settings.runtime_port, settings.ollama_base_url, external_ollama),
         _runtime("runtime2", settings.runtime2_port, settings.runtime2_base_url, False),
+        agent_tier.chroma(settings),
         *proxies,
-        *([_balancer(settings, proxies)] if len(proxies) > 1 else []),
-        _agent_host(settings),
+        *agent_tier.workers(settings),
+        *hosts,
+        *([_balancer(settings, proxies, hosts)] if len(proxies) > 1 or len(hosts) > 1 else []),
         _ui(settings),
     ]
+    return sorted(services, key=lambda service: service.stage)  # stable: the order above within a stage
 
 
 def stages(services: list[Service]) -> list[list[Service]]:
@@ -300,21 +285,19 @@ def stages(services: list[Service]) -> list[list[Service]]:
 def port_conflicts(services: list[Service], managed: Callable[[str], bool], ours: Collection[int] = ()) -> list[str]:
     """Ports another process holds. `ours`: ports our running programs hold (a replica count that changed)."""
     return [
-        f"port {service.port} is already in use by another process: stop it, or change the port in .env "
+        f"port {port} is already in use by another process: stop it, or change the port in .env "
         f"(needed by {service.name})"
         for service in services
-        if service.program is not None
-        and not managed(service.name)
-        and service.port not in ours
-        and port_in_use(service.port)
+        for port in service.ports
+        if service.program is not None and not managed(service.name) and port not in ours and port_in_use(port)
     ]
 
 
 def save_plan(settings: StackSettings, services: list[Service]) -> None:
     state = {
         "modes": {service.name: "embedded" if service.program else "external" for service in services},
-        "ports": {service.name: service.port for service in services if service.program},
-        "proxy_replicas": settings.proxy_replicas,
+        "ports": {service.name: list(service.ports) for service in services if service.program},
+        **{name: getattr(settings, name) for name in SCALE_SETTINGS},
     }
     (settings.stack_dir / "plan.json").write_text(json.dumps(state))
 
@@ -335,16 +318,22 @@ def load_plan(settings: StackSettings) -> dict[str, str]:
     return {str(k): str(v) for k, v in modes.items()} if isinstance(modes, dict) else {}
 
 
-def load_ports(settings: StackSettings) -> dict[str, int]:
-    """The port of each program the last `up` started."""
+def load_ports(settings: StackSettings) -> dict[str, list[int]]:
+    """The ports of each program the last `up` started."""
     ports = _saved(settings).get("ports")
-    return {str(k): int(v) for k, v in ports.items()} if isinstance(ports, dict) else {}
+    if not isinstance(ports, dict):
+        return {}
+    return {str(k): [int(p) for p in v] if isinstance(v, list) else [int(v)] for k, v in ports.items()}
 
 
-def saved_replicas(settings: StackSettings) -> int | None:
-    """PROXY_REPLICAS of the last `up`: `status` shows what runs, whatever the shell now says."""
-    replicas = _saved(settings).get("proxy_replicas")
-    return replicas if isinstance(replicas, int) else None
+SCALE_SETTINGS = ("proxy_replicas", "agent_host_replicas", "rag_workers")
+
+
+def saved_scale(settings: StackSettings) -> dict[str, int]:
+    """PROXY_REPLICAS, AGENT_HOST_REPLICAS, RAG_WORKERS of the last `up`: `status` shows what runs, whatever
+    the shell now says."""
+    saved = _saved(settings)
+    return {name: value for name in SCALE_SETTINGS if isinstance(value := saved.get(name), int)}
 
 
 def secret_env(settings: StackSettings) -> dict[str, str]:
@@ -359,6 +348,8 @@ def secret_env(settings: StackSettings) -> dict[str, str]:
         # Only the proxies use it (the agent host and the UI get it blanked): their shared state.
         "REDIS_URL": shared_redis_url(settings),
     }
+    if settings.chroma_url:  # the operator's server: its URL may carry credentials
+        env["CHROMA_URL"] = settings.chroma_url
     env.update(load_keys(settings) or {})
     env.update(load_ui_keys(settings) or {})
     if "PATH" not in os.environ:

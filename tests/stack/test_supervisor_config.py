@@ -55,7 +55,7 @@ def test_database_url_built_from_the_postgres_settings_is_url_encoded(tmp_path: 
 def test_every_program_restarts_on_any_exit_and_retries_failed_starts(tmp_path: Path) -> None:
     sections = _config(_settings(tmp_path)).split("[")
     programs = [section for section in sections if section.startswith("program:")]
-    assert len(programs) == 7  # postgres, redis, runtime, runtime2, proxy, agent_host, ui
+    assert len(programs) == 9  # postgres, redis, runtime, runtime2, chroma, proxy, rag_worker1, agent_host, ui
     for section in programs:
         assert "\nautorestart=true\n" in section, section
         assert f"\nstartretries={START_RETRIES}\n" in section and START_RETRIES >= 50, section
@@ -141,3 +141,91 @@ def test_a_missing_redis_server_or_haproxy_is_one_clear_line(tmp_path: Path, mon
     monkeypatch.setattr(balancer.os, "access", lambda path, mode: False)
     with pytest.raises(RuntimeError, match=r"^haproxy not found: run `make setup`"):
         balancer.find_haproxy()
+
+
+def _programs(config: str) -> dict[str, str]:
+    """Each [program:x] section of a supervisord config, by name."""
+    sections = [section for section in config.split("\n[") if section.startswith("program:")]
+    return {section.split("]", 1)[0].removeprefix("program:"): section for section in sections}
+
+
+def test_one_host_and_one_worker_run_beside_a_chroma_server_with_ingestion_out_of_the_host(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    services = plan(settings, lambda name: True)
+    names = [service.name for service in services]
+    assert names.index("chroma") < names.index("rag_worker1") < names.index("agent_host") < names.index("ui")
+    assert "balancer" not in names
+    programs = _programs(_config(settings))
+    chroma_url = f"http://127.0.0.1:{settings.chroma_port}"
+    assert programs["chroma"].split("\n")[1] == (
+        f"command={REPO_ROOT / '.venv/bin/chroma'} run --path {tmp_path / 'chroma'} --host 127.0.0.1 "
+        f"--port {settings.chroma_port}"
+    )
+    assert f"--host 127.0.0.1 --port {settings.agent_host_port}" in programs["agent_host"]
+    assert "command=" + str(REPO_ROOT / ".venv/bin/python") + " -m agent_host.worker\n" in programs["rag_worker1"]
+    for name in ("agent_host", "rag_worker1"):
+        assert 'RAG_INLINE_WORKER="false"' in programs[name] and f'CHROMA_URL="{chroma_url}"' in programs[name]
+        assert "\nautorestart=true\n" in programs[name]
+    assert f'RAG_WORKER_PORT="{settings.rag_worker_port_base + 1}"' in programs["rag_worker1"]
+    ports = {service.name: service.port for service in services}
+    assert ports["chroma"] == 8001 and ports["rag_worker1"] == 8091 and ports["agent_host"] == 8000
+
+
+def test_two_hosts_and_two_workers_sit_behind_the_balancer_that_also_fronts_two_proxies(tmp_path: Path) -> None:
+    settings = _settings(tmp_path).model_copy(
+        update={"proxy_replicas": 2, "agent_host_replicas": 2, "rag_workers": 2, "agent_host_internal_port_base": 7000}
+    )
+    services = {service.name: service for service in plan(settings, lambda name: True)}
+    assert "agent_host" not in services and "proxy" not in services
+    assert [services[f"agent_host{i}"].port for i in (1, 2)] == [7001, 7002]
+    assert [services[f"rag_worker{i}"].port for i in (1, 2)] == [8091, 8092]
+    balancer = services["balancer"]
+    assert balancer.ports == (settings.litellm_port, settings.agent_host_port)
+    # Started before the hosts (they need the proxy), healthy for the hosts once they are.
+    assert balancer.stage < services["rag_worker1"].stage < services["agent_host1"].stage == balancer.ready_stage
+    assert balancer.early_health is not None
+    programs = _programs(_config(settings))
+    assert set(programs) == {
+        *("postgres", "redis", "runtime", "runtime2", "chroma", "proxy1", "proxy2", "rag_worker1", "rag_worker2"),
+        *("agent_host1", "agent_host2", "balancer", "ui"),
+    }
+    assert "--host 127.0.0.1 --port 7002" in programs["agent_host2"]
+    assert 'RAG_WORKER_PORT="8092"' in programs["rag_worker2"]
+    for secret in (MASTER_KEY, PASSWORD, *AGENT_KEYS.values()):
+        assert all(secret not in section for section in programs.values()), secret
+    balancer.prepare()  # type: ignore[misc]
+    haproxy = (tmp_path / "haproxy.cfg").read_text()
+    host_backend = haproxy[haproxy.index("backend agent_host") :]
+    assert f"bind 127.0.0.1:{settings.agent_host_port}" in haproxy
+    assert "option httpchk GET /health/ready" in host_backend
+    assert "server agent_host1 127.0.0.1:7001 check" in host_backend and "127.0.0.1:7002 check" in host_backend
+    assert "timeout tunnel 1h" in haproxy  # a WebSocket (/ws/chat) lives on after its upgrade
+    state = plan(settings.model_copy(update={"agent_host_replicas": 1}), lambda name: True)
+    assert "balancer" in {service.name for service in state}  # still in front of the two proxies
+
+
+def test_a_changed_balancer_config_changes_its_program_so_supervisord_restarts_it(tmp_path: Path) -> None:
+    settings = _settings(tmp_path).model_copy(update={"proxy_replicas": 2})
+    before = _programs(_config(settings))["balancer"]
+    after = _programs(_config(settings.model_copy(update={"agent_host_replicas": 2})))["balancer"]
+    assert before.split("\n")[1] == after.split("\n")[1]  # same command: only the config file differs
+    assert before != after
+
+
+def test_a_chroma_url_of_ones_own_is_used_and_kept_out_of_the_config(tmp_path: Path) -> None:
+    url = "http://chroma-user:Secret-token@chroma.example:8000"
+    settings = _settings(tmp_path).model_copy(update={"chroma_url": url})
+    services = {service.name: service for service in plan(settings, lambda name: True)}
+    assert services["chroma"].program is None and "Secret" not in services["chroma"].url
+    config = _config(settings)
+    assert "[program:chroma]" not in config and "Secret" not in config
+    assert secret_env(settings)["CHROMA_URL"] == url
+
+
+def test_a_missing_chroma_cli_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from devstack import agent_tier
+
+    monkeypatch.setattr(agent_tier, "VENV_BIN", tmp_path)
+    monkeypatch.setattr(agent_tier.shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match=r"^chroma not found: run `make setup`"):
+        agent_tier.chroma(_settings(tmp_path))
