@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from host_support import HOST_KEY, auth
 from mcp import Client
@@ -22,10 +23,13 @@ from mcp.client.streamable_http import streamable_http_client
 from agent_host.config import Settings
 from agent_host.mcp.egress import mcp_http_client
 from devstack.probe import free_port, port_in_use
-from procs import PYTHON, ManagedProcess
+from procs import PYTHON, ManagedProcess, scaled
 
 HTTP_SERVER = Path(__file__).with_name("mcp_http_server.py")
 ADMIN_KEY = "sk-agent-host-admin-test-key"
+# The database of an in-process manager that is given none: nothing listens there, so it runs only the servers
+# of its file (the saved list is retried in the background, quietly failing).
+NO_DATABASE = "postgresql://nobody:nobody@127.0.0.1:9/none"
 
 
 def admin_auth() -> dict[str, str]:
@@ -60,7 +64,9 @@ def write_servers_file(path: Path, servers: dict[str, dict[str, Any]]) -> Path:
 
 
 def mcp_host_env(tmp: Path, servers_file: Path, retry_interval: float = 1.0) -> dict[str, str]:
-    """Settings for a host process of one test module: its own servers files and Chroma, fast retries."""
+    """Settings for a host process of one test module: its own servers file (and legacy run-time file, imported
+    once if present) and Chroma, fast retries. Give each module's hosts their own database too
+    (`postgres.new_database`): the servers added through the API are every host's of that database."""
     return {
         "MCP_SERVERS_FILE": str(servers_file),
         "MCP_RUNTIME_SERVERS_FILE": str(tmp / "mcp_servers.runtime.json"),
@@ -71,11 +77,13 @@ def mcp_host_env(tmp: Path, servers_file: Path, retry_interval: float = 1.0) -> 
     }
 
 
-def mcp_settings(servers_file: Path, **overrides: Any) -> Settings:
-    """Settings for an in-process McpManager (open_mcp) reading `servers_file`."""
+def mcp_settings(servers_file: Path, database_url: str = NO_DATABASE, **overrides: Any) -> Settings:
+    """Settings for an in-process McpManager (open_mcp) reading `servers_file`, saving servers in `database_url`."""
     values: dict[str, Any] = {
         "agent_host_api_key": HOST_KEY,
         "agent_host_proxy_key": "unused",
+        "database_url": database_url,
+        "db_timeout": 1.0,
         "mcp_servers_file": servers_file,
         "mcp_runtime_servers_file": servers_file.with_name("mcp_servers.runtime.json"),
         "mcp_retry_interval": 1.0,
@@ -83,6 +91,16 @@ def mcp_settings(servers_file: Path, **overrides: Any) -> Settings:
         **overrides,
     }
     return Settings(**values)
+
+
+def saved_servers(database_url: str) -> dict[str, dict[str, Any]]:
+    """The servers added through the API, as the database holds them (name → config)."""
+    with psycopg.connect(database_url) as conn:
+        try:
+            rows = conn.execute("SELECT name, config FROM mcp_servers").fetchall()
+        except psycopg.errors.UndefinedTable:  # no host has migrated this database yet
+            return {}
+    return {str(name): dict(config) for name, config in rows}
 
 
 def server_state(host_url: str, name: str) -> dict[str, Any]:
@@ -93,7 +111,7 @@ def server_state(host_url: str, name: str) -> dict[str, Any]:
 
 def wait_for_server(host_url: str, name: str, status: str = "up", timeout: float = 40.0) -> dict[str, Any]:
     """Polls the host until the server has `status`; returns its state (the last one seen on timeout)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     while True:
         state = server_state(host_url, name)
         if state["status"] == status or time.monotonic() > deadline:

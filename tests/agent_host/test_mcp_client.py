@@ -13,6 +13,7 @@ from mcp_support import (
     http_entry,
     mcp_http_server,  # noqa: F401  # a fixture
     mcp_settings,
+    saved_servers,
     start_mcp_http_server,
     write_servers_file,
 )
@@ -20,7 +21,7 @@ from mcp_support import (
 from agent_host.mcp.config import McpServerConfig
 from agent_host.mcp.manager import McpManager, open_mcp, public
 from devstack.probe import free_port
-from procs import ManagedProcess
+from procs import ManagedProcess, PostgresInstance
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 RESULT_LIMIT = 1000
@@ -34,11 +35,18 @@ def flaky_server() -> Iterator[tuple[ManagedProcess, str]]:
     process.stop()
 
 
+@pytest.fixture(scope="module")
+def database_url(postgres: PostgresInstance) -> str:
+    """The module's own genailabs database: the servers it adds are no other test's."""
+    return postgres.new_database("mcp_client")
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def manager(
     mcp_http_server: tuple[ManagedProcess, str],  # noqa: F811
     flaky_server: tuple[ManagedProcess, str],
     tmp_path_factory: pytest.TempPathFactory,
+    database_url: str,
 ) -> AsyncIterator[McpManager]:
     tmp = tmp_path_factory.mktemp("mcp-client")
     servers = {
@@ -51,7 +59,7 @@ async def manager(
     }
     path = write_servers_file(tmp / "mcp.json", servers)
     settings = mcp_settings(
-        path, tool_result_max_chars=RESULT_LIMIT, mcp_connect_timeout=4.0, mcp_allowed_hosts="127.0.0.1"
+        path, database_url, tool_result_max_chars=RESULT_LIMIT, mcp_connect_timeout=4.0, mcp_allowed_hosts="127.0.0.1"
     )
     async with open_mcp(settings) as manager:
         await manager.wait_ready(60)
@@ -165,15 +173,17 @@ async def test_refresh_reconnects_and_rediscovers(manager: McpManager) -> None:
     assert "web__add" in {tool.qualified_name for tool in manager.tools()}
 
 
-async def test_runtime_additions_are_saved_and_removals_forgotten(
+async def test_runtime_additions_are_saved_in_the_database_and_removals_forgotten(
     manager: McpManager,
+    database_url: str,
     mcp_http_server: tuple[ManagedProcess, str],  # noqa: F811
 ) -> None:
     operators_file = manager.path.read_bytes()
     added = await manager.add("scratch", McpServerConfig(**http_entry(mcp_http_server[1])))
     assert added.status == "up" and "scratch__echo" in {tool.qualified_name for tool in manager.tools()}
-    assert '"scratch"' in manager.runtime_path.read_text()
+    assert saved_servers(database_url)["scratch"] == {"url": mcp_http_server[1]}
     await manager.remove("scratch")
-    assert "scratch" not in manager.runtime_path.read_text()
+    assert "scratch" not in saved_servers(database_url)
     assert not any(tool.server == "scratch" for tool in manager.tools())
     assert manager.path.read_bytes() == operators_file
+    assert not manager.legacy_path.exists(), "the run-time file is never written"

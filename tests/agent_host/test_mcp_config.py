@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agent_host.errors import McpConfigInvalid
-from agent_host.mcp.config import McpServerConfig, load_servers, save_server
+from agent_host.mcp.config import load_servers
 from agent_host.mcp.tools import ArgumentChecker, cap, qualify
 
 
@@ -55,17 +55,6 @@ def test_bad_servers_file_raises_one_readable_error(tmp_path: Path, content: obj
     message = caught.value.message
     assert str(path) in message and named in message
     assert "\n" not in message
-
-
-def test_saving_a_server_keeps_the_rest_of_the_file(tmp_path: Path) -> None:
-    path = write(tmp_path / "mcp.json", {"other": {"kept": True}, "mcpServers": {"a": {"command": "python"}}})
-    save_server(path, "b", McpServerConfig(url="http://127.0.0.1:1/mcp"))
-    raw = json.loads(path.read_text())
-    assert raw["other"] == {"kept": True}
-    assert raw["mcpServers"] == {"a": {"command": "python"}, "b": {"url": "http://127.0.0.1:1/mcp"}}
-    save_server(path, "a", None)
-    assert set(load_servers(path)) == {"b"}
-    assert [p.name for p in tmp_path.iterdir()] == ["mcp.json"]  # no temporary file left behind
 
 
 def test_qualified_names_fit_openai_function_names_and_stay_unique() -> None:

@@ -7,14 +7,12 @@
 
 A stdio `command` of `python`/`python3` runs with the host's own interpreter, so the venv's packages are there.
 Stdio servers start in the repository root (unless `cwd` says otherwise): relative paths in `args` are relative to it.
-The operator's file (MCP_SERVERS_FILE) is only read; servers added through the API go to a run-time file of the
-same format under .stack/ (MCP_RUNTIME_SERVERS_FILE), where keys other than `mcpServers` are kept on rewrite.
+The operator's file (MCP_SERVERS_FILE) is only read. Servers added through the API live in PostgreSQL
+(agent_host.mcp.store), each row one entry of this format; a run-time file of the same format from older hosts
+(MCP_RUNTIME_SERVERS_FILE) is imported once and never written.
 """
 
-import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -111,34 +109,3 @@ def describe_errors(exc: ValidationError) -> str:
         message = error["msg"].removeprefix("Value error, ")
         problems.append(f"{where}: {message}" if where else message)
     return "; ".join(problems)
-
-
-def save_server(path: Path, name: str, config: McpServerConfig | None) -> None:
-    """Adds, replaces (config) or removes (None) one server in the file, keeping everything else as it was."""
-    try:
-        raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raw = {}
-    except (OSError, ValueError) as exc:
-        raise McpConfigInvalid(f"{path}: cannot update the file: {exc}") from None
-    servers = raw.setdefault("mcpServers", {})
-    if config is None:
-        servers.pop(name, None)
-    else:
-        servers[name] = config.to_file()
-    _write_atomically(path, json.dumps(raw, indent=2) + "\n")
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    # A crash mid-write must leave the old file, never half a file: write beside it, then rename over it.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise

@@ -36,7 +36,8 @@ class McpServerPublic(BaseModel):
 
     name: str
     transport: Literal["stdio", "http"]
-    # "file": the operator's servers file (read-only through the API); "runtime": added through the API.
+    # "file": the operator's servers file (read-only through the API); "runtime": added through the API and saved
+    # in the database, so every replica runs it.
     source: Literal["file", "runtime"]
     target: str
     env: dict[str, str]
