@@ -1,6 +1,5 @@
 """A real agent host process: its MCP servers API, and its own MCP server at /mcp used by the official client."""
 
-import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from mcp_support import (
     http_entry,
     mcp_host_env,
     mcp_http_server,  # noqa: F401  # a fixture
+    saved_servers,
     start_mcp_http_server,
     wait_for_server,
     write_servers_file,
@@ -33,8 +33,14 @@ NO_PROXY = "http://127.0.0.1:9"
 
 
 @pytest.fixture(scope="module")
+def database_url(postgres: PostgresInstance) -> str:
+    """The module's own genailabs database: the servers added here are no other test host's."""
+    return postgres.new_database("mcp_host")
+
+
+@pytest.fixture(scope="module")
 def mcp_host(
-    postgres: PostgresInstance,
+    database_url: str,
     mcp_http_server: tuple[ManagedProcess, str],  # noqa: F811
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[str, Path]]:
@@ -46,7 +52,7 @@ def mcp_host(
     }
     path = write_servers_file(tmp / "mcp.json", servers)
     env = {**mcp_host_env(tmp, path), "AGENT_HOST_ADMIN_KEY": ADMIN_KEY, "MCP_ALLOWED_HOSTS": "127.0.0.1"}
-    process, url = start_host(NO_PROXY, postgres.url("genailabs"), "unused-proxy-key", **env)
+    process, url = start_host(NO_PROXY, database_url, "unused-proxy-key", **env)
     yield url, path
     process.stop()
 
@@ -57,12 +63,6 @@ def text(result: CallToolResult) -> str:
 
 def post_server(url: str, body: dict[str, Any]) -> httpx.Response:
     return httpx.post(f"{url}/mcp/servers", json=body, headers=admin_auth(), timeout=60)
-
-
-def runtime_servers(servers_file: Path) -> dict[str, Any]:
-    """The run-time file beside the module's servers file (mcp_host_env puts it there)."""
-    runtime = servers_file.with_name("mcp_servers.runtime.json")
-    return dict(json.loads(runtime.read_text())["mcpServers"]) if runtime.exists() else {}
 
 
 def test_servers_listing_shows_both_transports_up_with_their_tools(mcp_host: tuple[str, Path]) -> None:
@@ -97,12 +97,12 @@ def test_the_host_mcp_endpoint_refuses_requests_without_the_key(mcp_host: tuple[
 
 
 async def test_official_client_lists_the_host_tools_and_reads_sessions(
-    mcp_host: tuple[str, Path], postgres: PostgresInstance
+    mcp_host: tuple[str, Path], database_url: str
 ) -> None:
     url, _ = mcp_host
     title = f"mcp session {uuid.uuid4().hex[:8]}"
     session = httpx.post(f"{url}/sessions", json={"title": title}, headers=auth(), timeout=10).json()
-    with psycopg.connect(postgres.url("genailabs")) as conn:
+    with psycopg.connect(database_url) as conn:
         for number in range(3):
             conn.execute(
                 "INSERT INTO agent_messages (session_id, role, content, tokens) VALUES (%s, 'user', %s, 1)",
@@ -149,6 +149,7 @@ async def test_official_client_searches_the_documents(mcp_host: tuple[str, Path]
 
 def test_servers_are_added_and_removed_at_run_time(
     mcp_host: tuple[str, Path],
+    database_url: str,
     mcp_http_server: tuple[ManagedProcess, str],  # noqa: F811
 ) -> None:
     url, path = mcp_host
@@ -157,13 +158,14 @@ def test_servers_are_added_and_removed_at_run_time(
     assert added.status_code == 201, added.text
     assert added.json()["status"] == "up" and added.json()["source"] == "runtime"
     assert "extra__echo" in {tool["qualified_name"] for tool in added.json()["tools"]}
-    assert runtime_servers(path)["extra"] == {"url": mcp_http_server[1]}
+    assert saved_servers(database_url)["extra"] == {"url": mcp_http_server[1]}
     assert post_server(url, {"name": "extra", "config": {"url": mcp_http_server[1]}}).status_code == 409
     removed = httpx.delete(f"{url}/mcp/servers/extra", headers=admin_auth(), timeout=30)
     assert removed.status_code == 204
-    assert "extra" not in runtime_servers(path)
+    assert "extra" not in saved_servers(database_url)
     assert httpx.get(f"{url}/mcp/servers/extra", headers=auth(), timeout=10).status_code == 404
     assert path.read_bytes() == operators_file
+    assert not path.with_name("mcp_servers.runtime.json").exists(), "no run-time file is written"
 
 
 @pytest.mark.parametrize(
@@ -175,12 +177,14 @@ def test_servers_are_added_and_removed_at_run_time(
         ({"name": "typo", "config": {"comand": "python"}}, "comand"),
     ],
 )
-def test_an_invalid_server_is_refused_with_422(mcp_host: tuple[str, Path], body: dict[str, Any], named: str) -> None:
-    url, path = mcp_host
+def test_an_invalid_server_is_refused_with_422(
+    mcp_host: tuple[str, Path], database_url: str, body: dict[str, Any], named: str
+) -> None:
+    url, _ = mcp_host
     response = post_server(url, body)
     assert response.status_code == 422
     assert named in response.json()["error"]["message"]
-    assert body["name"] not in runtime_servers(path)
+    assert body["name"] not in saved_servers(database_url)
 
 
 @pytest.mark.parametrize(("method", "suffix"), [("GET", ""), ("DELETE", ""), ("POST", "/refresh")])

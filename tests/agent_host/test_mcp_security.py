@@ -1,6 +1,5 @@
 """Who may change the host's MCP servers and where they may point: a real host process, real MCP servers."""
 
-import json
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from mcp_support import (
     http_entry,
     mcp_host_env,
     mcp_http_server,  # noqa: F401  # a fixture
+    saved_servers,
     wait_for_server,
     write_servers_file,
 )
@@ -32,7 +32,13 @@ HEADER_SECRET = "sk-header-secret-777"
 
 
 @pytest.fixture(scope="module")
-def secured_host(postgres: PostgresInstance, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def database_url(postgres: PostgresInstance) -> str:
+    """The module's own genailabs database: the servers added here are no other test host's."""
+    return postgres.new_database("mcp_security")
+
+
+@pytest.fixture(scope="module")
+def secured_host(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """(host URL, its operator's servers file): an admin key, 127.0.0.1 allowed, a stdio server with secrets."""
     tmp = tmp_path_factory.mktemp("mcp-security")
     operator = {
@@ -45,31 +51,22 @@ def secured_host(postgres: PostgresInstance, tmp_path_factory: pytest.TempPathFa
     }
     path = write_servers_file(tmp / "mcp.json", operator)
     env = {**mcp_host_env(tmp, path), "AGENT_HOST_ADMIN_KEY": ADMIN_KEY, "MCP_ALLOWED_HOSTS": "127.0.0.1"}
-    process, url = start_host(NO_PROXY, postgres.url("genailabs"), "unused-proxy-key", **env)
+    process, url = start_host(NO_PROXY, database_url, "unused-proxy-key", **env)
     yield url, path
     process.stop()
 
 
 @pytest.fixture(scope="module")
-def host_without_admin(postgres: PostgresInstance, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def host_without_admin(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("mcp-no-admin")
     path = write_servers_file(tmp / "mcp.json", {})
-    process, url = start_host(NO_PROXY, postgres.url("genailabs"), "unused-proxy-key", **mcp_host_env(tmp, path))
+    process, url = start_host(NO_PROXY, database_url, "unused-proxy-key", **mcp_host_env(tmp, path))
     yield url
     process.stop()
 
 
 def post_server(url: str, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
     return httpx.post(f"{url}/mcp/servers", json=body, headers=headers, timeout=60)
-
-
-def runtime_file(servers_file: Path) -> Path:
-    return servers_file.with_name("mcp_servers.runtime.json")
-
-
-def runtime_servers(servers_file: Path) -> dict[str, Any]:
-    path = runtime_file(servers_file)
-    return dict(json.loads(path.read_text())["mcpServers"]) if path.exists() else {}
 
 
 def error(response: httpx.Response) -> tuple[str, str]:
@@ -79,7 +76,7 @@ def error(response: httpx.Response) -> tuple[str, str]:
 
 @pytest.mark.parametrize("headers", [admin_auth(), auth()], ids=["admin", "api-key"])
 def test_a_stdio_server_is_refused_and_its_command_never_runs(
-    secured_host: tuple[str, Path], tmp_path: Path, headers: dict[str, str]
+    secured_host: tuple[str, Path], database_url: str, tmp_path: Path, headers: dict[str, str]
 ) -> None:
     url, path = secured_host
     marker = tmp_path / "ran"
@@ -94,7 +91,7 @@ def test_a_stdio_server_is_refused_and_its_command_never_runs(
     time.sleep(1.0)  # a command started in the background would have touched the marker by now
     assert not marker.exists()
     assert httpx.get(f"{url}/mcp/servers/p", headers=auth(), timeout=10).status_code == 404
-    assert "p" not in runtime_servers(path)
+    assert "p" not in saved_servers(database_url)
 
 
 @pytest.mark.parametrize(
@@ -114,30 +111,32 @@ def test_a_stdio_server_is_refused_and_its_command_never_runs(
 )
 def test_private_loopback_and_metadata_urls_are_refused(
     secured_host: tuple[str, Path],
+    database_url: str,
     mcp_http_server: tuple[ManagedProcess, str],  # noqa: F811
     target: str,
 ) -> None:
-    url, path = secured_host
+    url, _ = secured_host
     port = mcp_http_server[1].split(":")[2].split("/")[0]
     response = post_server(url, {"name": "inside", "config": {"url": target.format(port=port)}}, admin_auth())
     assert response.status_code == 403, response.text
     kind, message = error(response)
     assert kind == "mcp_url_refused" and "MCP_ALLOWED_HOSTS" in message
-    assert "inside" not in runtime_servers(path)
+    assert "inside" not in saved_servers(database_url)
 
 
 def test_changes_need_the_admin_key_which_also_works_as_an_api_key(
     secured_host: tuple[str, Path],
+    database_url: str,
     mcp_http_server: tuple[ManagedProcess, str],  # noqa: F811
 ) -> None:
-    url, path = secured_host
+    url, _ = secured_host
     response = post_server(url, {"name": "web", "config": http_entry(mcp_http_server[1])}, auth())
     assert response.status_code == 403
     kind, message = error(response)
     assert kind == "forbidden" and "AGENT_HOST_ADMIN_KEY" in message
     assert httpx.delete(f"{url}/mcp/servers/tools", headers=auth(), timeout=10).status_code == 403
     assert httpx.get(f"{url}/mcp/servers", headers=admin_auth(), timeout=10).status_code == 200
-    assert runtime_servers(path) == {}
+    assert saved_servers(database_url) == {}
 
 
 def test_without_an_admin_key_configured_nobody_changes_servers(
@@ -152,8 +151,9 @@ def test_without_an_admin_key_configured_nobody_changes_servers(
     assert httpx.get(f"{host_without_admin}/mcp/servers", headers=admin_auth(), timeout=10).status_code == 401
 
 
-def test_an_added_server_lives_under_the_stack_dir_never_in_a_tracked_file(
+def test_an_added_server_lives_in_the_database_never_in_a_tracked_file(
     secured_host: tuple[str, Path],
+    database_url: str,
     mcp_http_server: tuple[ManagedProcess, str],  # noqa: F811
 ) -> None:
     url, path = secured_host
@@ -161,11 +161,12 @@ def test_an_added_server_lives_under_the_stack_dir_never_in_a_tracked_file(
     added = post_server(url, {"name": "web", "config": http_entry(mcp_http_server[1])}, admin_auth())
     assert added.status_code == 201, added.text
     assert added.json()["status"] == "up" and added.json()["source"] == "runtime"
-    assert runtime_servers(path)["web"] == {"url": mcp_http_server[1]}
+    assert saved_servers(database_url)["web"] == {"url": mcp_http_server[1]}
     removed = httpx.delete(f"{url}/mcp/servers/web", headers=admin_auth(), timeout=30)
     assert removed.status_code == 204
-    assert "web" not in runtime_servers(path)
+    assert "web" not in saved_servers(database_url)
     assert TRACKED_SERVERS_FILE.read_bytes() == tracked and path.read_bytes() == operators
+    assert not path.with_name("mcp_servers.runtime.json").exists()
 
 
 def test_a_server_from_the_operators_file_is_not_removed_through_the_api(secured_host: tuple[str, Path]) -> None:

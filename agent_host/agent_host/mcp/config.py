@@ -12,6 +12,7 @@ The operator's file (MCP_SERVERS_FILE) is only read. Servers added through the A
 (MCP_RUNTIME_SERVERS_FILE) is imported once and never written.
 """
 
+import logging
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,7 @@ from agent_host.config import SERVICE_DIR
 from agent_host.errors import McpConfigInvalid
 from agent_host.mcp.redaction import mask_args, mask_url
 
+log = logging.getLogger(__name__)
 REPO_ROOT = SERVICE_DIR.parent
 # Short enough that `<server>__<tool>` leaves room for the tool in OpenAI's 64-character function names.
 SERVER_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
@@ -109,3 +111,24 @@ def describe_errors(exc: ValidationError) -> str:
         message = error["msg"].removeprefix("Value error, ")
         problems.append(f"{where}: {message}" if where else message)
     return "; ".join(problems)
+
+
+def legacy_servers(path: Path, taken: set[str]) -> dict[str, McpServerConfig] | None:
+    """The HTTP servers of an old run-time file, but a name the operator's file uses; None without a usable file."""
+    if not path.exists():
+        return None
+    try:
+        saved = load_servers(path)
+    except McpConfigInvalid as exc:
+        # Left as it is for the operator to fix; the host starts without it.
+        log.error("MCP: not importing the servers added at run time: %s", exc.message)
+        return None
+    servers = {}
+    for name, config in saved.items():
+        if config.url is None:
+            log.warning("MCP: skipping %s in %s: stdio servers belong in the operator's servers file", name, path)
+        elif name in taken:
+            log.warning("MCP: skipping %s in %s: the operator's servers file configures it", name, path)
+        else:
+            servers[name] = config
+    return servers

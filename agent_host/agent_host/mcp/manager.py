@@ -13,19 +13,17 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from pathlib import Path
 from typing import Any
 
 from agent_host.config import Settings
 from agent_host.errors import (
     DatabaseUnavailable,
-    McpConfigInvalid,
     McpServerExists,
     McpServerInFile,
     McpServerNotFound,
     McpStdioRefused,
 )
-from agent_host.mcp.config import McpServerConfig, load_servers
+from agent_host.mcp.config import McpServerConfig, legacy_servers, load_servers
 from agent_host.mcp.connection import Limits, ServerConnection
 from agent_host.mcp.egress import EgressPolicy, parse_hosts
 from agent_host.mcp.redaction import mask_values
@@ -320,24 +318,3 @@ async def open_mcp(settings: Settings) -> AsyncIterator[McpManager]:
     finally:
         await manager.close()
         await pool.close()
-
-
-def legacy_servers(path: Path, taken: set[str]) -> dict[str, McpServerConfig] | None:
-    """The HTTP servers of an old run-time file, but a name the operator's file uses; None without a usable file."""
-    if not path.exists():
-        return None
-    try:
-        saved = load_servers(path)
-    except McpConfigInvalid as exc:
-        # Left as it is for the operator to fix; the host starts without it.
-        log.error("MCP: not importing the servers added at run time: %s", exc.message)
-        return None
-    servers = {}
-    for name, config in saved.items():
-        if config.url is None:
-            log.warning("MCP: skipping %s in %s: stdio servers belong in the operator's servers file", name, path)
-        elif name in taken:
-            log.warning("MCP: skipping %s in %s: the operator's servers file configures it", name, path)
-        else:
-            servers[name] = config
-    return servers
