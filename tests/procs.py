@@ -329,6 +329,10 @@ def host_proxy_key(proxy_key: str, hub_url: str) -> str:
     return _service_keys[hub_url]
 
 
+# Queue heartbeats for tests: a worker silent this long has its job given to another (see the worker's settings).
+QUICK_QUEUE = {"RAG_WORKER_HEARTBEAT_SECONDS": "1", "RAG_WORKER_STALLED_SECONDS": str(scaled(5.0))}
+
+
 def start_agent_host(
     proxy_url: str, database_url: str, proxy_key: str, api_key: str = HOST_KEY, **env: str
 ) -> tuple[ManagedProcess, str]:
@@ -362,6 +366,8 @@ def start_agent_host(
             "MODEL_CACHE_DIR": str(MODEL_CACHE),
             "HF_HUB_OFFLINE": "1",
             "HOME": str(data),  # proves nothing writes a cache under the user's home (Chroma's default EF)
+            # A killed host's (or worker's) ingestion job is handed to another within seconds, not 20.
+            **QUICK_QUEUE,
             **env,
         },
         startup_timeout=120.0,

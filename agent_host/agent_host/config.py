@@ -90,6 +90,21 @@ class Settings(BaseSettings):
     rag_rrf_k: int = Field(default=60, ge=1)
     # Share of the prompt budget retrieved chunks may take.
     rag_context_share: float = Field(default=0.5, gt=0.0, le=0.9)
+    # Ingestion runs on a job queue in PostgreSQL (procrastinate). With RAG_INLINE_WORKER the host runs a worker
+    # itself (a host started alone still indexes); scaled out, `python -m agent_host.worker` processes do it.
+    rag_inline_worker: bool = True
+    rag_worker_host: str = "127.0.0.1"
+    rag_worker_port: int = Field(default=8090, ge=0, le=65535)
+    rag_worker_concurrency: int = Field(default=1, ge=1, le=16)
+    # Workers beat this often; a job whose worker has been silent RAG_WORKER_STALLED_SECONDS goes back to the
+    # queue for another worker (a killed worker's job is retried, its half-written chunks removed first).
+    rag_worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    rag_worker_stalled_seconds: float = Field(default=20.0, gt=0)
+    # A stopping worker lets its running jobs finish this long, then hands them back to the queue.
+    rag_worker_shutdown_seconds: float = Field(default=10.0, ge=0)
+    # A host taking an upload in holds its job under a lease this long past each file; if it dies, the job and
+    # its documents are reclaimed once the lease has run out (never while another host is still uploading).
+    rag_accept_lease_seconds: float = Field(default=120.0, gt=0)
 
     # MCP servers in the mcpServers format (Claude Desktop's), read at start.
     mcp_servers_file: Path = SERVICE_DIR / "mcp_servers.json"
@@ -112,6 +127,12 @@ class Settings(BaseSettings):
     # A tool result longer than this is cut before it enters the context.
     tool_result_max_chars: int = Field(default=4000, ge=100)
     notes_dir: Path = STACK_DIR / "notes"
+
+    @model_validator(mode="after")
+    def _stalled_after_heartbeats(self) -> "Settings":
+        if self.rag_worker_stalled_seconds < 2 * self.rag_worker_heartbeat_seconds:
+            raise ValueError("RAG_WORKER_STALLED_SECONDS must be at least twice RAG_WORKER_HEARTBEAT_SECONDS")
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -1,25 +1,32 @@
-"""Ingestion jobs in memory: per-file work and results, progress, and expiry of finished jobs."""
+"""Ingestion jobs in PostgreSQL: what a job holds, its progress and outcome, readable through every replica.
 
-import asyncio
-import time
+A host accepts an upload under a lease (status 'accepting'), then hands the job to the queue (rag/queue.py);
+a worker runs it (rag/ingest.py) and writes each file's progress here. Finished jobs are kept JOB_TTL_SECONDS.
+"""
+
 import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
+from psycopg.types.json import Jsonb
+
+from agent_host.db import PgStore
 from agent_host.errors import AgentHostError, JobNotFound
 from agent_host.rag.chunking import Chunk
 from agent_host.rag.loaders import LoadedDocument
 from agent_host.rag.schemas import FileProblem, FileResult, JobPublic
 
-# Finished jobs stay readable this long (GET /rag/jobs/{id}), then they are forgotten.
-JOB_TTL_SECONDS = 3600.0
+# Finished jobs stay readable this long (GET /rag/jobs/{id}), then they are deleted by the next sweep.
+JOB_TTL_SECONDS = 3600
+
+JobKind = Literal["ingest", "reindex"]
 
 
 @dataclass
 class FileWork:
-    """One document of a job; `result` is the FileResult the upload answer shares."""
+    """One document of a running job, in the worker's memory; `result` is what the job reports for it."""
 
+    position: int
     result: FileResult
     document_id: str
     document: LoadedDocument
@@ -36,96 +43,241 @@ class FileWork:
             raise RuntimeError(f"{self.document_id}: no generation reserved")
         return self.generation
 
-    @property
-    def fraction(self) -> float:
-        if self.finished:
-            return 1.0
-        if not self.chunks:
-            return 0.0
-        return self.written / len(self.chunks)
-
-    def fail(self, error: AgentHostError | Exception) -> None:
+    def fail(self, error: AgentHostError | Exception) -> FileProblem:
         if isinstance(error, AgentHostError):
             problem = FileProblem(type=error.type, message=error.message, status=error.status)
         else:
             problem = FileProblem(type="indexing_failed", message=f"{type(error).__name__}: {error}", status=500)
         self.result.status, self.result.error, self.result.chunks = "failed", problem, None
         self.finished = True
+        return problem
 
 
-@dataclass
-class Job:
+@dataclass(frozen=True)
+class QueuedFile:
+    """A file of a job as stored: what a worker needs to (re)start it."""
+
+    position: int
+    document_id: str
+    filename: str
+    status: str
+    generation: int | None
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """A job a worker has just taken: its attempt number and the files still to do."""
+
+    id: str
     collection: str
-    kind: Literal["ingest", "reindex"]
-    files: list[FileWork]
-    # The account id of the person who started it: only they can follow it.
-    owner: str
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    status: Literal["queued", "running", "done", "failed"] = "queued"
-    error: str | None = None
-    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    finished_at: datetime | None = None
-    finished_monotonic: float | None = None
-    done: asyncio.Event = field(default_factory=asyncio.Event)
+    kind: JobKind
+    attempts: int
+    files: list[QueuedFile]
 
-    def finish(self) -> None:
-        failed = [work for work in self.files if work.result.status == "failed"]
-        if failed and len(failed) == len(self.files):
-            self.status = "failed"
-            first = failed[0].result.error
-            self.error = f"every file failed; first: {first.message if first else 'unknown error'}"
-        else:
-            self.status = "done"
-            if failed:
-                self.error = f"{len(failed)} of {len(self.files)} files failed"
-        self.finished_at = datetime.now(UTC)
-        self.finished_monotonic = time.monotonic()
-        self.done.set()
 
-    def public(self) -> JobPublic:
-        total = len(self.files)
-        progress = 1.0 if self.status in ("done", "failed") else sum(w.fraction for w in self.files) / max(total, 1)
-        return JobPublic(
-            id=self.id,
-            collection=self.collection,
-            kind=self.kind,
-            status=self.status,
-            files_total=total,
-            files_done=sum(1 for work in self.files if work.finished),
-            chunks_total=sum(len(work.chunks or ()) for work in self.files),
-            chunks_done=sum(work.written for work in self.files),
-            progress=min(1.0, progress),
-            files=[work.result.model_copy() for work in self.files],
-            error=self.error,
-            created_at=self.created_at,
-            finished_at=self.finished_at,
+class JobStore(PgStore):
+    """All job SQL; a database outage surfaces as DatabaseUnavailable."""
+
+    unavailable = "the RAG job database is unreachable"
+
+    async def open(self, collection: str, kind: JobKind, owner: str, lease_seconds: float) -> str:
+        """A new job in 'accepting', held by the caller's lease."""
+        job_id = uuid.uuid4()
+        async with self.connection() as conn:
+            await conn.execute(
+                "INSERT INTO rag_jobs (id, collection, kind, owner_id, status, lease_until) "
+                "VALUES (%s, %s, %s, %s, 'accepting', now() + make_interval(secs => %s))",
+                (job_id, collection, kind, uuid.UUID(owner), lease_seconds),
+            )
+        return str(job_id)
+
+    async def renew(self, job_id: str, lease_seconds: float) -> None:
+        async with self.connection() as conn:
+            await conn.execute(
+                "UPDATE rag_jobs SET lease_until = now() + make_interval(secs => %s) "
+                "WHERE id = %s AND status = 'accepting'",
+                (lease_seconds, uuid.UUID(job_id)),
+            )
+
+    async def add_files(self, job_id: str, files: list[tuple[str, str, int | None]]) -> None:
+        """The job's documents as (document id, filename, generation), in upload order."""
+        async with self.connection() as conn:
+            cursor = conn.cursor()
+            await cursor.executemany(
+                "INSERT INTO rag_job_files (job_id, position, document_id, filename, status, generation) "
+                "VALUES (%s, %s, %s, %s, 'queued', %s)",
+                [
+                    (uuid.UUID(job_id), position, uuid.UUID(document_id), filename, generation)
+                    for position, (document_id, filename, generation) in enumerate(files)
+                ],
+            )
+
+    async def mark_queued(self, job_id: str) -> None:
+        async with self.connection() as conn:
+            await conn.execute(
+                "UPDATE rag_jobs SET status = 'queued', lease_until = NULL WHERE id = %s AND status = 'accepting'",
+                (uuid.UUID(job_id),),
+            )
+
+    async def discard(self, job_id: str) -> None:
+        """A job that got no file to index never existed."""
+        async with self.connection() as conn:
+            await conn.execute("DELETE FROM rag_jobs WHERE id = %s", (uuid.UUID(job_id),))
+
+    async def start(self, job_id: str) -> JobRun | None:
+        """Takes the job for a (new) attempt; None when it has ended or was reclaimed meanwhile."""
+        key = _parse_id(job_id)
+        async with self.connection() as conn, conn.transaction():
+            cursor = await conn.execute(
+                "UPDATE rag_jobs SET status = 'running', lease_until = NULL, attempts = attempts + 1 "
+                "WHERE id = %s AND status IN ('accepting', 'queued', 'running') RETURNING collection, kind, attempts",
+                (key,),
+            )
+            job = await cursor.fetchone()
+            if job is None:
+                return None
+            cursor = await conn.execute(
+                "SELECT position, document_id::text AS document_id, filename, status, generation "
+                "FROM rag_job_files WHERE job_id = %s ORDER BY position",
+                (key,),
+            )
+            files = [QueuedFile(**row) for row in await cursor.fetchall()]
+        return JobRun(job_id, job["collection"], job["kind"], job["attempts"], files)
+
+    async def reserve(self, job_id: str, position: int, generation: int) -> None:
+        """Records the generation a re-index reserved, so a retry writes the same one."""
+        await self._file(job_id, position, "generation = %s", generation)
+
+    async def chunked(self, job_id: str, position: int, chunks: int) -> None:
+        await self._file(job_id, position, "chunks = %s, chunks_done = 0", chunks)
+
+    async def progress(self, job_id: str, done: list[tuple[int, int]]) -> None:
+        """Chunks written so far, as (position, chunks done) pairs."""
+        async with self.connection() as conn:
+            cursor = conn.cursor()
+            await cursor.executemany(
+                "UPDATE rag_job_files SET chunks_done = %s WHERE job_id = %s AND position = %s",
+                [(count, uuid.UUID(job_id), position) for position, count in done],
+            )
+
+    async def indexed(self, job_id: str, position: int, chunks: int) -> None:
+        await self._file(job_id, position, "status = 'indexed', chunks = %s, chunks_done = chunks", chunks)
+
+    async def failed(self, job_id: str, position: int, problem: FileProblem) -> None:
+        await self._file(job_id, position, "status = 'failed', error = %s", Jsonb(problem.model_dump()))
+
+    async def _file(self, job_id: str, position: int, assignments: str, value: Any) -> None:
+        async with self.connection() as conn:
+            await conn.execute(
+                f"UPDATE rag_job_files SET {assignments} WHERE job_id = %s AND position = %s",  # type: ignore[arg-type]
+                (value, uuid.UUID(job_id), position),
+            )
+
+    async def finish(self, job_id: str, error: str | None = None) -> None:
+        """Done unless every file failed; files still queued (a job given up) fail with `error`."""
+        key = uuid.UUID(job_id)
+        async with self.connection() as conn, conn.transaction():
+            if error is not None:
+                problem = Jsonb({"type": "indexing_failed", "message": error, "status": 500})
+                await conn.execute(
+                    "UPDATE rag_job_files SET status = 'failed', error = %s WHERE job_id = %s AND status = 'queued'",
+                    (problem, key),
+                )
+            await conn.execute(
+                """UPDATE rag_jobs j SET finished_at = now(), lease_until = NULL,
+                       status = CASE WHEN f.failed = f.total THEN 'failed' ELSE 'done' END,
+                       error = CASE WHEN f.failed = 0 THEN NULL
+                                    WHEN f.failed = f.total THEN 'every file failed; first: ' || f.first_error
+                                    ELSE f.failed || ' of ' || f.total || ' files failed' END
+                   FROM (SELECT count(*) AS total, count(*) FILTER (WHERE status = 'failed') AS failed,
+                                (array_agg(error ->> 'message' ORDER BY position)
+                                    FILTER (WHERE status = 'failed'))[1] AS first_error
+                           FROM rag_job_files WHERE job_id = %s) f
+                  WHERE j.id = %s AND j.finished_at IS NULL""",
+                (key, key),
+            )
+
+    async def public(self, job_id: str, owner: str | None) -> JobPublic:
+        """Someone else's job (owner given) is not found, exactly like one that never existed or expired."""
+        key = _parse_id(job_id)
+        async with self.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT id::text AS id, collection, kind, status, error, created_at, finished_at, owner_id::text "
+                "AS owner FROM rag_jobs WHERE id = %s AND (finished_at IS NULL OR finished_at > now() - "
+                "make_interval(secs => %s))",
+                (key, JOB_TTL_SECONDS),
+            )
+            job = await cursor.fetchone()
+            if job is None or (owner is not None and job["owner"] != owner):
+                raise JobNotFound(f"job {job_id} does not exist (finished jobs are kept for an hour)")
+            cursor = await conn.execute(
+                "SELECT document_id::text AS document_id, filename, status, chunks, chunks_done, error "
+                "FROM rag_job_files WHERE job_id = %s ORDER BY position",
+                (key,),
+            )
+            files = await cursor.fetchall()
+        return _public(job, files)
+
+    async def status(self, job_id: str) -> str | None:
+        async with self.connection() as conn:
+            cursor = await conn.execute("SELECT status FROM rag_jobs WHERE id = %s", (_parse_id(job_id),))
+            row = await cursor.fetchone()
+        return None if row is None else str(row["status"])
+
+    async def expire_accepting(self) -> list[str]:
+        """Fails the jobs whose accepting host's lease ran out (it died before queueing them)."""
+        async with self.connection() as conn:
+            cursor = await conn.execute(
+                "UPDATE rag_jobs SET status = 'failed', finished_at = now(), lease_until = NULL, "
+                "error = 'the host taking this upload in stopped before it was queued; upload the files again' "
+                "WHERE status = 'accepting' AND lease_until < now() RETURNING id::text AS id"
+            )
+            return [row["id"] for row in await cursor.fetchall()]
+
+    async def delete_expired(self) -> int:
+        async with self.connection() as conn:
+            cursor = await conn.execute(
+                "DELETE FROM rag_jobs WHERE finished_at < now() - make_interval(secs => %s)", (JOB_TTL_SECONDS,)
+            )
+            return cursor.rowcount
+
+
+def _public(job: dict[str, Any], files: list[dict[str, Any]]) -> JobPublic:
+    results = []
+    fractions = []
+    for row in files:
+        finished = row["status"] != "queued"
+        results.append(
+            FileResult(
+                filename=row["filename"],
+                status=row["status"],
+                document_id=row["document_id"],
+                chunks=row["chunks"] if row["status"] == "indexed" else None,
+                error=FileProblem(**row["error"]) if row["error"] else None,
+            )
         )
+        fractions.append(1.0 if finished else (row["chunks_done"] / row["chunks"] if row["chunks"] else 0.0))
+    status = job["status"]
+    finished_job = status in ("done", "failed")
+    return JobPublic(
+        id=job["id"],
+        collection=job["collection"],
+        kind=job["kind"],
+        status="queued" if status == "accepting" else status,
+        files_total=len(files),
+        files_done=sum(1 for row in files if row["status"] != "queued"),
+        chunks_total=sum(row["chunks"] or 0 for row in files),
+        chunks_done=sum(row["chunks"] if row["status"] == "indexed" else row["chunks_done"] for row in files),
+        progress=1.0 if finished_job else min(1.0, sum(fractions) / max(len(files), 1)),
+        files=results,
+        error=job["error"],
+        created_at=job["created_at"],
+        finished_at=job["finished_at"],
+    )
 
 
-class JobBoard:
-    """Jobs by id, each readable by its owner only; finished ones expire after JOB_TTL_SECONDS."""
-
-    def __init__(self, ttl: float = JOB_TTL_SECONDS) -> None:
-        self.ttl = ttl
-        self._jobs: dict[str, Job] = {}
-
-    def add(self, job: Job) -> None:
-        self._expire()
-        self._jobs[job.id] = job
-
-    def get(self, job_id: str, owner: str) -> Job:
-        """Someone else's job is not found, exactly like one that never existed."""
-        self._expire()
-        job = self._jobs.get(job_id)
-        if job is None or job.owner != owner:
-            raise JobNotFound(f"job {job_id} does not exist (finished jobs are kept for an hour)")
-        return job
-
-    def _expire(self) -> None:
-        now = time.monotonic()
-        for job_id in [
-            job.id
-            for job in self._jobs.values()
-            if job.finished_monotonic is not None and now - job.finished_monotonic > self.ttl
-        ]:
-            del self._jobs[job_id]
+def _parse_id(job_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(job_id)
+    except ValueError:
+        raise JobNotFound(f"job {job_id} does not exist (finished jobs are kept for an hour)") from None

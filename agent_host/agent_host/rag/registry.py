@@ -14,7 +14,8 @@ from agent_host.errors import CollectionExists, CollectionNotFound, DocumentNotF
 from agent_host.rag.schemas import CollectionPublic, DocumentPublic
 
 COLLECTION_COLUMNS = """c.name, c.description, c.chunk_tokens, c.chunk_overlap, c.embedding_model, c.created_at,
-    c.owner_id::text AS owner_id, c.shared, (SELECT a.login FROM accounts a WHERE a.id = c.owner_id) AS owner_login,
+    c.version, c.owner_id::text AS owner_id, c.shared,
+    (SELECT a.login FROM accounts a WHERE a.id = c.owner_id) AS owner_login,
     (SELECT count(*) FROM rag_documents d WHERE d.collection = c.name AND d.status = 'ready') AS documents,
     (SELECT coalesce(sum(d.chunks), 0) FROM rag_documents d WHERE d.collection = c.name AND d.status = 'ready')
         AS chunks"""
@@ -106,13 +107,14 @@ class Registry(PgStore):
         )
         return str(rows[0]["id"]) if rows else None
 
-    async def insert_document(self, document: NewDocument) -> str | None:
-        """The new row's id, status 'indexing'; None when the collection already holds this content."""
+    async def insert_document(self, document: NewDocument, job_id: str) -> str | None:
+        """The new row's id, status 'indexing' for `job_id`; None when the collection already holds this content."""
         document_id = uuid.uuid4()
         async with self.connection() as conn:
             cursor = await conn.execute(
-                "INSERT INTO rag_documents (id, collection, filename, type, size, sha256, pages, status, sections) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, 'indexing', %s) ON CONFLICT (collection, sha256) DO NOTHING",
+                "INSERT INTO rag_documents (id, collection, filename, type, size, sha256, pages, status, sections, "
+                "job_id) VALUES (%s, %s, %s, %s, %s, %s, %s, 'indexing', %s, %s) "
+                "ON CONFLICT (collection, sha256) DO NOTHING",
                 (
                     document_id,
                     document.collection,
@@ -122,32 +124,39 @@ class Registry(PgStore):
                     document.sha256,
                     document.pages,
                     Jsonb(document.sections),
+                    uuid.UUID(job_id),
                 ),
             )
         return str(document_id) if cursor.rowcount else None
 
-    async def mark_ready(self, document_id: str, chunks: int) -> bool:
-        """False when the document was deleted while it was being indexed."""
-        async with self.connection() as conn:
+    async def finalise(self, collection: str, document_id: str, chunks: int) -> bool:
+        """Makes a first index visible; False when the document was deleted while it was being indexed."""
+        async with self.connection() as conn, conn.transaction():
+            await _lock_collection(conn, collection)
             cursor = await conn.execute(
-                "UPDATE rag_documents SET status = 'ready', chunks = %s WHERE id = %s AND status = 'indexing'",
+                "UPDATE rag_documents SET status = 'ready', chunks = %s, job_id = NULL "
+                "WHERE id = %s AND status = 'indexing'",
                 (chunks, _parse_id(document_id)),
             )
-        return cursor.rowcount > 0
+            if cursor.rowcount == 0:
+                return False
+            await _bump(conn, collection)
+        return True
 
-    async def begin_reindex(self, document_id: str) -> int | None:
-        """Reserves generation + 1 for a re-index; None if the document is gone or not ready."""
+    async def begin_reindex(self, document_id: str, job_id: str) -> int | None:
+        """Reserves generation + 1 for a re-index by `job_id`; None if the document is gone or not ready."""
         rows = await self._rows(
-            "UPDATE rag_documents SET pending_generation = generation + 1 WHERE id = %s AND status = 'ready' "
-            "RETURNING pending_generation",
-            (_parse_id(document_id),),
+            "UPDATE rag_documents SET pending_generation = generation + 1, job_id = %s "
+            "WHERE id = %s AND status = 'ready' RETURNING pending_generation",
+            (uuid.UUID(job_id), _parse_id(document_id)),
         )
         return int(rows[0]["pending_generation"]) if rows else None
 
-    async def finish_reindex(self, document_id: str, generation: int, chunks: int) -> int | None:
+    async def finish_reindex(self, collection: str, document_id: str, generation: int, chunks: int) -> int | None:
         """Switches the document to its new generation; the old one, or None if the document was deleted."""
         key = _parse_id(document_id)
         async with self.connection() as conn, conn.transaction():
+            await _lock_collection(conn, collection)
             cursor = await conn.execute(
                 "SELECT generation FROM rag_documents WHERE id = %s AND pending_generation = %s FOR UPDATE",
                 (key, generation),
@@ -156,29 +165,38 @@ class Registry(PgStore):
             if row is None:
                 return None
             await conn.execute(
-                "UPDATE rag_documents SET generation = %s, chunks = %s, pending_generation = NULL WHERE id = %s",
+                "UPDATE rag_documents SET generation = %s, chunks = %s, pending_generation = NULL, job_id = NULL "
+                "WHERE id = %s",
                 (generation, chunks, key),
             )
+            await _bump(conn, collection)
         return int(row["generation"])
 
     async def abort_reindex(self, document_id: str) -> None:
         async with self.connection() as conn:
             await conn.execute(
-                "UPDATE rag_documents SET pending_generation = NULL WHERE id = %s", (_parse_id(document_id),)
+                "UPDATE rag_documents SET pending_generation = NULL, job_id = NULL WHERE id = %s",
+                (_parse_id(document_id),),
             )
 
     async def remove_document(self, document_id: str) -> None:
+        """Removes a first index that failed (never visible, so the collection's version stays)."""
         async with self.connection() as conn:
-            await conn.execute("DELETE FROM rag_documents WHERE id = %s", (_parse_id(document_id),))
+            await conn.execute(
+                "DELETE FROM rag_documents WHERE id = %s AND status = 'indexing'", (_parse_id(document_id),)
+            )
 
     async def delete_document(self, collection: str, document_id: str) -> None:
+        """Deletes the row under the collection's lock, so it is ordered against a finalise of the same document."""
         key = _parse_id(document_id, collection)
-        async with self.connection() as conn:
+        async with self.connection() as conn, conn.transaction():
+            await _lock_collection(conn, collection)
             cursor = await conn.execute(
                 "DELETE FROM rag_documents WHERE id = %s AND collection = %s", (key, collection)
             )
-        if cursor.rowcount == 0:
-            raise DocumentNotFound(f"document {document_id} is not in collection {collection!r}")
+            if cursor.rowcount == 0:
+                raise DocumentNotFound(f"document {document_id} is not in collection {collection!r}")
+            await _bump(conn, collection)
 
     async def get_document(self, collection: str, document_id: str) -> StoredDocument:
         rows = await self._rows(
@@ -199,17 +217,29 @@ class Registry(PgStore):
         )
         return [DocumentPublic(**row) for row in rows]
 
-    async def ready_generations(self) -> list[tuple[str, str, int]]:
-        """(collection, document id, generation) of every document queries may return."""
+    async def ready_state(self, collection: str) -> tuple[int, frozenset[tuple[str, int]]]:
+        """The collection's version and its ready (document id, generation) pairs, read in one snapshot."""
         rows = await self._rows(
-            "SELECT collection, id::text AS id, generation FROM rag_documents WHERE status = 'ready'"
+            "SELECT c.version, d.id::text AS id, d.generation FROM rag_collections c LEFT JOIN rag_documents d "
+            "ON d.collection = c.name AND d.status = 'ready' WHERE c.name = %s",
+            (collection,),
         )
-        return [(row["collection"], row["id"], row["generation"]) for row in rows]
+        if not rows:
+            raise CollectionNotFound(collection)
+        pairs = frozenset((row["id"], row["generation"]) for row in rows if row["id"] is not None)
+        return int(rows[0]["version"]), pairs
 
     async def leftovers(self) -> list[Leftover]:
+        """Documents half-written by a job that has ended, or by a host whose accepting lease ran out.
+
+        A document whose job is still open belongs to the queue (a stalled worker's job is retried), never to
+        whoever happens to start or sweep now.
+        """
         rows = await self._rows(
-            "SELECT collection, id::text AS id, generation, pending_generation, status FROM rag_documents "
-            "WHERE status = 'indexing' OR pending_generation IS NOT NULL"
+            "SELECT d.collection, d.id::text AS id, d.generation, d.pending_generation, d.status "
+            "FROM rag_documents d LEFT JOIN rag_jobs j ON j.id = d.job_id "
+            "WHERE (d.status = 'indexing' OR d.pending_generation IS NOT NULL) AND (j.id IS NULL "
+            "OR j.status IN ('done', 'failed') OR (j.status = 'accepting' AND j.lease_until < now()))"
         )
         return [
             Leftover(
@@ -220,6 +250,17 @@ class Registry(PgStore):
             )
             for row in rows
         ]
+
+
+async def _lock_collection(conn: Any, collection: str) -> None:
+    """Row lock on the collection: finalises, re-index switches and deletes in it happen one at a time."""
+    await conn.execute("SELECT 1 FROM rag_collections WHERE name = %s FOR UPDATE", (collection,))
+
+
+async def _bump(conn: Any, collection: str) -> None:
+    await conn.execute(
+        "UPDATE rag_collections SET version = nextval('rag_collection_versions') WHERE name = %s", (collection,)
+    )
 
 
 def _parse_id(document_id: str, collection: str | None = None) -> uuid.UUID:

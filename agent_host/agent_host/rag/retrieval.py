@@ -2,96 +2,96 @@
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from agent_host.rag.bm25 import KeywordCorpus, KeywordIndex
+from agent_host.rag.registry import Registry
 from agent_host.rag.schemas import SearchMode
 from agent_host.rag.store import VectorStore
 
 log = logging.getLogger(__name__)
 
 
-class Visibility:
-    """The (document id, generation) pairs queries may return, per collection: only fully indexed ones."""
+@dataclass(frozen=True)
+class Served:
+    """What this replica serves of one collection: the ready pairs at a version, and BM25 over exactly them."""
 
-    def __init__(self) -> None:
-        self._ready: dict[str, frozenset[tuple[str, int]]] = {}
-        self._version = 0
+    version: int
+    ready: frozenset[tuple[str, int]]
+    corpus: KeywordCorpus | None  # None until a keyword search needs it
 
-    def load(self, pairs: list[tuple[str, str, int]]) -> None:
-        ready: dict[str, set[tuple[str, int]]] = {}
-        for collection, document_id, generation in pairs:
-            ready.setdefault(collection, set()).add((document_id, generation))
-        self._ready = {name: frozenset(members) for name, members in ready.items()}
-        self._version += 1
-
-    def show(self, collection: str, document_id: str, generation: int, replaces: int | None = None) -> None:
-        """Readers hold the old frozenset or the new one, never a half-updated set."""
-        members = set(self._ready.get(collection, frozenset()))
-        members.add((document_id, generation))
-        if replaces is not None:
-            members.discard((document_id, replaces))
-        self._ready[collection] = frozenset(members)
-        self._version += 1
-
-    def hide(self, collection: str, document_id: str) -> None:
-        members = self._ready.get(collection, frozenset())
-        self._ready[collection] = frozenset(pair for pair in members if pair[0] != document_id)
-        self._version += 1
-
-    def drop(self, collection: str) -> None:
-        self._ready.pop(collection, None)
-        self._version += 1
-
-    def ready(self, collection: str) -> tuple[frozenset[tuple[str, int]], int]:
-        return self._ready.get(collection, frozenset()), self._version
+    @property
+    def keywords(self) -> KeywordIndex | None:
+        return None if self.corpus is None else self.corpus.index
 
 
-class KeywordIndexes:
-    """One BM25 corpus per collection, loaded from Chroma on first use and rebuilt after every change."""
+class SharedView:
+    """Per collection, the (document id, generation) pairs queries may return and their BM25 index.
 
-    def __init__(self, store: VectorStore) -> None:
+    Ready documents are PostgreSQL's to say, so every replica agrees: each collection carries a version that
+    moves with every finalise, re-index and delete, and a replica that served another version reads the ready
+    set again and loads (or drops) only the chunks of the documents that changed before it answers.
+    """
+
+    def __init__(self, registry: Registry, store: VectorStore) -> None:
+        self.registry = registry
         self.store = store
-        self._corpora: dict[str, KeywordCorpus] = {}
+        self._served: dict[str, Served] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def corpus(self, collection: str) -> KeywordCorpus:
-        """The collection's corpus, scanning Chroma the first time (later callers wait for that one scan)."""
-        corpus = self._corpora.get(collection)
-        if corpus is not None:
-            return corpus
+    async def current(self, collection: str, version: int, keywords: bool) -> Served:
+        """The collection as of `version` (the one its row showed this request) or later."""
+        served = self._served.get(collection)
+        if served is not None and served.version >= version and (served.corpus is not None or not keywords):
+            return served
         lock = self._locks.setdefault(collection, asyncio.Lock())
-        async with lock:
-            corpus = self._corpora.get(collection)
-            if corpus is None:
-                corpus = await asyncio.to_thread(self._load, collection)
-                self._corpora[collection] = corpus
-        return corpus
+        async with lock:  # concurrent queries wait for one refresh instead of each doing it
+            served = self._served.get(collection)
+            if served is not None and served.version >= version and (served.corpus is not None or not keywords):
+                return served
+            latest, ready = await self.registry.ready_state(collection)
+            corpus = served.corpus if served is not None else None
+            if corpus is not None and served is not None:
+                if ready != served.ready:
+                    await asyncio.to_thread(self._apply, collection, corpus, ready - served.ready, served.ready - ready)
+            elif keywords:
+                corpus = await asyncio.to_thread(self._load, collection, ready)
+            served = Served(latest, ready, corpus)
+            self._served[collection] = served
+            return served
 
-    def _load(self, collection: str) -> KeywordCorpus:
+    def _load(self, collection: str, ready: frozenset[tuple[str, int]]) -> KeywordCorpus:
+        """BM25 over the ready chunks: a ready document's chunks are all written and stay until it is deleted."""
         corpus = KeywordCorpus()
         for page in self.store.scan(collection):
-            corpus.add((record.id, record.text, record.metadata) for record in page)
+            corpus.add((r.id, r.text, r.metadata) for r in page if _pair(r.metadata) in ready)
         corpus.build()
         log.info("BM25 index of %r built: %d chunks", collection, len(corpus))
         return corpus
 
-    async def rebuild(self, collection: str, change: Callable[[KeywordCorpus], None]) -> None:
-        """Applies a change (add/remove chunks) and publishes the rebuilt index, all in a worker thread."""
-        corpus = await self.corpus(collection)
+    def _apply(
+        self,
+        collection: str,
+        corpus: KeywordCorpus,
+        added: frozenset[tuple[str, int]],
+        removed: frozenset[tuple[str, int]],
+    ) -> None:
+        for document_id, generation in removed:
+            corpus.remove(document_id, generation)
+        if added:
+            records = self.store.chunks_of(collection, sorted({document_id for document_id, _ in added}))
+            corpus.add((r.id, r.text, r.metadata) for r in records if _pair(r.metadata) in added)
+        corpus.build()
 
-        def apply() -> None:
-            change(corpus)
-            corpus.build()
+    def forget(self, collection: str) -> None:
+        self._served.pop(collection, None)
 
-        await asyncio.to_thread(apply)
 
-    def drop(self, collection: str) -> None:
-        self._corpora.pop(collection, None)
+def _pair(metadata: dict[str, Any]) -> tuple[str, int]:
+    return str(metadata.get("document_id")), int(metadata.get("generation", -1))
 
 
 @dataclass
@@ -131,7 +131,7 @@ def chroma_filter(sources: list[str] | None, types: list[str] | None) -> dict[st
 
 
 def is_visible(metadata: dict[str, Any], ready: frozenset[tuple[str, int]]) -> bool:
-    return (str(metadata.get("document_id")), int(metadata.get("generation", -1))) in ready
+    return _pair(metadata) in ready
 
 
 def search_collection(

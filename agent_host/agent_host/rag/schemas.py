@@ -42,6 +42,8 @@ class CollectionPublic(BaseModel):
     shared: bool = False
     # Whether the person asking may change it (upload, delete, share): its owner or an administrator.
     writable: bool = False
+    # Moves whenever its set of ready documents changes: replicas compare it with their keyword index's.
+    version: int = Field(default=0, exclude=True)
 
 
 class DocumentPublic(BaseModel):

@@ -6,24 +6,28 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
-from psycopg_pool import AsyncConnectionPool
+import psycopg
+from procrastinate.exceptions import ConnectorException
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from agent_host.config import Settings
 from agent_host.db import owner_id
 from agent_host.errors import (
     AgentHostError,
     CollectionNotFound,
+    DatabaseUnavailable,
     EmbeddingModelUnknown,
     Forbidden,
     InvalidCollectionSettings,
 )
 from agent_host.rag.embeddings import Embedder, EmbedderRegistry
 from agent_host.rag.ingest import Ingestor
-from agent_host.rag.jobs import Job, JobBoard
+from agent_host.rag.jobs import JobStore
 from agent_host.rag.multipart import UploadedFile
 from agent_host.rag.parsing import ArchiveLimits, ParseLimits, ParserPool
+from agent_host.rag.queue import defer, ensure_schema, queue_app, run_worker, worker_name
 from agent_host.rag.registry import Registry
-from agent_host.rag.retrieval import Candidate, KeywordIndexes, SearchParams, Visibility, search_collection
+from agent_host.rag.retrieval import Candidate, SearchParams, SharedView, search_collection
 from agent_host.rag.schemas import (
     CollectionCreate,
     CollectionPublic,
@@ -36,70 +40,99 @@ from agent_host.rag.schemas import (
     UploadResult,
 )
 from agent_host.rag.store import VectorStore
-from agent_host.rag.uploads import accept_files, stored_document
+from agent_host.rag.sweep import sweep
+from agent_host.rag.uploads import accept_files, check_count
 from genailabs_accounts.models import Account
 
 log = logging.getLogger(__name__)
 
 
 class RagService:
-    """Safe to call concurrently: queries read immutable snapshots while the one ingestion worker writes."""
+    """What the host's routes call. Safe to call concurrently, and from any number of replicas at once:
+    documents, jobs and which documents are ready live in PostgreSQL, chunks in Chroma, work in the queue."""
 
-    def __init__(self, settings: Settings, registry: Registry, store: VectorStore, embedders: EmbedderRegistry) -> None:
+    def __init__(
+        self, settings: Settings, pool: AsyncConnectionPool, store: VectorStore, embedders: EmbedderRegistry
+    ) -> None:
         self.settings = settings
-        self.registry = registry
+        self.registry = Registry(pool)
+        self.jobs = JobStore(pool)
         self.store = store
         self.embedders = embedders
-        self.visibility = Visibility()
-        self.keywords = KeywordIndexes(store)
-        self.jobs = JobBoard()
+        self.view = SharedView(self.registry, store)
         archive = ArchiveLimits(settings.rag_max_unzipped_bytes, settings.rag_max_zip_ratio)
         limits = ParseLimits(settings.rag_parse_timeout, settings.rag_parse_memory_bytes, archive)
         self.parsers = ParserPool(settings.rag_parse_workers, limits)
-        self.changes = asyncio.Lock()
-        self.ingestor = Ingestor(registry, store, self.visibility, self.keywords, self.embedder, self.changes)
+        self.queue = queue_app(settings.database_url.get_secret_value())
+        self.ingestor = Ingestor(self.registry, self.jobs, store, self.embedder)
+        self._queue_open = False
         self._ready = False
         self._init_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        self._tasks.append(asyncio.create_task(self.ingestor.run(), name="rag-ingest"))
         try:
             await self._initialise()
         except AgentHostError as exc:  # the host still starts; the first RAG call tries again
             log.warning("RAG not ready at start: %s", exc.message)
+        if self.settings.rag_inline_worker:
+            self._tasks.append(asyncio.create_task(self._inline_worker(), name="rag-worker"))
         self._tasks.append(asyncio.create_task(self._warm_up(), name="rag-warm-up"))
 
     async def close(self) -> None:
-        """A job cut short leaves rows 'indexing': the next start removes them and their chunks."""
+        """A job cut short here goes back to the queue (its worker's shutdown, or its stopped heartbeat)."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with suppress(asyncio.CancelledError, Exception):
                 await task
+        if self._queue_open:
+            await self.queue.close_async()
         self.parsers.close()
 
     async def _initialise(self) -> None:
-        """Removes what a crash left half-indexed, then loads which documents are ready. Once."""
+        """Opens the queue and reclaims what ended jobs (or hosts that died mid-upload) left behind. Once."""
         if self._ready:
             return
         async with self._init_lock:
             if self._ready:
                 return
+            try:
+                await ensure_schema(self.settings.database_url.get_secret_value())
+                if not self._queue_open:
+                    await self.queue.open_async()
+                    self._queue_open = True
+            except (psycopg.Error, OSError, PoolTimeout) as exc:
+                raise DatabaseUnavailable("the ingestion queue's database is unreachable") from exc
             await asyncio.to_thread(self.store.ping)
             for collection in await self.registry.list_collections():
                 await asyncio.to_thread(self.store.create, collection.name)
-            for leftover in await self.registry.leftovers():
-                await asyncio.to_thread(
-                    self.store.delete_document, leftover.collection, leftover.document_id, leftover.generation
-                )
-                if leftover.first_index:
-                    await self.registry.remove_document(leftover.document_id)
-                else:
-                    await self.registry.abort_reindex(leftover.document_id)
-                log.info("removed half-indexed document %s from %r", leftover.document_id, leftover.collection)
-            self.visibility.load(await self.registry.ready_generations())
+            await self.sweep()
             self._ready = True
+
+    async def sweep(self) -> None:
+        await sweep(self.registry, self.jobs, self.store)
+
+    async def _inline_worker(self) -> None:
+        """RAG_INLINE_WORKER: this host runs queued jobs itself, as one more worker of the queue."""
+        while True:
+            try:
+                await self._initialise()
+                break
+            except AgentHostError as exc:
+                log.warning("the inline ingestion worker waits: %s", exc.message)
+                await asyncio.sleep(self.settings.rag_worker_heartbeat_seconds)
+        settings = self.settings
+        await run_worker(
+            self.queue,
+            self.ingestor.run_job,
+            self.sweep,
+            name=worker_name("host"),
+            concurrency=settings.rag_worker_concurrency,
+            heartbeat=settings.rag_worker_heartbeat_seconds,
+            stalled=settings.rag_worker_stalled_seconds,
+            shutdown_grace=settings.rag_worker_shutdown_seconds,
+        )
 
     async def _warm_up(self) -> None:
         """Loads the embedders in use and the BM25 indexes in the background, so first requests are not slow."""
@@ -113,7 +146,7 @@ class RagService:
                 except AgentHostError as exc:  # that collection's queries will say so; the others still warm up
                     log.warning("embedding model not loaded: %s", exc.message)
             for collection in collections:
-                await self.keywords.corpus(collection.name)
+                await self.view.current(collection.name, collection.version, keywords=True)
         except Exception as exc:
             log.warning("RAG warm-up stopped: %s", exc)
 
@@ -142,15 +175,15 @@ class RagService:
             vectors[model] = await asyncio.to_thread(embedder.embed_query, request.query)
 
         async def search(collection: CollectionPublic) -> list[Candidate]:
-            keywords = None if request.mode == "vector" else (await self.keywords.corpus(collection.name)).index
+            served = await self.view.current(collection.name, collection.version, keywords=request.mode != "vector")
             return await asyncio.to_thread(
                 search_collection,
                 self.store,
                 collection.name,
                 request.query,
                 vectors[collection.embedding_model],
-                keywords,
-                self.visibility.ready(collection.name),
+                served.keywords,
+                (served.ready, served.version),
                 params,
             )
 
@@ -212,10 +245,8 @@ class RagService:
     async def delete_collection(self, name: str, person: Account) -> None:
         await self._initialise()
         await self.writable(name, person)
-        async with self.changes:
-            await self.registry.delete_collection(name)
-            self.visibility.drop(name)
-        self.keywords.drop(name)
+        await self.registry.delete_collection(name)
+        self.view.forget(name)
         await asyncio.to_thread(self.store.drop, name)
 
     async def list_documents(self, collection: str, person: Account) -> list[DocumentPublic]:
@@ -225,38 +256,81 @@ class RagService:
     async def delete_document(self, collection: str, document_id: str, person: Account) -> None:
         await self._initialise()
         await self.writable(collection, person)
-        async with self.changes:
-            await self.registry.delete_document(collection, document_id)
-            self.visibility.hide(collection, document_id)
+        # Invisible to every replica once this commits (their next query sees the collection's new version).
+        await self.registry.delete_document(collection, document_id)
         await asyncio.to_thread(self.store.delete_document, collection, document_id)
-        await self.keywords.rebuild(collection, lambda corpus: corpus.remove(document_id))
 
     async def upload(self, collection: str, files: list[UploadedFile], wait: bool, person: Account) -> UploadResult:
         """Per-file results; the accepted files are indexed by one job (awaited when `wait`), the person's."""
         await self._initialise()
         config = await self.writable(collection, person)
-        results, accepted = await accept_files(self.registry, self.settings, config.name, files, self.parsers.parse)
-        if not accepted:
-            return UploadResult(job=None, files=results)
-        job = Job(collection=config.name, kind="ingest", files=accepted, owner=str(owner_id(person)))
-        self.jobs.add(job)
-        self.ingestor.submit(job)
+        check_count(self.settings, files)
+        owner = str(owner_id(person))
+        lease = self.settings.rag_accept_lease_seconds
+        job_id = await self.jobs.open(config.name, "ingest", owner, lease)
+        try:
+            results, accepted = await accept_files(
+                self.registry,
+                self.settings,
+                config.name,
+                files,
+                self.parsers.parse,
+                job_id,
+                lambda: self.jobs.renew(job_id, lease),
+            )
+            if not accepted:
+                await self.jobs.discard(job_id)
+                return UploadResult(job=None, files=results)
+            await self.jobs.add_files(job_id, [(r.document_id or "", r.filename, 0) for r in accepted])
+            await self._enqueue(job_id)
+        except BaseException:
+            await asyncio.shield(self._abandon(job_id))
+            raise
         if wait:
-            await job.done.wait()
-        return UploadResult(job=job.public(), files=[result.model_copy() for result in results])
+            job = await self._wait(job_id, owner)
+            outcome = {file.document_id: file for file in job.files}
+            results = [outcome.get(r.document_id, r) if r.status == "queued" else r for r in results]
+        else:
+            job = await self.jobs.public(job_id, owner)
+        return UploadResult(job=job, files=results)
 
     async def reindex(self, collection: str, document_id: str, person: Account) -> JobPublic:
         """Re-chunks and re-embeds from the stored text; the old generation serves queries until the new is ready."""
         await self._initialise()
         config = await self.writable(collection, person)
         stored = await self.registry.get_document(config.name, document_id)
-        job = Job(collection=config.name, kind="reindex", files=[stored_document(stored)], owner=str(owner_id(person)))
-        self.jobs.add(job)
-        self.ingestor.submit(job)
-        return job.public()
+        owner = str(owner_id(person))
+        job_id = await self.jobs.open(config.name, "reindex", owner, self.settings.rag_accept_lease_seconds)
+        try:
+            await self.jobs.add_files(job_id, [(stored.public.id, stored.public.filename, None)])
+            await self._enqueue(job_id)
+        except BaseException:
+            await asyncio.shield(self._abandon(job_id))
+            raise
+        return await self.jobs.public(job_id, owner)
 
-    def job(self, job_id: str, person: Account) -> JobPublic:
-        return self.jobs.get(job_id, str(owner_id(person))).public()
+    async def _enqueue(self, job_id: str) -> None:
+        try:
+            await defer(self.queue, job_id)
+        except (psycopg.Error, OSError, PoolTimeout, ConnectorException) as exc:
+            raise DatabaseUnavailable("the ingestion queue's database is unreachable") from exc
+        await self.jobs.mark_queued(job_id)
+
+    async def _abandon(self, job_id: str) -> None:
+        """An upload that failed half-way: its job ends now, and the next sweep takes back its documents."""
+        with suppress(AgentHostError):
+            await self.jobs.finish(job_id, error="the upload failed before its job was queued")
+            await self.sweep()
+
+    async def _wait(self, job_id: str, owner: str) -> JobPublic:
+        pause = 0.05
+        while await self.jobs.status(job_id) not in ("done", "failed", None):
+            await asyncio.sleep(pause)
+            pause = min(pause * 1.5, 0.5)
+        return await self.jobs.public(job_id, owner)
+
+    async def job(self, job_id: str, person: Account) -> JobPublic:
+        return await self.jobs.public(job_id, str(owner_id(person)))
 
 
 def _as_seen_by(collection: CollectionPublic, person: Account) -> CollectionPublic:
@@ -295,13 +369,9 @@ def _hit(rank: int, candidate: Candidate) -> Hit:
 
 @asynccontextmanager
 async def open_rag(settings: Settings, pool: AsyncConnectionPool) -> AsyncIterator[RagService]:
-    """Opens Chroma and the registry, cleans up after a crash, starts the ingestion worker; closes it all on exit."""
-    service = RagService(
-        settings,
-        Registry(pool),
-        VectorStore(settings.chroma_path, settings.chroma_url),
-        EmbedderRegistry(settings.model_cache_dir),
-    )
+    """Opens Chroma, the registry and the queue, sweeps, starts the inline worker if any; closes it all on exit."""
+    store = VectorStore(settings.chroma_path, settings.chroma_url)
+    service = RagService(settings, pool, store, EmbedderRegistry(settings.model_cache_dir))
     await service.start()
     try:
         yield service

@@ -4,7 +4,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -107,12 +106,21 @@ class VectorStore:
         self.path.mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(self.path), settings=options)
 
-    def _call(self, action: Callable[[], T]) -> T:
+    def _call(self, action: Callable[[], T], collection: str | None = None) -> T:
+        """Runs `action`; a cached handle of a collection another replica dropped (or made again) is fetched anew."""
         try:
             with self._lock:
                 if self._client is None:
                     self._client = self._connect()
-            return action()
+            if collection is None or collection not in self._collections:
+                return action()
+            try:
+                return action()
+            except Exception as exc:
+                if not _not_found(exc):
+                    raise
+                self._collections.pop(collection, None)
+                return action()
         except VectorStoreUnavailable:
             raise
         except Exception as exc:
@@ -171,7 +179,7 @@ class VectorStore:
                 )
                 time.sleep(WRITE_PAUSE)  # a window in which the event loop, waiting for the GIL, surely gets it
 
-        self._call(add)
+        self._call(add, name)
 
     def delete_document(self, name: str, document_id: str, generation: int | None = None) -> None:
         """Every chunk of the document, or only those of one generation."""
@@ -179,16 +187,15 @@ class VectorStore:
         if generation is not None:
             where = {"$and": [where, {"generation": generation}]}
 
-        def delete() -> None:
-            from chromadb.errors import NotFoundError
-
-            with suppress(NotFoundError):  # the collection is gone, and its chunks with it
-                self._collection(name).delete(where=where)
-
-        self._call(delete)
+        try:
+            self._call(lambda: self._collection(name).delete(where=where), name)
+        except VectorStoreUnavailable as exc:
+            if exc.__cause__ is None or not _not_found(exc.__cause__):
+                raise
+            # the collection is gone, and its chunks with it
 
     def count(self, name: str) -> int:
-        return self._call(lambda: int(self._collection(name).count()))
+        return self._call(lambda: int(self._collection(name).count()), name)
 
     def nearest(self, name: str, embedding: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[Neighbour]:
         """The n nearest chunks by cosine similarity (Chroma's cosine distance is 1 - similarity)."""
@@ -207,7 +214,7 @@ class VectorStore:
                 for i, text, meta, distance in zip(*columns, strict=True)
             ]
 
-        return self._call(query)
+        return self._call(query, name)
 
     def fetch(self, name: str, ids: Sequence[str]) -> tuple[list[ChunkRecord], np.ndarray]:
         """These chunks with their stored embeddings (rows in the order of the records)."""
@@ -220,7 +227,27 @@ class VectorStore:
             ]
             return records, np.asarray(result["embeddings"], dtype=np.float32).reshape(len(records), -1)
 
-        return self._call(get)
+        return self._call(get, name)
+
+    def chunks_of(self, name: str, document_ids: Sequence[str]) -> list[ChunkRecord]:
+        """Every stored chunk of these documents, whatever their generation."""
+        records: list[ChunkRecord] = []
+        for first in range(0, len(document_ids), 100):
+            where = {"document_id": {"$in": list(document_ids[first : first + 100])}}
+            offset = 0
+            while True:
+
+                def get(start: int = offset, matching: dict[str, Any] = where) -> Any:
+                    return self._collection(name).get(
+                        where=matching, include=["documents", "metadatas"], limit=PAGE, offset=start
+                    )
+
+                page = _records(self._call(get, name))
+                records.extend(page)
+                if len(page) < PAGE:
+                    break
+                offset += len(page)
+        return records
 
     def scan(self, name: str) -> Iterator[list[ChunkRecord]]:
         """Every chunk of the collection, a page at a time (for rebuilding the keyword index)."""
@@ -230,12 +257,22 @@ class VectorStore:
             def get(start: int = offset) -> Any:
                 return self._collection(name).get(include=["documents", "metadatas"], limit=PAGE, offset=start)
 
-            page = self._call(get)
-            records = [
-                ChunkRecord(id=i, text=text or "", metadata=dict(meta or {}))
-                for i, text, meta in zip(page["ids"], page["documents"], page["metadatas"], strict=True)
-            ]
+            records = _records(self._call(get, name))
             if not records:
                 return
             yield records
             offset += len(records)
+
+
+def _records(page: Any) -> list[ChunkRecord]:
+    return [
+        ChunkRecord(id=i, text=text or "", metadata=dict(meta or {}))
+        for i, text, meta in zip(page["ids"], page["documents"], page["metadatas"], strict=True)
+    ]
+
+
+def _not_found(exc: BaseException) -> bool:
+    """Chroma's answer for a collection id that no longer exists (embedded and over HTTP)."""
+    from chromadb.errors import NotFoundError
+
+    return isinstance(exc, NotFoundError) or "does not exist" in str(exc)

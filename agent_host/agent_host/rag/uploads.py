@@ -29,26 +29,38 @@ FILE_PROBLEMS = (DocumentTooLarge, UnsupportedDocumentType, UnreadableDocument, 
 Parse = Callable[[str, bytes, DocumentType], Awaitable[LoadedDocument]]
 
 
-async def accept_files(
-    registry: Registry, settings: Settings, collection: str, files: list[UploadedFile], parse: Parse
-) -> tuple[list[FileResult], list[FileWork]]:
-    """A result per file in upload order, and the work for the files to index."""
+def check_count(settings: Settings, files: list[UploadedFile]) -> None:
     if len(files) > settings.rag_max_files:
         raise TooManyFiles(f"{len(files)} files in one upload; the limit is {settings.rag_max_files} (RAG_MAX_FILES)")
+
+
+async def accept_files(
+    registry: Registry,
+    settings: Settings,
+    collection: str,
+    files: list[UploadedFile],
+    parse: Parse,
+    job_id: str,
+    renew: Callable[[], Awaitable[None]],
+) -> tuple[list[FileResult], list[FileResult]]:
+    """A result per file in upload order, and those of the files registered for job `job_id` to index.
+
+    `renew` runs before each file, so the job's accepting lease outlasts a long upload but not a dead host.
+    """
+    check_count(settings, files)
     results: list[FileResult] = []
-    accepted: list[FileWork] = []
+    accepted: list[FileResult] = []
     for upload in files:
+        await renew()
         filename = safe_filename(upload.filename)
         result = FileResult(filename=filename, status="queued")
         results.append(result)
         try:
-            work = await _accept(registry, settings, collection, filename, upload, parse, result)
+            if await _accept(registry, settings, collection, filename, upload, parse, result, job_id):
+                accepted.append(result)
         except FILE_PROBLEMS as exc:
             result.status = "rejected"
             result.error = FileProblem(type=exc.type, message=exc.message, status=exc.status)
-            continue
-        if work is not None:
-            accepted.append(work)
     return results, accepted
 
 
@@ -60,7 +72,8 @@ async def _accept(
     upload: UploadedFile,
     parse: Parse,
     result: FileResult,
-) -> FileWork | None:
+    job_id: str,
+) -> bool:
     if upload.oversized or upload.size > settings.rag_max_file_bytes:
         raise DocumentTooLarge(
             f"{filename} is {upload.size} bytes; the limit is {settings.rag_max_file_bytes} (RAG_MAX_FILE_BYTES)"
@@ -82,17 +95,17 @@ async def _accept(
             pages=document.pages,
             sections=[dataclasses.asdict(section) for section in document.sections],
         )
-        document_id = await registry.insert_document(new)
+        document_id = await registry.insert_document(new, job_id)
         if document_id is not None:
             result.document_id = document_id
-            return FileWork(result=result, document_id=document_id, document=document)
+            return True
         existing = await registry.find_by_hash(collection, digest)
     result.status, result.document_id = "duplicate", existing
-    return None
+    return False
 
 
-def stored_document(stored: StoredDocument) -> FileWork:
-    """Work for re-indexing a document from the sections kept in the registry (no original file needed)."""
+def stored_document(stored: StoredDocument, position: int) -> FileWork:
+    """Work for indexing a document from the sections kept in the registry (no original file needed)."""
     public = stored.public
     document = LoadedDocument(
         filename=public.filename,
@@ -101,4 +114,4 @@ def stored_document(stored: StoredDocument) -> FileWork:
         pages=public.pages,
     )
     result = FileResult(filename=public.filename, status="queued", document_id=public.id)
-    return FileWork(result=result, document_id=public.id, document=document, generation=None)
+    return FileWork(position, result, public.id, document, generation=None)

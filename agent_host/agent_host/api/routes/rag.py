@@ -138,7 +138,7 @@ async def reindex_document(
 @router.get("/jobs/{job_id}")
 async def get_job(job_id: str, rag: RagServiceDep, person: CurrentUserDep) -> JobPublic:
     """A job the person started; anyone else's is a 404."""
-    return rag.job(job_id, person)
+    return await rag.job(job_id, person)
 
 
 @router.post("/query")
