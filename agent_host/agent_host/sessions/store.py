@@ -2,8 +2,15 @@
 
 Every query names the owner: someone else's session is SessionNotFound, exactly like one that does not exist.
 The tables come from genailabs_accounts' migrations (0001_baseline, 0002_accounts).
+
+Several host replicas may write one session at once, so nothing here relies on the process: every write that
+depends on what the session holds locks the session row (`FOR UPDATE`, or the UPDATE that touches it) for its
+transaction. Appends, edits, truncations and summaries of one session therefore happen one after another, and
+message ids, drawn from the table's sequence inside that lock, order a session's messages as they were stored,
+each turn's messages next to each other. Reads that combine the session and its messages read one snapshot.
 """
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +22,9 @@ from psycopg_pool import AsyncConnectionPool
 from agent_host.db import PgStore
 from agent_host.errors import SessionExists, SessionNotFound
 from agent_host.schemas import MessagePublic, SessionCreate, SessionPublic, SessionUpdate
-from agent_host.sessions.errors import MessageNotFound
+from agent_host.sessions.errors import AnswerSuperseded, MessageNotFound
+
+log = logging.getLogger(__name__)
 
 SESSION_COLUMNS = """s.id::text AS id, s.title, s.model, s.system_prompt, s.collections, s.summary,
     s.summarised_messages, s.created_at, s.updated_at,
@@ -106,35 +115,62 @@ class SessionStore(PgStore):
             raise SessionNotFound(session_id)
 
     async def messages(self, owner: uuid.UUID, session_id: str) -> list[MessagePublic]:
-        await self.get(owner, session_id)
+        key = _parse_id(session_id)
         async with self.connection() as conn:
             cursor = await conn.execute(
-                f"SELECT {MESSAGE_COLUMNS} FROM agent_messages WHERE session_id = %s ORDER BY id",
-                (_parse_id(session_id),),
+                f"SELECT {MESSAGE_COLUMNS} FROM agent_messages WHERE session_id = %s "
+                "AND EXISTS (SELECT 1 FROM agent_sessions WHERE id = %s AND owner_id = %s) ORDER BY id",
+                (key, key, owner),
             )
             rows = await cursor.fetchall()
+        if not rows:
+            await self.get(owner, session_id)  # none, or no such session of the owner's
         return [MessagePublic(**row) for row in rows]
 
     async def history(self, owner: uuid.UUID, session_id: str) -> tuple[SessionPublic, list[StoredMessage]]:
-        """The session and the messages its summary does not cover yet, oldest first."""
-        session = await self.get(owner, session_id)
-        async with self.connection() as conn:
-            cursor = await conn.execute(
-                "SELECT id, role, content, tokens FROM agent_messages m WHERE m.session_id = %s "
-                "AND m.id > (SELECT summarised_upto FROM agent_sessions WHERE id = %s) ORDER BY m.id",
-                (_parse_id(session_id), _parse_id(session_id)),
-            )
-            rows = await cursor.fetchall()
-        return session, [StoredMessage(**row) for row in rows]
+        """The session and the messages its summary does not cover yet, oldest first.
 
-    async def append(self, owner: uuid.UUID, session_id: str, messages: list[NewMessage]) -> None:
+        One snapshot: a summary saved through another replica in between must not pair the old summary with
+        the messages after the new one (the messages between would be in neither)."""
         key = _parse_id(session_id)
         async with self.connection() as conn, conn.transaction():
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            cursor = await conn.execute(
+                f"SELECT {SESSION_COLUMNS}, s.summarised_upto FROM agent_sessions s "
+                "WHERE s.id = %s AND s.owner_id = %s",
+                (key, owner),
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                raise SessionNotFound(session_id)
+            cursor = await conn.execute(
+                "SELECT id, role, content, tokens FROM agent_messages WHERE session_id = %s AND id > %s ORDER BY id",
+                (key, row.pop("summarised_upto")),
+            )
+            rows = await cursor.fetchall()
+        return SessionPublic(**row), [StoredMessage(**message) for message in rows]
+
+    async def append(self, owner: uuid.UUID, session_id: str, messages: list[NewMessage]) -> None:
+        """Stores a turn's messages together, after everything stored before them.
+
+        A lone answer is a regeneration's: it answers the user's message that ended the history, so if that is no
+        longer the last message (another replica answered it first, or stored a newer turn) it is not stored
+        (AnswerSuperseded), rather than become a second answer or one that answers the wrong turn."""
+        key = _parse_id(session_id)
+        async with self.connection() as conn, conn.transaction():
+            # The row lock (held to commit) orders this against every other write to the session, on any replica.
             touched = await conn.execute(
                 "UPDATE agent_sessions SET updated_at = now() WHERE id = %s AND owner_id = %s", (key, owner)
             )
             if touched.rowcount == 0:  # deleted since the turn began, or never the owner's
                 raise SessionNotFound(session_id)
+            if len(messages) == 1 and messages[0].role == "assistant":
+                cursor = await conn.execute(
+                    "SELECT role FROM agent_messages WHERE session_id = %s ORDER BY id DESC LIMIT 1", (key,)
+                )
+                last = await cursor.fetchone()
+                if last is None or last["role"] != "user":
+                    raise AnswerSuperseded(session_id)
             async with conn.cursor() as cursor:
                 await cursor.executemany(
                     "INSERT INTO agent_messages (session_id, role, content, tokens, incomplete, metadata) "
@@ -144,13 +180,27 @@ class SessionStore(PgStore):
 
     async def save_summary(
         self, owner: uuid.UUID, session_id: str, summary: str, upto_message_id: int, added: int
-    ) -> None:
-        async with self.connection() as conn:
+    ) -> bool:
+        """Saves a summary that folds the `added` messages after the current summary, up to `upto_message_id`,
+        into it; False (nothing saved) when the session moved on meanwhile: another replica saved a summary,
+        or a message it covers was deleted or the summary dropped. The next long turn summarises again."""
+        key = _parse_id(session_id)
+        async with self.connection() as conn, conn.transaction():
+            covered = await _lock_session(conn, owner, session_id)
+            cursor = await conn.execute(
+                "SELECT count(*) AS folded FROM agent_messages WHERE session_id = %s AND id > %s AND id <= %s",
+                (key, covered, upto_message_id),
+            )
+            row = await cursor.fetchone()
+            if upto_message_id <= covered or row is None or row["folded"] != added:
+                log.info("session %s: a summary made meanwhile is kept; this one is dropped", session_id)
+                return False
             await conn.execute(
                 "UPDATE agent_sessions SET summary = %s, summarised_upto = %s, "
-                "summarised_messages = summarised_messages + %s WHERE id = %s AND owner_id = %s",
-                (summary, upto_message_id, added, _parse_id(session_id), owner),
+                "summarised_messages = summarised_messages + %s WHERE id = %s",
+                (summary, upto_message_id, added, key),
             )
+        return True
 
     # Editing the one history. A change at or below what the summary covers drops the summary.
 
