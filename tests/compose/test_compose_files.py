@@ -68,6 +68,15 @@ def test_root_compose_runs_proxy_replicas_proxies(replicas: str) -> None:
     assert _rendered(ROOT_COMPOSE, PROXY_REPLICAS=replicas)["litellm"]["deploy"]["replicas"] == int(replicas)
 
 
+@pytest.mark.parametrize(
+    ("variable", "service"), [("AGENT_HOST_REPLICAS", "agent-host"), ("RAG_WORKERS", "rag-worker")]
+)
+def test_root_compose_runs_as_many_hosts_and_workers_as_asked(variable: str, service: str) -> None:
+    assert _rendered(ROOT_COMPOSE)[service]["deploy"]["replicas"] == 1  # the default
+    assert _rendered(ROOT_COMPOSE, **{variable: "3"})[service]["deploy"]["replicas"] == 3
+    assert "container_name" not in _spec(ROOT_COMPOSE)[service]  # replicas cannot share one
+
+
 @pytest.mark.parametrize("compose", COMPOSE_FILES, ids=_ids)
 def test_compose_file_refuses_to_start_without_required_variables(compose: Path) -> None:
     result = _config(compose, None)
@@ -111,6 +120,7 @@ def test_long_running_services_have_healthchecks_and_wait_for_healthy_dependenci
 @pytest.mark.parametrize("compose", COMPOSE_FILES, ids=_ids)
 def test_healthchecks_ask_for_readiness_where_a_service_has_it(compose: Path) -> None:
     readiness = {"litellm": "/health/readiness", "agent-host": "/health/ready", "ui": "/_stcore/health"}
+    readiness["rag-worker"] = "127.0.0.1:8090/health/ready"
     for name, service in _spec(compose).items():
         if name in readiness:
             assert readiness[name] in " ".join(service["healthcheck"]["test"]), name
@@ -123,11 +133,11 @@ def _published(compose: Path, **env: str) -> dict[str, list[str]]:
 def test_root_compose_publishes_the_designed_ports_on_loopback_only() -> None:
     published = _published(ROOT_COMPOSE)
     assert published["postgres"] == ["127.0.0.1:5433:5432/tcp"]
-    assert published["balancer"] == ["127.0.0.1:4100:4100/tcp"]  # the proxies are reached through it only
+    # The proxies and the agent hosts are reached through it only.
+    assert published["balancer"] == ["127.0.0.1:4100:4100/tcp", "127.0.0.1:8000:8000/tcp"]
     assert published["ollama"] == ["127.0.0.1:11434:11434/tcp"]
-    assert published["agent-host"] == ["127.0.0.1:8000:8000/tcp"]
     assert published["ui"] == ["127.0.0.1:8501:8501/tcp"]
-    for internal in ("litellm", "redis", "chroma"):
+    for internal in ("litellm", "agent-host", "rag-worker", "redis", "chroma"):
         assert published[internal] == [], internal
 
 
@@ -149,8 +159,9 @@ def test_every_port_is_published_on_bind_address_and_the_services_know_it(compos
         if service.get("build") and (service.get("ports") or service.get("network_mode") == "host"):
             # our images refuse an .env.example secret where they are exposed
             assert service["environment"]["PUBLISHED_ADDRESS"] == address, name
-    if compose == ROOT_COMPOSE:  # the proxies are exposed through the balancer
+    if compose == ROOT_COMPOSE:  # the proxies and the hosts are exposed through the balancer
         assert services["litellm"]["environment"]["PUBLISHED_ADDRESS"] == address
+        assert services["agent-host"]["environment"]["PUBLISHED_ADDRESS"] == address
 
 
 @pytest.mark.parametrize("compose", COMPOSE_FILES, ids=_ids)
@@ -202,6 +213,33 @@ def test_balancer_config_finds_every_replica_through_docker_dns_and_checks_readi
     assert "check resolvers docker" in config and "init-addr none" in config  # starts before the proxies resolve
     assert "bind :4100" in config
     assert "monitor-uri /ready" in config and "bind :8404" in config  # the balancer's own healthcheck
+
+
+def test_balancer_config_puts_every_agent_host_in_rotation_while_it_is_ready() -> None:
+    config = (REPO_ROOT / "deploy" / "compose" / "haproxy.cfg").read_text()
+    backend = config.split("backend agent-host", 1)[1]
+    assert "bind :8000" in config and "default_backend agent-host" in config
+    assert "server-template host 1-8 agent-host:8000" in backend  # AGENT_HOST_REPLICAS' most, as for proxies
+    assert "option httpchk GET /health/ready" in backend and "init-addr none" in backend
+    # A request a host received may have changed something: only a failed connection goes to another host.
+    assert re.search(r"^\s*retry-on conn-failure$", backend, re.M)
+    assert "timeout tunnel" in backend  # /ws/chat
+
+
+def test_ingestion_workers_run_the_hosts_image_and_settings_and_the_host_leaves_ingestion_to_them() -> None:
+    services = _rendered(ROOT_COMPOSE)
+    host, worker = services["agent-host"], services["rag-worker"]
+    spec = _spec(ROOT_COMPOSE)
+    assert spec["rag-worker"]["build"] == spec["agent-host"]["build"]
+    assert worker["command"] == ["python", "-m", "agent_host.worker"]
+    assert host["environment"]["RAG_INLINE_WORKER"] == worker["environment"]["RAG_INLINE_WORKER"] == "false"
+    assert worker["environment"]["RAG_WORKER_HOST"] == "0.0.0.0"  # its healthcheck reaches it in the container
+    for name in ("AGENT_HOST_API_KEY", "AGENT_HOST_PROXY_KEY_FILE", "DATABASE_URL", "HUB_DATABASE_URL", "CHROMA_URL"):
+        assert worker["environment"][name] == host["environment"][name], name
+    assert worker["environment"]["CHROMA_URL"] == "http://chroma:8000"
+    for dependency in ("postgres", "chroma"):
+        assert worker["depends_on"][dependency]["condition"] == "service_healthy", dependency
+    assert "agentdata:/data:rw" in worker["volumes"]  # the ONNX export of the embedding model, made once
 
 
 @pytest.mark.skipif(shutil.which("haproxy") is None and not Path("/usr/sbin/haproxy").exists(), reason="no haproxy")
@@ -282,11 +320,12 @@ def test_keys_init_hands_each_service_its_own_key_file(keys_init: ModuleType) ->
     assert init["entrypoint"] == ["python", "/opt/genailabs/service_keys.py"] and init["command"] == [KEYS_DIR]
     assert f"servicekeys:{KEYS_DIR}:rw" in init["volumes"]
     files = {key.alias: f"{KEYS_DIR}/{key.file}" for key in keys_init.service_keys()}
-    host, ui = spec["agent-host"], spec["ui"]
+    host, ui, worker = spec["agent-host"], spec["ui"], spec["rag-worker"]
     assert host["environment"]["AGENT_HOST_PROXY_KEY_FILE"] == files["agent-host"]
+    assert worker["environment"]["AGENT_HOST_PROXY_KEY_FILE"] == files["agent-host"]
     assert ui["environment"]["LITELLM_API_KEY_FILE"] == files["chat-ui"]
     assert ui["environment"]["UI_COOKIE_SECRET_FILE"] == f"{KEYS_DIR}/{keys_init.COOKIE_SECRET_FILE}"
-    for client in (host, ui):
+    for client in (host, ui, worker):
         assert f"servicekeys:{KEYS_DIR}:ro" in client["volumes"]
         assert client["depends_on"]["keys-init"]["condition"] == "service_completed_successfully"
     assert "AGENT_HOST_PROXY_KEY" not in host["environment"] and "LITELLM_API_KEY" not in ui["environment"]
@@ -309,7 +348,7 @@ def test_env_example_holds_no_key_an_operator_must_copy() -> None:
     assert "LITELLM_API_KEY" not in names  # the UI's is a service key of its own, not the master key
     assert "UI_COOKIE_SECRET" not in names
     assert "AGENT_HOST_URL" not in names  # the UI always uses the agent host
-    assert _rendered(ROOT_COMPOSE)["ui"]["environment"]["AGENT_HOST_URL"] == "http://agent-host:8000"
+    assert _rendered(ROOT_COMPOSE)["ui"]["environment"]["AGENT_HOST_URL"] == "http://balancer:8000"
 
 
 def test_agent_host_keeps_what_it_writes_in_its_volume() -> None:

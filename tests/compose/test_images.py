@@ -276,9 +276,12 @@ def test_services_built_from_our_images_run_what_those_images_have() -> None:
         for purpose, used in programs_of(service).items():
             assert used <= set(programs), f"{name}'s {purpose} runs {sorted(used - set(programs))}"
         argv = _argv(service.get("entrypoint", [])) + _argv(service.get("command", []))
-        if argv[:2] == ["python", "-m"]:  # a module the image installs
-            module = argv[2]
-            assert any((REPO_ROOT / project / module).is_dir() for project in ("accounts", "agent_host")), module
+        if argv[:2] == ["python", "-m"]:  # a module the image installs: a package, or a module inside one
+            path = argv[2].replace(".", "/")
+            assert any(
+                (REPO_ROOT / project / path).is_dir() or (REPO_ROOT / project / f"{path}.py").is_file()
+                for project in ("accounts", "agent_host")
+            ), argv[2]
         if argv[:1] == ["python"] and argv[1].startswith("/opt/genailabs/"):  # a script mounted beside it
             mounts = {v.split(":")[1]: v.split(":")[0] for v in service["volumes"] if v.startswith("./")}
             assert (REPO_ROOT / mounts[argv[1]]).is_file(), argv[1]
