@@ -195,25 +195,25 @@ async def embedding_alone(rag: RagService, model: str) -> float:
 
 
 async def build_collection(rag: RagService, admin: Account, name: str, texts: list[str], vectors: np.ndarray) -> float:
-    """Writes prepared chunks the way a finished job leaves them: registry rows, Chroma, visibility, BM25."""
+    """Writes prepared chunks the way a finished job leaves them: registry rows and Chroma (BM25 loads on use)."""
     if name in {c.name for c in await rag.list_collections(admin)}:
         await rag.delete_collection(name, admin)
     await rag.create_collection(CollectionCreate(name=name, embedding_model=MINILM_INT8), admin)
     started = time.perf_counter()
-    added: list[tuple[str, str, dict[str, object]]] = []
+    job_id = await rag.jobs.open(name, "ingest", str(admin.id), 3600)
     for first in range(0, len(texts), CHUNKS_PER_DOCUMENT):
         body = texts[first : first + CHUNKS_PER_DOCUMENT]
         filename = f"synthetic{first // CHUNKS_PER_DOCUMENT:05d}.txt"
         document = NewDocument(name, filename, "txt", sum(map(len, body)), secrets.token_hex(32), None, [])
-        document_id = await rag.registry.insert_document(document)
+        document_id = await rag.registry.insert_document(document, job_id)
         assert document_id is not None
         ids = [chunk_id(document_id, 0, i) for i in range(len(body))]
         metas = [chunk_metadata(document_id, 0, filename, "txt", i, None, None, 0, len(t)) for i, t in enumerate(body)]
         await asyncio.to_thread(rag.store.add, name, ids, vectors[first : first + len(body)], body, metas)
-        await rag.registry.mark_ready(document_id, len(body))
-        rag.visibility.show(name, document_id, 0)
-        added.extend(zip(ids, body, metas, strict=True))
-    await rag.keywords.rebuild(name, lambda corpus: corpus.add(added))
+        await rag.registry.finalise(name, document_id, len(body))
+    await rag.jobs.discard(job_id)
+    collection = await rag.registry.get_collection(name)
+    await rag.view.current(name, collection.version, keywords=True)
     return time.perf_counter() - started
 
 

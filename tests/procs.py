@@ -376,6 +376,47 @@ def start_agent_host(
     return process, url
 
 
+def start_chroma_server(path: Path) -> tuple[ManagedProcess, str]:
+    """`chroma run` (the chromadb package's server) on a free port over `path`; its base URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = ManagedProcess(
+        f"chroma:{port}",
+        [str(BIN_DIR / "chroma"), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+        health=lambda: http_ok(f"{url}/api/v2/heartbeat"),
+        env={"ANONYMIZED_TELEMETRY": "False", "HOME": str(path)},
+        startup_timeout=60.0,
+    )
+    process.start()
+    return process, url
+
+
+def start_rag_worker(database_url: str, chroma_url: str, **env: str) -> tuple[ManagedProcess, str]:
+    """An ingestion worker (`python -m agent_host.worker`) on the queue in `database_url`; its health URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    home = Path(tempfile.mkdtemp(prefix=f"rag-worker-{port}-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    process = ManagedProcess(
+        f"rag_worker:{port}",
+        [PYTHON, "-m", "agent_host.worker"],
+        health=lambda: http_ok(f"{url}/health/ready"),
+        env={
+            "DATABASE_URL": database_url,
+            "CHROMA_URL": chroma_url,
+            "RAG_WORKER_PORT": str(port),
+            "MODEL_CACHE_DIR": str(MODEL_CACHE),
+            "HF_HUB_OFFLINE": "1",
+            "HOME": str(home),
+            **QUICK_QUEUE,
+            **env,
+        },
+        startup_timeout=120.0,
+    )
+    process.start()
+    return process, url
+
+
 def start_ui(**env: str) -> tuple[ManagedProcess, str]:
     """The Streamlit UI as `make up` runs it (app.py: the pages behind /signin), on a free port, `env` its settings."""
     port = free_port()

@@ -16,20 +16,20 @@ from collections.abc import Iterator
 
 import psycopg
 import uvicorn
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from agent_host.__main__ import port_problem
-from agent_host.config import Settings, get_settings
+from agent_host.config import Settings
 from agent_host.errors import AgentHostError
 from agent_host.logs import configure_logging
 from agent_host.rag.embeddings import Embedder, EmbedderRegistry
 from agent_host.rag.ingest import Ingestor
 from agent_host.rag.jobs import JobStore
-from agent_host.rag.queue import ensure_schema, queue_app, run_worker, worker_name
+from agent_host.rag.queue import ensure_schema, queue_app, queue_name, run_worker, worker_name
 from agent_host.rag.registry import Registry
 from agent_host.rag.store import VectorStore
 from agent_host.rag.sweep import sweep
@@ -101,6 +101,7 @@ async def serve(settings: Settings) -> int:
         worker = asyncio.create_task(
             run_worker(
                 queue,
+                queue_name(settings.chroma_url, settings.chroma_path),
                 ingestor.run_job,
                 lambda: sweep(registry, jobs, store),
                 name=name,
@@ -138,9 +139,14 @@ async def serve(settings: Settings) -> int:
     return 0
 
 
+def worker_settings() -> Settings:
+    """The host's settings without its keys: a worker calls no model and serves no person, so it holds neither."""
+    return Settings(agent_host_api_key=SecretStr("unused"), agent_host_proxy_key=SecretStr("unused"))
+
+
 def main() -> int:
     try:
-        settings = get_settings()
+        settings = worker_settings()
     except ValidationError as exc:
         first = exc.errors()[0]
         name = "_".join(str(part) for part in first["loc"]).upper()

@@ -48,8 +48,8 @@ class Ingestor:
         self.embedder = embedder
         self.max_attempts = max_attempts
 
-    async def run_job(self, job_id: str) -> None:
-        run = await self.jobs.start(job_id)
+    async def run_job(self, job_id: str, worker: str) -> None:
+        run = await self.jobs.start(job_id, worker)
         if run is None:
             log.info("job %s has ended or was reclaimed; nothing to do", job_id)
             return

@@ -124,14 +124,14 @@ class JobStore(PgStore):
         async with self.connection() as conn:
             await conn.execute("DELETE FROM rag_jobs WHERE id = %s", (uuid.UUID(job_id),))
 
-    async def start(self, job_id: str) -> JobRun | None:
-        """Takes the job for a (new) attempt; None when it has ended or was reclaimed meanwhile."""
+    async def start(self, job_id: str, worker: str) -> JobRun | None:
+        """`worker` takes the job for a (new) attempt; None when it has ended or was reclaimed meanwhile."""
         key = _parse_id(job_id)
         async with self.connection() as conn, conn.transaction():
             cursor = await conn.execute(
-                "UPDATE rag_jobs SET status = 'running', lease_until = NULL, attempts = attempts + 1 "
+                "UPDATE rag_jobs SET status = 'running', lease_until = NULL, attempts = attempts + 1, worker = %s "
                 "WHERE id = %s AND status IN ('accepting', 'queued', 'running') RETURNING collection, kind, attempts",
-                (key,),
+                (worker, key),
             )
             job = await cursor.fetchone()
             if job is None:

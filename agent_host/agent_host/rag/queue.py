@@ -6,11 +6,13 @@ put back in the queue by the next upkeep round of any worker, and a job cut shor
 """
 
 import asyncio
+import hashlib
 import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -21,14 +23,24 @@ from agent_host.errors import AgentHostError
 
 log = logging.getLogger(__name__)
 
-QUEUE = "rag"
 INGEST_TASK = "rag.ingest"
 # Serialises procrastinate's schema creation between processes starting together.
 SCHEMA_LOCK_ID = 0x474C_5131
 # A job that fails for a reason outside its files (the database or Chroma down) is retried this often.
 RETRY = RetryStrategy(max_attempts=5, exponential_wait=2)
 
-RunJob = Callable[[str], Awaitable[None]]
+# Runs one job: (job id, the name of the worker running it).
+RunJob = Callable[[str, str], Awaitable[None]]
+
+
+def queue_name(chroma_url: str | None, chroma_path: Path) -> str:
+    """The queue of the vector store the jobs write to: only workers writing to that same store take them.
+
+    Every replica and worker of a deployment shares CHROMA_URL, so they share one queue; hosts that each keep
+    an embedded Chroma (a host alone, or tests running several on one database) each get a queue of their own.
+    """
+    where = chroma_url.rstrip("/") if chroma_url else f"file://{socket.gethostname()}{chroma_path.resolve()}"
+    return "rag-" + hashlib.sha256(where.encode()).hexdigest()[:16]
 
 
 def queue_app(database_url: str, pool_size: int = 4) -> App:
@@ -36,10 +48,10 @@ def queue_app(database_url: str, pool_size: int = 4) -> App:
     connector = PsycopgConnector(conninfo=database_url, min_size=1, max_size=pool_size, kwargs={"connect_timeout": 5})
     app = App(connector=connector)
 
-    @app.task(name=INGEST_TASK, queue=QUEUE, pass_context=True, retry=RETRY)
+    @app.task(name=INGEST_TASK, pass_context=True, retry=RETRY)
     async def ingest(context: JobContext, job_id: str) -> None:
         run_job: RunJob = context.additional_context["run_job"]
-        await run_job(job_id)
+        await run_job(job_id, context.worker_name or "worker")
 
     return app
 
@@ -55,8 +67,8 @@ async def ensure_schema(database_url: str) -> None:
             log.info("created the ingestion queue's tables (procrastinate)")
 
 
-async def defer(app: App, job_id: str) -> None:
-    await app.configure_task(INGEST_TASK, queue=QUEUE).defer_async(job_id=job_id)
+async def defer(app: App, queue: str, job_id: str) -> None:
+    await app.configure_task(INGEST_TASK, queue=queue).defer_async(job_id=job_id)
 
 
 def worker_name(role: str) -> str:
@@ -65,6 +77,7 @@ def worker_name(role: str) -> str:
 
 async def run_worker(
     app: App,
+    queue: str,
     run_job: RunJob,
     sweep: Callable[[], Awaitable[None]],
     *,
@@ -75,10 +88,10 @@ async def run_worker(
     shutdown_grace: float,
 ) -> None:
     """Runs the queue's worker and its upkeep until cancelled (a stop lets running jobs end within the grace)."""
-    upkeep = asyncio.create_task(_upkeep(app, sweep, heartbeat, stalled), name="rag-upkeep")
+    upkeep = asyncio.create_task(_upkeep(app, queue, sweep, heartbeat, stalled), name="rag-upkeep")
     try:
         await app.run_worker_async(
-            queues=[QUEUE],
+            queues=[queue],
             name=name,
             concurrency=concurrency,
             install_signal_handlers=False,
@@ -95,22 +108,22 @@ async def run_worker(
             await upkeep
 
 
-async def _upkeep(app: App, sweep: Callable[[], Awaitable[None]], every: float, stalled: float) -> None:
+async def _upkeep(app: App, queue: str, sweep: Callable[[], Awaitable[None]], every: float, stalled: float) -> None:
     """Every round: requeue the jobs of workers that stopped beating, then sweep what ended jobs left behind."""
     while True:
         await asyncio.sleep(every)
         try:
-            await requeue_stalled(app, stalled)
+            await requeue_stalled(app, queue, stalled)
             await sweep()
         except (AgentHostError, psycopg.Error, OSError) as exc:  # the next round tries again
             log.warning("ingestion upkeep skipped a round: %s", exc)
 
 
-async def requeue_stalled(app: App, stalled: float) -> list[int]:
+async def requeue_stalled(app: App, queue: str, stalled: float) -> list[int]:
     """Puts back in the queue the running jobs of workers silent for `stalled` seconds; their ids."""
     manager = app.job_manager
     requeued = []
-    for job in await manager.get_stalled_jobs(queue=QUEUE, seconds_since_heartbeat=stalled):
+    for job in await manager.get_stalled_jobs(queue=queue, seconds_since_heartbeat=stalled):
         try:
             await manager.retry_job(job)
         except Exception as exc:  # another worker's upkeep got there first

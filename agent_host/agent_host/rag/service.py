@@ -25,7 +25,7 @@ from agent_host.rag.ingest import Ingestor
 from agent_host.rag.jobs import JobStore
 from agent_host.rag.multipart import UploadedFile
 from agent_host.rag.parsing import ArchiveLimits, ParseLimits, ParserPool
-from agent_host.rag.queue import defer, ensure_schema, queue_app, run_worker, worker_name
+from agent_host.rag.queue import defer, ensure_schema, queue_app, queue_name, run_worker, worker_name
 from agent_host.rag.registry import Registry
 from agent_host.rag.retrieval import Candidate, SearchParams, SharedView, search_collection
 from agent_host.rag.schemas import (
@@ -64,6 +64,7 @@ class RagService:
         limits = ParseLimits(settings.rag_parse_timeout, settings.rag_parse_memory_bytes, archive)
         self.parsers = ParserPool(settings.rag_parse_workers, limits)
         self.queue = queue_app(settings.database_url.get_secret_value())
+        self.queue_name = queue_name(settings.chroma_url, settings.chroma_path)
         self.ingestor = Ingestor(self.registry, self.jobs, store, self.embedder)
         self._queue_open = False
         self._ready = False
@@ -125,6 +126,7 @@ class RagService:
         settings = self.settings
         await run_worker(
             self.queue,
+            self.queue_name,
             self.ingestor.run_job,
             self.sweep,
             name=worker_name("host"),
@@ -311,7 +313,7 @@ class RagService:
 
     async def _enqueue(self, job_id: str) -> None:
         try:
-            await defer(self.queue, job_id)
+            await defer(self.queue, self.queue_name, job_id)
         except (psycopg.Error, OSError, PoolTimeout, ConnectorException) as exc:
             raise DatabaseUnavailable("the ingestion queue's database is unreachable") from exc
         await self.jobs.mark_queued(job_id)
