@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Kubernetes counterpart of compose's keys-init (deploy/compose/service_keys.py): makes the agent host's and
 # the UI's service keys on the proxy and the UI's cookie secret, and stores them in the Secret
-# genailabs-service-keys, which the agent host, the workers and the UI mount (their pods wait for it).
+# genailabs-service-keys, which the agent host and the UI mount (their pods wait for it).
 # Run it from your machine once the proxy is up, after the first `kubectl apply -k`:
 #   deploy/k8s/service-keys.sh              # keeps the Secret if it exists (every later run is a no-op)
 #   deploy/k8s/service-keys.sh --rotate     # new keys (the old ones revoked), then the pods restart on them
@@ -51,6 +51,6 @@ echo "service-keys: stored them in the Secret $SECRET"
 
 if $rotate; then
   # Settings are read at start: restart what reads the keys.
-  k rollout restart deployment/agent-host deployment/rag-worker deployment/ui >/dev/null
-  echo "service-keys: restarted agent-host, rag-worker and ui"
+  k rollout restart deployment/agent-host deployment/ui >/dev/null
+  echo "service-keys: restarted agent-host and ui"
 fi

@@ -234,9 +234,13 @@ def test_ingestion_workers_run_the_hosts_image_and_settings_and_the_host_leaves_
     assert worker["command"] == ["python", "-m", "agent_host.worker"]
     assert host["environment"]["RAG_INLINE_WORKER"] == worker["environment"]["RAG_INLINE_WORKER"] == "false"
     assert worker["environment"]["RAG_WORKER_HOST"] == "0.0.0.0"  # its healthcheck reaches it in the container
-    for name in ("AGENT_HOST_API_KEY", "AGENT_HOST_PROXY_KEY_FILE", "DATABASE_URL", "HUB_DATABASE_URL", "CHROMA_URL"):
+    for name in ("DATABASE_URL", "CHROMA_URL"):
         assert worker["environment"][name] == host["environment"][name], name
     assert worker["environment"]["CHROMA_URL"] == "http://chroma:8000"
+    # It calls no model and serves no person: no keys, no proxy.
+    assert not {"AGENT_HOST_API_KEY", "AGENT_HOST_PROXY_KEY_FILE", "LITELLM_BASE_URL"} & set(worker["environment"])
+    assert not [volume for volume in worker["volumes"] if volume.startswith("servicekeys:")]
+    assert "keys-init" not in worker["depends_on"]
     for dependency in ("postgres", "chroma"):
         assert worker["depends_on"][dependency]["condition"] == "service_healthy", dependency
     assert "agentdata:/data:rw" in worker["volumes"]  # the ONNX export of the embedding model, made once
@@ -320,12 +324,11 @@ def test_keys_init_hands_each_service_its_own_key_file(keys_init: ModuleType) ->
     assert init["entrypoint"] == ["python", "/opt/genailabs/service_keys.py"] and init["command"] == [KEYS_DIR]
     assert f"servicekeys:{KEYS_DIR}:rw" in init["volumes"]
     files = {key.alias: f"{KEYS_DIR}/{key.file}" for key in keys_init.service_keys()}
-    host, ui, worker = spec["agent-host"], spec["ui"], spec["rag-worker"]
+    host, ui = spec["agent-host"], spec["ui"]
     assert host["environment"]["AGENT_HOST_PROXY_KEY_FILE"] == files["agent-host"]
-    assert worker["environment"]["AGENT_HOST_PROXY_KEY_FILE"] == files["agent-host"]
     assert ui["environment"]["LITELLM_API_KEY_FILE"] == files["chat-ui"]
     assert ui["environment"]["UI_COOKIE_SECRET_FILE"] == f"{KEYS_DIR}/{keys_init.COOKIE_SECRET_FILE}"
-    for client in (host, ui, worker):
+    for client in (host, ui):
         assert f"servicekeys:{KEYS_DIR}:ro" in client["volumes"]
         assert client["depends_on"]["keys-init"]["condition"] == "service_completed_successfully"
     assert "AGENT_HOST_PROXY_KEY" not in host["environment"] and "LITELLM_API_KEY" not in ui["environment"]

@@ -311,8 +311,9 @@ def test_workers_run_the_hosts_image_and_settings_and_hosts_leave_ingestion_to_t
     for settings in (host_env, worker_env):
         assert settings["CHROMA_URL"] == f"http://chroma:{chroma}"
         assert settings["LITELLM_BASE_URL"] == "http://litellm:4100/v1"
-    secrets = {e["name"] for e in container(host)["env"] if "valueFrom" in e}
-    assert secrets - {"AGENT_HOST_ADMIN_KEY"} <= {e["name"] for e in container(worker)["env"]}
+    # A worker calls no model and serves no person: the database URL is its one secret.
+    assert [e["name"] for e in container(worker)["env"] if "valueFrom" in e] == ["DATABASE_URL"]
+    assert not [volume for volume in pod(worker)["volumes"] if "secret" in volume]
 
 
 def test_stateful_services_keep_their_data_on_claimed_volumes(rendered: dict[str, list[Doc]]) -> None:
@@ -367,7 +368,7 @@ def test_no_secret_value_is_published_and_services_read_the_keys_keys_init_makes
     assert keys_init.COOKIE_SECRET_FILE in script
     deployments = named(docs, "Deployment")
     mounted: dict[str, set[str]] = {}
-    for name in ("agent-host", "rag-worker", "ui"):
+    for name in ("agent-host", "ui"):
         volume = next(v for v in pod(deployments[name])["volumes"] if v.get("secret", {}).get("secretName"))
         assert volume["secret"]["secretName"] == "genailabs-service-keys"
         mounted[name] = {item["path"] for item in volume["secret"]["items"]}
@@ -375,7 +376,7 @@ def test_no_secret_value_is_published_and_services_read_the_keys_keys_init_makes
             if value.startswith("/run/genailabs/keys/"):
                 assert value.removeprefix("/run/genailabs/keys/") in mounted[name], (name, value)
     assert mounted["ui"] == {files["chat-ui"], keys_init.COOKIE_SECRET_FILE}
-    assert mounted["agent-host"] == mounted["rag-worker"] == {files["agent-host"]}
+    assert mounted["agent-host"] == {files["agent-host"]}
 
 
 def test_postgres_creates_the_genailabs_database_as_compose_does(rendered: dict[str, list[Doc]]) -> None:
