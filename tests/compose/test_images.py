@@ -20,7 +20,8 @@ from devstack.config import REPO_ROOT
 
 # Programs every Debian/Ubuntu-based image has: its Essential packages (dash, bash, coreutils, grep, sed, ...).
 DEBIAN_ESSENTIAL = {"sh": "dash (Essential)", "bash": "bash (Essential)", "grep": "grep (Essential)"}
-DEBIAN_ESSENTIAL |= {name: "coreutils (Essential)" for name in ("chown", "chmod", "cat", "head", "sleep", "env")}
+COREUTILS = ("chown", "chmod", "cat", "head", "sleep", "env", "timeout")
+DEBIAN_ESSENTIAL |= {name: "coreutils (Essential)" for name in COREUTILS}
 
 # image -> {program: where the upstream Dockerfile provides it}
 UPSTREAM: dict[str, dict[str, str]] = {
@@ -96,6 +97,8 @@ def shell_programs(script: str) -> set[str]:
             in_for = True
         if in_for or not at_start:
             continue
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", token, re.S):  # VAR=value before the command
+            continue
         if token in SHELL_KEYWORDS or token in SHELL_BUILTINS or re.fullmatch(r"\d+", token):
             at_start = token in SHELL_KEYWORDS or token == "exec"
             continue
@@ -112,6 +115,7 @@ def test_shell_programs_reads_commands_the_way_sh_runs_them() -> None:
         "e.sh",
     }
     assert shell_programs("exec docker-entrypoint.sh redis-server /tmp/c") == {"docker-entrypoint.sh", "redis-server"}
+    assert shell_programs('A="$(cat /run/p)" redis-cli ping | grep -q PONG') == {"redis-cli", "grep"}
     assert shell_programs("exec 3<>/dev/tcp/h/1 && printf 'x' >&3 && read -r s <&3 && [[ $s == *ok* ]]") == set()
     assert shell_programs('for m in $M; do if ollama show "$m"; then echo y; elif ollama pull x; then :; fi; done') >= {
         "ollama"

@@ -17,6 +17,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from compose.test_images import PYTHON_SLIM, UPSTREAM, shell_programs
 
 from devstack.config import REPO_ROOT
 
@@ -418,6 +419,33 @@ def test_every_shell_script_parses_with_dash(rendered: dict[str, list[Doc]]) -> 
         assert result.returncode == 0, f"{name}: {result.stderr}"
     result = subprocess.run(["bash", "-n", str(K8S / "service-keys.sh")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def programs_run(doc: Doc) -> set[str]:
+    """What a workload's container runs: its command (or the image's entrypoint with its args), probes, preStop."""
+    main = container(doc)
+    argv = [str(part) for part in main.get("command", [])]
+    commands = [argv] if argv else []
+    for hook in ("readinessProbe", "livenessProbe", "startupProbe"):
+        commands.append(main.get(hook, {}).get("exec", {}).get("command", []))
+    commands.append(main.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", []))
+    programs: set[str] = set()
+    for command in filter(None, commands):
+        programs.add(command[0])
+        if command[:2] in (["sh", "-c"], ["/bin/sh", "-c"]):
+            script = command[2] if len(command) > 2 else main["args"][0]
+            programs |= shell_programs(script)
+    return programs
+
+
+def test_every_program_a_workload_runs_is_in_its_image(rendered: dict[str, list[Doc]]) -> None:
+    """As tests/compose checks compose's services: what each pinned image contains, read from its Dockerfile."""
+    ours = {"genailabs/litellm-hub": "litellm", "genailabs/agent-host": "python", "genailabs/ui": "sh"}
+    for doc in workloads(rendered["scaled"]):
+        image = container(doc)["image"]
+        contents = set(PYTHON_SLIM) | set(ours.values()) if image.split(":")[0] in ours else set(UPSTREAM[image])
+        missing = programs_run(doc) - contents
+        assert not missing, f"{doc['metadata']['name']} runs {sorted(missing)}, which {image} lacks"
 
 
 def test_redis_password_never_reaches_an_environment_variable_or_argv(rendered: dict[str, list[Doc]]) -> None:
