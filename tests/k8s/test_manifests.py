@@ -194,6 +194,10 @@ def test_every_pod_runs_as_non_root_without_privileges(overlay: str, rendered: d
         # A read-only root needs somewhere to write temporary files.
         mounts = {mount["mountPath"] for mount in container(doc).get("volumeMounts", [])}
         assert "/tmp" in mounts, name
+        for volume in spec.get("volumes", []):  # the kinds the restricted profile allows; scratch space bounded
+            kind = next(key for key in volume if key != "name")
+            assert kind in ("emptyDir", "secret", "configMap", "persistentVolumeClaim", "projected"), (name, kind)
+            assert kind != "emptyDir" or "sizeLimit" in volume["emptyDir"], (name, volume["name"])
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
