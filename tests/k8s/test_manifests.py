@@ -98,12 +98,18 @@ def test_overlay_renders_everything_into_the_genailabs_namespace(overlay: str, r
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_overlay_passes_kubernetes_validate_in_strict_mode(overlay: str, rendered: dict[str, list[Doc]]) -> None:
+# Each overlay against the newest schemas kubernetes-validate ships, and the scaled one (a superset of single's
+# kinds and fields) against the oldest minor version still common on managed clusters.
+@pytest.mark.parametrize(
+    ("overlay", "version"), [("single", KUBERNETES_VERSION), ("scaled", KUBERNETES_VERSION), ("scaled", "1.29.0")]
+)
+def test_overlay_passes_kubernetes_validate_in_strict_mode(
+    overlay: str, version: str, rendered: dict[str, list[Doc]]
+) -> None:
     failures = []
     for doc in rendered[overlay]:
         try:
-            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+            kubernetes_validate.validate(doc, version, strict=True)
         except kubernetes_validate.ValidationError as exc:
             failures.append(f"{doc['kind']}/{doc['metadata']['name']}: {str(exc).splitlines()[0]}")
     assert not failures, "\n".join(failures)
