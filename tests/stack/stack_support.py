@@ -1,23 +1,47 @@
-"""What the `make up` tests share: a stack's environment on free ports, `make` and `devstack up` runs, a chat."""
+"""What the `make up` tests share: one stack on free ports, switched in place between configurations, and a chat.
+
+Bringing a stack up from nothing costs about a minute on a 2-core machine, and changing PROXY_REPLICAS,
+AGENT_HOST_REPLICAS or RAG_WORKERS in place less than that: so every module that needs a running stack uses
+the session's one (the `stack` fixture in conftest.py) and asks it for the configuration it tests.
+"""
 
 import os
 import subprocess
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from devstack.config import REPO_ROOT
-from devstack.probe import free_port
+from devstack.config import REPO_ROOT, StackSettings
+from devstack.probe import free_port, port_in_use
 from procs import scaled
 
+MASTER_KEY = "sk-stack-test-master-key"
+# Characters that break an unencoded URL: `up` builds DATABASE_URL itself, and must encode them.
+PASSWORD = "pw@stack:1/2#3%?"
+SINGLE = {"PROXY_REPLICAS": "1", "AGENT_HOST_REPLICAS": "1", "RAG_WORKERS": "1"}
+SCALED = {"PROXY_REPLICAS": "2", "AGENT_HOST_REPLICAS": "2", "RAG_WORKERS": "2"}
 
-def stack_environment(stack_dir: Path, master_key: str, **settings: str) -> dict[str, str]:
+
+def free_run(count: int) -> int:
+    """A base port whose next `count` ports are all free (instances' internal ports)."""
+    for _ in range(200):
+        base = free_port()
+        if base + count < 65536 and not any(port_in_use(base + i) for i in range(1, count + 1)):
+            return base
+    raise RuntimeError("no run of free ports found")
+
+
+def stack_environment(stack_dir: Path, master_key: str = MASTER_KEY, **settings: str) -> dict[str, str]:
     """A stack of its own under `stack_dir`, every port free, nothing from the developer's shell that would
     point it elsewhere; `settings` add or override."""
     env = {
         **os.environ,
         "STACK_DIR": str(stack_dir),
         "POSTGRES_PORT": str(free_port()),
+        # No DATABASE_URL: `up` builds it, and a password that breaks an unencoded URL proves it encodes it.
+        "POSTGRES_PASSWORD": PASSWORD,
         "OLLAMA_BASE_URL": f"http://localhost:{free_port()}",
         "RUNTIME2_PORT": str(free_port()),
         "LITELLM_PORT": str(free_port()),
@@ -25,10 +49,14 @@ def stack_environment(stack_dir: Path, master_key: str, **settings: str) -> dict
         "UI_PORT": str(free_port()),
         "AGENT_HOST_PORT": str(free_port()),
         "REDIS_PORT": str(free_port()),
-        "PROXY_REPLICAS": "1",
+        "CHROMA_PORT": str(free_port()),
+        "PROXY_INTERNAL_PORT_BASE": str(free_run(2)),
+        "AGENT_HOST_INTERNAL_PORT_BASE": str(free_run(2)),
+        "RAG_WORKER_PORT_BASE": str(free_run(2)),
+        **SINGLE,
         **settings,
     }
-    for name in ("MAKEFLAGS", "DATABASE_URL", "REDIS_URL"):
+    for name in ("MAKEFLAGS", "DATABASE_URL", "REDIS_URL", "CHROMA_URL"):
         if name not in settings:
             env.pop(name, None)
     return env
@@ -47,6 +75,60 @@ def devstack_up(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         [str(REPO_ROOT / ".venv/bin/python"), "-m", "devstack", "up"],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=scaled(60),
     )  # fmt: skip
+
+
+@dataclass
+class Stack:
+    """The session's stack: `up(configuration)` runs `make up` only when the configuration differs from the
+    running one (or nothing runs), so consecutive modules of one configuration share one start."""
+
+    env: dict[str, str]
+    running: dict[str, str] | None = None
+    last_up: subprocess.CompletedProcess[str] | None = None
+    # Every port any configuration held: `make down` must free them all.
+    ports: set[int] = field(default_factory=set)
+
+    @classmethod
+    def create(cls) -> "Stack":
+        stack_dir = Path(tempfile.mkdtemp(prefix="genailabs-stack-"))
+        stack_dir.chmod(0o755)  # PostgreSQL runs as `postgres` when the tests run as root
+        return cls(stack_environment(stack_dir))
+
+    def up(self, configuration: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        if self.running == configuration and self.last_up is not None and self.last_up.returncode == 0:
+            return self.last_up
+        self.env.update(configuration)
+        self.last_up = make("up", self.env, 600)
+        self.running = configuration if self.last_up.returncode == 0 else None
+        self.ports.update(port for port in self.settings().agent_host_instance_ports)
+        self.ports.update(self.settings().proxy_instance_ports + self.settings().rag_worker_ports)
+        return self.last_up
+
+    def down(self) -> subprocess.CompletedProcess[str]:
+        self.running = None
+        return make("down", self.env)
+
+    @property
+    def dir(self) -> Path:
+        return Path(self.env["STACK_DIR"])
+
+    def settings(self) -> StackSettings:
+        """The stack's settings as `up` read them (for Supervisor, plan and the ports)."""
+        names = {
+            name.lower(): value
+            for name, value in self.env.items()
+            if name.endswith(("_PORT", "_PORT_BASE", "_REPLICAS", "_WORKERS")) or name in ("POSTGRES_PASSWORD",)
+        }
+        return StackSettings(
+            stack_dir=self.dir,
+            litellm_master_key=self.env["LITELLM_MASTER_KEY"],
+            ollama_base_url=self.env["OLLAMA_BASE_URL"],
+            database_url="",
+            **names,  # type: ignore[arg-type]  # pydantic converts the strings
+        )
+
+    def url(self, port_name: str) -> str:
+        return f"http://localhost:{self.env[port_name]}"
 
 
 def chat_status(client: httpx.Client, url: str, key: str) -> int:

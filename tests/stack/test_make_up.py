@@ -1,46 +1,49 @@
-"""`make up` / `make status` / `make down` for real, on free ports and a fresh stack dir."""
+"""`make up` / `make status` for real, one of each service, on the session's stack (free ports, its own dir)."""
 
 import os
 import signal
 import subprocess
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from stack_support import chat_status, make, stack_environment
+from stack_support import MASTER_KEY, PASSWORD, SINGLE, Stack, chat_status, make, stack_environment
 
 from devstack.config import REPO_ROOT, StackSettings
-from devstack.probe import http_ok, port_in_use
+from devstack.probe import http_ok
 from devstack.services import plan
 from devstack.supervisor import Supervisor
 from procs import scaled
 
-MASTER_KEY = "sk-stack-test-master-key"
-PASSWORD = "pw@stack:1/2#3%?"
+SERVICES = ("postgres", "redis", "runtime", "runtime2", "chroma", "proxy", "rag_worker1", "agent_host", "ui")
 
 
-def _stack_env(stack_dir: Path) -> dict[str, str]:
-    # No DATABASE_URL: `up` builds it, and a password that breaks an unencoded URL proves it encodes it.
-    return stack_environment(stack_dir, MASTER_KEY, POSTGRES_PASSWORD=PASSWORD)
+SEEDED = "kept_from_the_embedded_client"
+
+
+def _seed_embedded_chroma(path: Path) -> None:
+    """Vectors as a stack from before the Chroma server kept them: the embedded client's files."""
+    import chromadb
+
+    client = chromadb.PersistentClient(path=str(path))
+    collection = client.get_or_create_collection(SEEDED)
+    collection.add(ids=["a", "b"], embeddings=[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], documents=["first", "second"])
 
 
 @pytest.fixture(scope="module")
-def stack_env() -> Iterator[dict[str, str]]:
-    stack_dir = Path(tempfile.mkdtemp(prefix="genailabs-stack-"))
-    stack_dir.chmod(0o755)  # PostgreSQL runs as `postgres` when the tests run as root
-    env = _stack_env(stack_dir)
-    yield env
-    make("down", env)
+def stack_env(stack: Stack) -> dict[str, str]:
+    if stack.running is None and not (stack.dir / "chroma").exists():
+        _seed_embedded_chroma(stack.dir / "chroma")
+    stack.up(SINGLE)  # the first test says what went wrong, if anything did
+    return stack.env
 
 
-def test_make_up_starts_every_service_healthy_and_the_proxy_answers(stack_env: dict[str, str]) -> None:
-    result = make("up", stack_env)
+def test_make_up_starts_every_service_healthy_and_the_proxy_answers(stack: Stack, stack_env: dict[str, str]) -> None:
+    result = stack.up(SINGLE)
     assert result.returncode == 0, result.stdout + result.stderr
-    for service in ("postgres", "redis", "runtime", "runtime2", "proxy", "agent_host", "ui"):
+    for service in SERVICES:
         row = next(line for line in result.stdout.splitlines() if line.startswith(service + " "))
         assert "RUNNING" in row and "healthy" in row, row
     assert MASTER_KEY not in result.stdout + result.stderr
@@ -56,6 +59,18 @@ def test_make_up_starts_every_service_healthy_and_the_proxy_answers(stack_env: d
     assert reply.json()["choices"][0]["message"]["content"]
 
 
+def test_the_chroma_server_serves_what_the_embedded_client_kept(stack: Stack, stack_env: dict[str, str]) -> None:
+    import chromadb
+
+    client = chromadb.HttpClient(host="127.0.0.1", port=int(stack_env["CHROMA_PORT"]))
+    if SEEDED not in {collection.name for collection in client.list_collections()}:
+        pytest.skip("the session's stack was started before this module could seed it")
+    collection = client.get_collection(SEEDED)
+    assert collection.count() == 2
+    found = collection.query(query_embeddings=[[0.0, 1.0, 0.0]], n_results=1, include=["documents"])
+    assert found["documents"] == [["second"]]
+
+
 def test_make_up_again_is_idempotent(stack_env: dict[str, str]) -> None:
     result = make("up", stack_env)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -64,7 +79,7 @@ def test_make_up_again_is_idempotent(stack_env: dict[str, str]) -> None:
 def test_make_status_reports_each_service_healthy(stack_env: dict[str, str]) -> None:
     result = make("status", stack_env)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("healthy") == 7  # postgres, redis, two runtimes, proxy, agent host, UI
+    assert result.stdout.count("healthy") == len(SERVICES), result.stdout
 
 
 def _chat(client: httpx.Client, proxy: str) -> int:
@@ -109,7 +124,8 @@ def test_a_runtime_killed_by_sigsegv_again_and_again_is_back_within_seconds_each
                 info = supervisor.info("runtime") or {}
                 if info.get("pid") not in (0, pid) and http_ok(f"{runtime_url}/api/version", timeout=1) is None:
                     break
-                assert time.monotonic() - killed < scaled(10), f"runtime not back after {scaled(10):.0f}s: {info}"
+                # A deadline, not a speed claim: on a busy 2-core machine a runtime takes a while to load its model.
+                assert time.monotonic() - killed < scaled(30), f"runtime not back after {scaled(30):.0f}s: {info}"
                 time.sleep(0.05)
             recoveries.append(time.monotonic() - killed)
         settled = time.monotonic() + scaled(10)
@@ -136,22 +152,12 @@ def test_a_runtime_killed_by_sigsegv_again_and_again_is_back_within_seconds_each
     assert next(row.split() for row in rows if row.startswith("proxy "))[2] == "0", status.stdout
 
 
-def test_every_other_service_killed_outright_is_back_and_healthy(stack_env: dict[str, str]) -> None:
-    settings = StackSettings(
-        stack_dir=Path(stack_env["STACK_DIR"]),
-        litellm_master_key=MASTER_KEY,
-        postgres_port=int(stack_env["POSTGRES_PORT"]),
-        postgres_password=PASSWORD,
-        ollama_base_url=stack_env["OLLAMA_BASE_URL"],
-        runtime2_port=int(stack_env["RUNTIME2_PORT"]),
-        litellm_port=int(stack_env["LITELLM_PORT"]),
-        ui_port=int(stack_env["UI_PORT"]),
-        agent_host_port=int(stack_env["AGENT_HOST_PORT"]),
-    )
+def test_every_other_service_killed_outright_is_back_and_healthy(stack: Stack, stack_env: dict[str, str]) -> None:
+    settings = stack.settings()
     supervisor = Supervisor(settings)
     services = {service.name: service for service in plan(settings, lambda name: True)}
     recoveries = {}
-    for name in ("postgres", "proxy", "agent_host", "ui"):
+    for name in ("postgres", "chroma", "proxy", "rag_worker1", "agent_host", "ui"):
         info = supervisor.info(name)
         assert info is not None and info["statename"] == "RUNNING", info
         os.kill(int(str(info["pid"])), signal.SIGKILL)
@@ -204,18 +210,10 @@ def test_databases_for_the_hub_and_the_app_exist(stack_env: dict[str, str]) -> N
             assert conn.execute("SELECT current_database()").fetchone() == (database,)
 
 
-def test_make_down_stops_everything_it_started(stack_env: dict[str, str]) -> None:
-    result = make("down", stack_env)
-    assert result.returncode == 0, result.stderr
-    for key in ("POSTGRES_PORT", "LITELLM_PORT", "RUNTIME2_PORT", "UI_PORT", "AGENT_HOST_PORT", "REDIS_PORT"):
-        assert not port_in_use(int(stack_env[key])), key
-    assert make("status", stack_env).returncode != 0
-
-
 def test_make_up_refuses_a_busy_port_with_one_line(tmp_path: Path) -> None:
     import socket
 
-    env = _stack_env(tmp_path)
+    env = stack_environment(tmp_path)
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", int(env["LITELLM_PORT"])))
         blocker.listen()

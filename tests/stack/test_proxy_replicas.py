@@ -1,42 +1,30 @@
-"""`make up` with PROXY_REPLICAS=2: Redis, two proxy instances behind HAProxy on LITELLM_PORT, for real."""
+"""The scaled stack (PROXY_REPLICAS=2 AGENT_HOST_REPLICAS=2 RAG_WORKERS=2), the proxy side: Redis, two proxy
+instances behind HAProxy on LITELLM_PORT, for real. The session's stack is switched to it in place."""
 
-import json
 import os
 import signal
 import socket
 import stat
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from stack_support import chat_status, devstack_up, make, stack_environment
+from stack_support import MASTER_KEY, SCALED, Stack, chat_status, devstack_up, make, stack_environment
 
 from devstack.balancer import server_stats
 from devstack.config import StackSettings
-from devstack.probe import free_port, http_ok, port_in_use
+from devstack.probe import free_port, http_ok
 from devstack.redis_server import redis_ok
 from devstack.supervisor import Supervisor
 from procs import scaled
 
-MASTER_KEY = "sk-replicas-test-master-key"
 INSTANCES = ("proxy1", "proxy2")
-
-
-def _free_run(count: int) -> int:
-    """A base port whose next `count` ports are all free (the instances' internal ports)."""
-    for _ in range(200):
-        base = free_port()
-        if base + count < 65536 and not any(port_in_use(base + i) for i in range(1, count + 1)):
-            return base
-    raise RuntimeError("no run of free ports found")
-
-
-def _stack_env(stack_dir: Path) -> dict[str, str]:
-    return stack_environment(stack_dir, MASTER_KEY, PROXY_REPLICAS="2", PROXY_INTERNAL_PORT_BASE=str(_free_run(2)))
+SCALED_SERVICES = (
+    *("postgres", "redis", "runtime", "runtime2", "chroma", *INSTANCES, "balancer"),
+    *("rag_worker1", "rag_worker2", "agent_host1", "agent_host2", "ui"),
+)
 
 
 def _settings(env: dict[str, str]) -> StackSettings:
@@ -51,15 +39,9 @@ def _settings(env: dict[str, str]) -> StackSettings:
 
 
 @pytest.fixture(scope="module")
-def stack_env() -> Iterator[dict[str, str]]:
-    stack_dir = Path(tempfile.mkdtemp(prefix="genailabs-replicas-"))
-    stack_dir.chmod(0o755)  # PostgreSQL runs as `postgres` when the tests run as root
-    env = _stack_env(stack_dir)
-    result = make("up", env, 500)
-    env["UP_OUTPUT"] = result.stdout + result.stderr
-    env["UP_RC"] = str(result.returncode)
-    yield env
-    make("down", env)
+def stack_env(stack: Stack) -> dict[str, str]:
+    result = stack.up(SCALED)
+    return {**stack.env, "UP_OUTPUT": result.stdout + result.stderr, "UP_RC": str(result.returncode)}
 
 
 def _row(output: str, name: str) -> list[str]:
@@ -73,17 +55,17 @@ def _chat(client: httpx.Client, url: str) -> int:
 def test_make_up_runs_redis_two_proxy_instances_and_the_balancer_healthy(stack_env: dict[str, str]) -> None:
     output = stack_env["UP_OUTPUT"]
     assert stack_env["UP_RC"] == "0", output
-    for name in ("postgres", "redis", "runtime", "runtime2", *INSTANCES, "balancer", "agent_host", "ui"):
+    for name in SCALED_SERVICES:
         row = _row(output, name)
         assert row[1] == "RUNNING" and row[3] == "healthy", row
-    assert not any(line.startswith("proxy ") for line in output.splitlines()), output
+    assert not any(line.startswith(("proxy ", "agent_host ")) for line in output.splitlines()), output
     assert _row(output, "balancer")[4] == f"http://localhost:{stack_env['LITELLM_PORT']}/v1"
     base = int(stack_env["PROXY_INTERNAL_PORT_BASE"])
     assert [int(_row(output, name)[4].split(":")[2].split("/")[0]) for name in INSTANCES] == [base + 1, base + 2]
 
     status = make("status", stack_env)
     assert status.returncode == 0, status.stdout + status.stderr
-    assert status.stdout.count("healthy") == 9, status.stdout
+    assert status.stdout.count("healthy") == len(SCALED_SERVICES), status.stdout
 
 
 def test_redis_password_stays_in_its_own_files_and_reaches_only_the_proxies(stack_env: dict[str, str]) -> None:
@@ -97,7 +79,7 @@ def test_redis_password_stays_in_its_own_files_and_reaches_only_the_proxies(stac
     assert password not in stack_env["UP_OUTPUT"]
 
     supervisor = Supervisor(settings)
-    for name in (*INSTANCES, "redis", "agent_host"):
+    for name in (*INSTANCES, "redis", "agent_host1", "rag_worker1"):
         info = supervisor.info(name)
         assert info is not None and info["pid"], name
         pid = int(str(info["pid"]))
@@ -108,7 +90,7 @@ def test_redis_password_stays_in_its_own_files_and_reaches_only_the_proxies(stac
         assert password not in argv, name
         if name in INSTANCES:
             assert redis_ok(environ["REDIS_URL"]) is None and password in environ["REDIS_URL"], name
-        elif name == "agent_host":
+        elif name != "redis":  # the hosts and the workers: neither the Redis password nor the master key
             assert environ.get("REDIS_URL") == "" and environ.get("LITELLM_MASTER_KEY") == ""
 
 
@@ -193,7 +175,7 @@ def test_redis_killed_is_restarted_by_supervisord(stack_env: dict[str, str]) -> 
 
 
 def test_make_up_refuses_a_taken_redis_port_with_one_line(tmp_path: Path) -> None:
-    env = _stack_env(tmp_path)
+    env = stack_environment(tmp_path, **SCALED)
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", int(env["REDIS_PORT"])))
         blocker.listen()
@@ -204,17 +186,8 @@ def test_make_up_refuses_a_taken_redis_port_with_one_line(tmp_path: Path) -> Non
 
 
 def test_make_up_refuses_an_unreachable_redis_url_with_one_line(tmp_path: Path) -> None:
-    env = {**_stack_env(tmp_path), "REDIS_URL": f"redis://:secret-pw@127.0.0.1:{free_port()}/0"}
+    env = {**stack_environment(tmp_path, **SCALED), "REDIS_URL": f"redis://:secret-pw@127.0.0.1:{free_port()}/0"}
     result = devstack_up(env)
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0 and len(lines) == 1, result.stderr
     assert "REDIS_URL" in lines[0] and "secret-pw" not in result.stdout + result.stderr
-
-
-def test_make_down_stops_redis_the_instances_and_the_balancer(stack_env: dict[str, str]) -> None:
-    result = make("down", stack_env)
-    assert result.returncode == 0, result.stderr
-    base = int(stack_env["PROXY_INTERNAL_PORT_BASE"])
-    for port in (int(stack_env["REDIS_PORT"]), int(stack_env["LITELLM_PORT"]), base + 1, base + 2):
-        assert not port_in_use(port), port
-    assert json.loads((Path(stack_env["STACK_DIR"]) / "plan.json").read_text())["proxy_replicas"] == 2
