@@ -24,6 +24,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(pytest.mark.timeout(scaled(seconds)), append=False)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Slow preparations start now, beside the tests before them: each collected module that has a
+    `start_in_background()` (tests/compose/test_proxy_image.py: a fresh venv's pip install) gets it called once."""
+    started: set[str] = set()
+    for item in session.items:
+        module = getattr(item, "module", None)
+        start = getattr(module, "start_in_background", None)
+        if module is not None and callable(start) and module.__name__ not in started:
+            started.add(module.__name__)
+            start()
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresInstance]:
     instance = start_postgres()

@@ -3,21 +3,27 @@
 The Dockerfile's COPY lines are replayed into a temporary /app, its RUN pip line is run with /app pointing there
 (pip's cache kept: the Dockerfile's --no-cache-dir only keeps the image small), and the result is checked for what
 the container relies on: the `litellm` entrypoint, the hub importable with its data files, the pinned versions.
-Slow (a minute or two with a warm pip cache): it resolves and installs LiteLLM's proxy from PyPI.
+Slow (two minutes or more): it resolves and installs LiteLLM's proxy from PyPI, so the install starts in the
+background as soon as the session's tests are collected (`start_in_background`, called by tests/conftest.py).
 """
 
+import atexit
 import json
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
+import tempfile
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from devstack.config import REPO_ROOT
+from procs import scaled
 
 DOCKERFILE = REPO_ROOT / "litellm_hub" / "Dockerfile"
 PYTHON = shutil.which("python3.11")
@@ -35,12 +41,24 @@ def _instructions() -> list[tuple[str, str]]:
     return [(line.split(None, 1)[0], line.split(None, 1)[1]) for line in lines]
 
 
-@pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A venv holding what the Dockerfile's pip line installs; the /app it was run from beside it."""
-    root = tmp_path_factory.mktemp("proxy-image")
-    app = root / "app"
-    app.mkdir()
+@dataclass
+class Build:
+    """The venv the Dockerfile's pip line is installing into, and the process doing it."""
+
+    root: Path
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def venv(self) -> Path:
+        return self.root / "venv"
+
+
+_build: Build | None = None
+
+
+def _replay_copies(app: Path) -> list[str]:
+    """Replays the Dockerfile's COPY lines into `app`; returns its pip line's arguments, /app pointing there."""
     pip_lines = []
     for kind, args in _instructions():
         if kind == "WORKDIR":
@@ -61,19 +79,56 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     args = [arg for arg in argv[2:] if arg != "--no-cache-dir"]
     args = [str(app) if arg == "/app" else arg for arg in args]
     assert str(app) in args, "the pip line installs something other than the copied project"
-    venv = root / "venv"
-    subprocess.run([PYTHON or "python3.11", "-m", "venv", str(venv)], check=True)
+    return args
+
+
+def start_in_background() -> None:
+    """Called by tests/conftest.py once the session's tests are collected: the install (two minutes or more,
+    mostly waiting on PyPI) runs beside the tests before this module's, at low priority, instead of in
+    front of this module's."""
+    global _build
+    if _build is not None or PYTHON is None:
+        return
+    root = Path(tempfile.mkdtemp(prefix="genailabs-proxy-image-"))
+    app = root / "app"
+    app.mkdir()
+    args = _replay_copies(app)
+    log = root / "pip.log"
     # No .pyc compilation: it is what installing LiteLLM spends most of its time on, and changes nothing installed.
     environment = {**os.environ, "PIP_NO_COMPILE": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    result = subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "--quiet", *args],
-        capture_output=True,
-        text=True,
-        timeout=840,
-        env=environment,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return venv
+    script = 'venv="$1"; shift; "$0" -m venv "$venv" && exec "$venv/bin/pip" install --quiet "$@"'
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            ["nice", "-n", "10", "sh", "-c", script, PYTHON, str(root / "venv"), *args],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            start_new_session=True,
+        )
+    _build = Build(root, process, log)
+    atexit.register(_discard, _build)
+
+
+def _discard(build: Build) -> None:
+    if build.process.poll() is None:  # the session ended before this module ran
+        os.killpg(build.process.pid, signal.SIGKILL)
+        build.process.wait()
+    shutil.rmtree(build.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def image() -> Path:
+    """A venv holding what the Dockerfile's pip line installs; the /app it was run from beside it."""
+    start_in_background()  # already under way unless this module's tests were not collected at session start
+    assert _build is not None
+    try:
+        returncode = _build.process.wait(timeout=scaled(840))
+    except subprocess.TimeoutExpired:
+        _discard(_build)
+        pytest.fail(f"the pip line did not finish within {scaled(840):.0f}s")
+    output = _build.log.read_text(errors="replace")
+    assert returncode == 0, output[-6000:]
+    return _build.venv
 
 
 def test_pip_line_installs_a_consistent_environment(image: Path) -> None:
