@@ -10,8 +10,9 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make setup   create .venv and install everything (runs by itself when missing or stale)"
-	@echo "make up      start Postgres, Redis, model runtimes, the LiteLLM proxy (PROXY_REPLICAS of them behind"
-	@echo "             HAProxy), the agent host and the UI in the background"
+	@echo "make up      start Postgres, Redis, model runtimes, Chroma, the LiteLLM proxy (PROXY_REPLICAS of them behind"
+	@echo "             HAProxy), RAG_WORKERS ingestion workers, the agent host (AGENT_HOST_REPLICAS of them behind"
+	@echo "             HAProxy) and the UI in the background"
 	@echo "make status  health of each service      make logs   follow the service logs"
 	@echo "make down    stop what 'make up' started  make test   lint + the whole test suite"
 	@echo "make bench   benchmarks against the running stack (make up first)"
