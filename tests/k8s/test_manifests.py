@@ -569,3 +569,107 @@ def test_external_postgres_component_removes_only_the_database(tmp_path: Path) -
     assert "postgres" not in named(docs, "StatefulSet") and "postgres" not in named(docs, "Service")
     assert "postgres" not in named(docs, "NetworkPolicy")
     assert {"litellm", "agent-host", "rag-worker", "ui"} <= set(named(docs, "Deployment"))
+
+
+# --- the scripts, run here -------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server")
+def test_redis_command_starts_a_server_that_the_probe_finds_healthy_with_the_password_only(
+    rendered: dict[str, list[Doc]], tmp_path: Path
+) -> None:
+    """The container's command and probe, run by this machine's redis-server with the Secret's file in tmp_path."""
+    from devstack.probe import free_port
+
+    redis = named(rendered["scaled"], "Deployment")["redis"]
+    password = tmp_path / "password"
+    password.write_text("pw-123")
+
+    def local(script: str) -> str:
+        return script.replace("/tmp/", f"{tmp_path}/").replace("/run/secrets/redis/password", str(password))
+
+    port = free_port()
+    script = local(container(redis)["command"][2]).replace("dir /data", f"dir {tmp_path}")
+    assert script.rstrip().endswith("redis.conf")  # options after the config file override it
+    script = script.rstrip() + f" --port {port} --save ''"
+    server = subprocess.Popen(["sh", "-c", script], env={"PATH": "/usr/bin:/bin", "REDIS_MAXMEMORY": "64mb"})
+    try:
+        probe = local(container(redis)["readinessProbe"]["exec"]["command"][2]).replace(
+            "redis-cli", f"redis-cli -p {port}"
+        )
+        healthy = False
+        for _ in range(50):
+            if subprocess.run(["sh", "-c", probe], env={"PATH": "/usr/bin:/bin"}).returncode == 0:
+                healthy = True
+                break
+            subprocess.run(["sleep", "0.1"])
+        assert healthy
+        assert (tmp_path / "redis.conf").stat().st_mode & 0o077 == 0  # umask 077: the password's file is private
+        password.write_text("wrong")
+        assert subprocess.run(["sh", "-c", probe], env={"PATH": "/usr/bin:/bin"}).returncode != 0
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+FAKE_KUBECTL = r"""#!/bin/bash
+# Records each call; plays a cluster where the Secret exists only if $STATE/secret does.
+printf '%s\n' "$*" >> "$STATE/calls"
+args=" $* "
+case "$args" in
+  *" get secret "*) [ -f "$STATE/secret" ] ;;
+  *" rollout status "*) exit 0 ;;
+  *" hub.keys revoke "*) exit 1 ;;
+  *" hub.keys create "*) alias=$(sed -n 's/.*--alias \([^ ]*\).*/\1/p' <<< "$args"); echo "sk-made-for-$alias" ;;
+  *" create secret generic "*)
+    for arg in "$@"; do
+      case "$arg" in
+        --from-file=*) file=${arg#--from-file=}; stat -c '%a' "$file" >> "$STATE/modes";
+          echo "  $(basename "$file"): $(cat "$file")" ;;
+      esac
+    done ;;
+  *" apply -f - "*) cat > "$STATE/secret" ;;
+  *" rollout restart "*) exit 0 ;;
+  *) echo "unexpected kubectl call: $*" >&2; exit 3 ;;
+esac
+"""
+
+
+def run_service_keys(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    kubectl = tmp_path / "kubectl"
+    kubectl.write_text(FAKE_KUBECTL)
+    kubectl.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "KUBECTL": str(kubectl), "STATE": str(tmp_path), "TMPDIR": str(tmp_path)}
+    return subprocess.run(
+        ["bash", str(K8S / "service-keys.sh"), *args], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def test_service_keys_script_stores_new_keys_in_the_secret_through_private_files_only(tmp_path: Path) -> None:
+    keys_init = load_keys_init()
+    result = run_service_keys(tmp_path)
+    assert result.returncode == 0, result.stderr
+    secret = (tmp_path / "secret").read_text()
+    for key in keys_init.service_keys():
+        assert f"{key.file}: sk-made-for-{key.alias}" in secret
+    cookie = re.search(rf"{re.escape(keys_init.COOKIE_SECRET_FILE)}: (\S+)", secret)
+    assert cookie is not None and len(cookie.group(1)) >= 40
+    calls = (tmp_path / "calls").read_text()
+    assert "sk-made-for" not in calls and cookie.group(1) not in calls  # never on a command line
+    assert "sk-made-for" not in result.stdout + result.stderr  # nor printed
+    assert set((tmp_path / "modes").read_text().split()) == {"600"}
+    assert not [path for path in tmp_path.iterdir() if path.is_dir()]  # its temporary directory is gone
+    assert "rollout restart" not in calls
+
+
+def test_service_keys_script_keeps_an_existing_secret_and_rotates_only_when_asked(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("existing")
+    result = run_service_keys(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "kept" in result.stdout and (tmp_path / "secret").read_text() == "existing"
+    assert "hub.keys" not in (tmp_path / "calls").read_text()
+    result = run_service_keys(tmp_path, "--rotate")
+    assert result.returncode == 0, result.stderr
+    assert "sk-made-for-agent-host" in (tmp_path / "secret").read_text()
+    calls = (tmp_path / "calls").read_text()
+    assert "hub.keys revoke agent-host" in calls and "rollout restart deployment/agent-host deployment/ui" in calls
