@@ -27,6 +27,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Slow preparations start now, beside the tests before them: each collected module that has a
     `start_in_background()` (tests/compose/test_proxy_image.py: a fresh venv's pip install) gets it called once."""
+    if session.config.option.collectonly:
+        return
     started: set[str] = set()
     for item in session.items:
         module = getattr(item, "module", None)

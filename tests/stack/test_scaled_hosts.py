@@ -4,14 +4,16 @@ the balancer on AGENT_HOST_PORT, two ingestion workers, one Chroma server, for r
 import json
 import os
 import signal
+import socket
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from stack_support import SCALED, Stack, make
+from stack_support import SCALED, Stack, devstack_up, make, stack_environment
 
 from devstack.balancer import server_stats
 from devstack.probe import http_ok
@@ -158,3 +160,21 @@ def test_a_host_killed_outright_leaves_the_balancer_answering_and_comes_back(
     assert status.returncode == 0, status.stdout + status.stderr
     assert int(_row(status.stdout, "agent_host1")[2]) >= 1 and _row(status.stdout, "agent_host1")[3] == "healthy"
     assert _row(status.stdout, "agent_host2")[2] == "0", status.stdout
+
+
+@pytest.mark.parametrize("taken", ["CHROMA_PORT", "worker", "host"])
+def test_make_up_refuses_a_taken_chroma_worker_or_host_port_with_one_line(tmp_path: Path, taken: str) -> None:
+    env = stack_environment(tmp_path, **SCALED)
+    port = {
+        "CHROMA_PORT": int(env["CHROMA_PORT"]),
+        "worker": int(env["RAG_WORKER_PORT_BASE"]) + 2,
+        "host": int(env["AGENT_HOST_INTERNAL_PORT_BASE"]) + 1,
+    }[taken]
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", port))
+        blocker.listen()
+        result = devstack_up(env)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    needed_by = {"CHROMA_PORT": "chroma", "worker": "rag_worker2", "host": "agent_host1"}[taken]
+    assert f"port {port} is already in use" in lines[0] and f"(needed by {needed_by})" in lines[0], lines[0]
