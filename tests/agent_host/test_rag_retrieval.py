@@ -12,7 +12,6 @@ from agent_host.config import Settings
 from agent_host.errors import VectorStoreUnavailable
 from agent_host.rag.embeddings import EmbedderRegistry
 from agent_host.rag.multipart import UploadedFile
-from agent_host.rag.registry import Registry
 from agent_host.rag.schemas import CollectionCreate, QueryRequest, RagFilters
 from agent_host.rag.service import RagService
 from agent_host.rag.store import VectorStore
@@ -65,12 +64,13 @@ async def open_service(
     database: str, chroma: Path, embedders: EmbedderRegistry, chroma_url: str | None = None
 ) -> tuple[RagService, object]:
     settings = Settings(  # type: ignore[call-arg]
-        agent_host_api_key="k", agent_host_proxy_key="k", database_url=database, chroma_path=chroma
-    )
+        agent_host_api_key="k", agent_host_proxy_key="k", database_url=database, chroma_path=chroma,
+        chroma_url=chroma_url,
+    )  # fmt: skip
     pool = await open_pool(database, 5.0)
     await pool.wait(timeout=10)
     await store_account(pool, ADMIN)
-    service = RagService(settings, Registry(pool), VectorStore(chroma, chroma_url), embedders)
+    service = RagService(settings, pool, VectorStore(chroma, chroma_url), embedders)
     await service.start()
     return service, pool
 
@@ -169,12 +169,12 @@ async def test_queries_during_a_job_see_a_document_whole_or_not_at_all(rag: RagS
         filters=RagFilters(source="tolls.txt"),
     )
     seen_while_running: set[int] = set()
-    while rag.job(upload.job.id, ADMIN).status in ("queued", "running"):
+    while (await rag.job(upload.job.id, ADMIN)).status in ("queued", "running"):
         hits = (await rag.query(request, ADMIN)).hits
-        if rag.job(upload.job.id, ADMIN).status == "running":
+        if (await rag.job(upload.job.id, ADMIN)).status == "running":
             seen_while_running.add(len(hits))
         await asyncio.sleep(0.01)
-    final = rag.job(upload.job.id, ADMIN)
+    final = await rag.job(upload.job.id, ADMIN)
     chunks = final.files[0].chunks
     assert final.status == "done" and chunks is not None and 0 < chunks <= 50
     assert seen_while_running  # queries were answered while the job ran ...
@@ -196,12 +196,12 @@ async def test_a_reindex_switches_generations_without_a_gap(rag: RagService) -> 
     job = await rag.reindex("ledger", document.id, ADMIN)
     counts: set[int] = set()
     generations: set[str] = set()
-    while rag.job(job.id, ADMIN).status in ("queued", "running"):
+    while (await rag.job(job.id, ADMIN)).status in ("queued", "running"):
         hits = (await rag.query(request, ADMIN)).hits
         counts.add(len(hits))
         generations.update(hit.chunk_id.split(":")[1] for hit in hits)
         await asyncio.sleep(0.01)
-    assert rag.job(job.id, ADMIN).status == "done"
+    assert (await rag.job(job.id, ADMIN)).status == "done"
     assert counts == {document.chunks}  # always the whole document: the old generation until the new one is ready
     final = {hit.chunk_id.split(":")[1] for hit in (await rag.query(request, ADMIN)).hits}
     assert final == {"1"} and generations <= {"0", "1"}

@@ -158,7 +158,7 @@ def test_a_worker_killed_mid_job_leaves_the_job_to_the_other_with_every_document
         assert mid["status"] == "running" and mid["files_done"] < BULK_FILES, "the kill came mid-job"
         final = job_until_done(tier.a, job_id, timeout=scaled(240))[-1]
         assert final["status"] == "done", final
-        assert [f["status"] for f in final["files"]] == ["indexed"] * BULK_FILES
+        assert [f["status"] for f in final["files"]] == ["indexed"] * BULK_FILES, final["files"]
         assert_whole(tier.b, "killed-worker", "ledger")
         with psycopg.connect(tier.database) as conn:
             (attempts,) = conn.execute("SELECT attempts FROM rag_jobs WHERE id = %s", (job_id,)).fetchone() or (0,)

@@ -10,9 +10,9 @@ import numpy as np
 from agent_host.errors import AgentHostError, CollectionNotFound, DocumentNotFound
 from agent_host.rag.chunking import Chunk, chunk_document
 from agent_host.rag.embeddings import Embedder
-from agent_host.rag.jobs import FileWork, JobRun, JobStore
+from agent_host.rag.jobs import FileWork, JobRun, JobStore, QueuedFile
 from agent_host.rag.loaders import LoadedDocument
-from agent_host.rag.registry import Registry
+from agent_host.rag.registry import Registry, StoredDocument
 from agent_host.rag.schemas import CollectionPublic, FileResult
 from agent_host.rag.store import VectorStore, chunk_id, chunk_metadata
 from agent_host.rag.uploads import stored_document
@@ -86,6 +86,9 @@ class Ingestor:
                 result = FileResult(filename=queued.filename, status="queued", document_id=queued.document_id)
                 work = FileWork(queued.position, result, queued.document_id, _empty(queued.filename), generation=None)
                 await self.jobs.failed(run.id, queued.position, work.fail(exc))
+                continue
+            if _already_visible(run, queued, stored):  # the earlier attempt stopped right after its finalise
+                await self.jobs.indexed(run.id, queued.position, stored.public.chunks)
                 continue
             work = stored_document(stored, queued.position)
             work.generation = stored.generation if run.kind == "ingest" else queued.generation
@@ -268,3 +271,10 @@ def _embed_unique(embedder: Embedder, texts: list[str]) -> np.ndarray:
 
 def _empty(filename: str) -> LoadedDocument:
     return LoadedDocument(filename=filename, type="txt", sections=[], pages=None)
+
+
+def _already_visible(run: JobRun, queued: QueuedFile, stored: StoredDocument) -> bool:
+    """Whether this file's document already shows what the job writes (never rewrite a visible generation)."""
+    if run.kind == "ingest":
+        return stored.public.status == "ready"
+    return queued.generation is not None and stored.generation == queued.generation
