@@ -674,3 +674,47 @@ def test_service_keys_script_keeps_an_existing_secret_and_rotates_only_when_aske
     assert "sk-made-for-agent-host" in (tmp_path / "secret").read_text()
     calls = (tmp_path / "calls").read_text()
     assert "hub.keys revoke agent-host" in calls and "rollout restart deployment/agent-host deployment/ui" in calls
+
+
+FAKE_OLLAMA = r"""#!/bin/sh
+# `list` answers unless $STATE/down exists; `show` knows the models in $STATE/have; `pull` fails offline.
+echo "$*" >> "$STATE/calls"
+case "$1" in
+  list) [ ! -f "$STATE/down" ] ;;
+  show) grep -qx "$2" "$STATE/have" ;;
+  pull) [ ! -f "$STATE/offline" ] ;;
+  *) exit 3 ;;
+esac
+"""
+
+
+@pytest.mark.parametrize("situation", ["online", "offline", "down"])
+def test_model_pull_script_pulls_only_what_is_missing_and_always_exits_0(
+    situation: str, rendered: dict[str, list[Doc]], tmp_path: Path
+) -> None:
+    docs = rendered["scaled"]
+    job = named(docs, "Job")["ollama-pull"]
+    # Ollama that never answers is waited for 5 minutes in the cluster; a second here.
+    script = container(job)["args"][0].replace("timeout 300 ", "timeout 1 ")
+    assert script != container(job)["args"][0]
+    (tmp_path / "ollama").write_text(FAKE_OLLAMA)
+    (tmp_path / "ollama").chmod(0o755)
+    (tmp_path / "have").write_text("smollm2:135m\n")
+    if situation != "online":
+        (tmp_path / situation).touch()
+    models = env(job, docs)["OLLAMA_MODELS_TO_PULL"]
+    result = subprocess.run(
+        ["sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin", "STATE": str(tmp_path), "OLLAMA_MODELS_TO_PULL": models},
+    )
+    assert result.returncode == 0, result.stderr
+    pulls = [line.split()[1] for line in (tmp_path / "calls").read_text().splitlines() if line.startswith("pull ")]
+    if situation == "down":
+        assert not pulls and "did not answer" in result.stdout
+        return
+    assert pulls == models.split()[1:]  # smollm2:135m is there; the others in the listed order
+    assert "smollm2:135m is there" in result.stdout
+    assert ("could not pull" in result.stdout) == (situation == "offline")
