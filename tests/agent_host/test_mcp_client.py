@@ -21,7 +21,7 @@ from mcp_support import (
 from agent_host.mcp.config import McpServerConfig
 from agent_host.mcp.manager import McpManager, open_mcp, public
 from devstack.probe import free_port
-from procs import ManagedProcess, PostgresInstance
+from procs import ManagedProcess, PostgresInstance, scaled
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 RESULT_LIMIT = 1000
@@ -58,8 +58,13 @@ async def manager(
         "silent": {"command": "python", "args": ["-c", "import time; time.sleep(120)"]},
     }
     path = write_servers_file(tmp / "mcp.json", servers)
+    # Long enough for the stdio server's start on a busy machine; the silent server's test waits it out once.
     settings = mcp_settings(
-        path, database_url, tool_result_max_chars=RESULT_LIMIT, mcp_connect_timeout=4.0, mcp_allowed_hosts="127.0.0.1"
+        path,
+        database_url,
+        tool_result_max_chars=RESULT_LIMIT,
+        mcp_connect_timeout=scaled(8.0),
+        mcp_allowed_hosts="127.0.0.1",
     )
     async with open_mcp(settings) as manager:
         await manager.wait_ready(60)
@@ -67,7 +72,7 @@ async def manager(
 
 
 async def wait_for_status(manager: McpManager, name: str, status: str, timeout: float = 20.0) -> None:
-    for _ in range(int(timeout / 0.2)):
+    for _ in range(int(scaled(timeout) / 0.2)):
         if manager.server(name).status == status:
             return
         await asyncio.sleep(0.2)
