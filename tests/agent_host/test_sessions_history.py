@@ -212,3 +212,22 @@ async def test_a_message_of_another_session_is_not_found(store: SessionStore, pe
     with pytest.raises(MessageNotFound):
         await store.delete_after(owner_id(person), second, foreign.id)
     assert [m["content"] for m in await stored(store, person, first)] == ["A.", "B."]
+
+
+async def test_a_summary_saved_meanwhile_through_another_replica_wins(store: SessionStore, person: Account) -> None:
+    owner = owner_id(person)
+    session_id = await conversation(store, person, *[f"message {i}" for i in range(10)])
+    stored_ids = [m.id for m in await store.messages(owner, session_id)]
+    # Two replicas summarise the same history at once: the first saved wins, the other is dropped.
+    assert await store.save_summary(owner, session_id, "six", stored_ids[5], 6)
+    assert not await store.save_summary(owner, session_id, "eight", stored_ids[7], 8)
+    session = await store.get(owner, session_id)
+    assert (session.summary, session.summarised_messages) == ("six", 6)
+    # One built on the saved summary is saved, and counted once.
+    assert await store.save_summary(owner, session_id, "six and two", stored_ids[7], 2)
+    # One that folds a message deleted meanwhile is dropped: it would tell of the message.
+    await store.delete_message(owner, session_id, stored_ids[8])
+    assert not await store.save_summary(owner, session_id, "stale", stored_ids[9], 2)
+    session, history = await store.history(owner, session_id)
+    assert (session.summary, session.summarised_messages) == ("six and two", 8)
+    assert [m.content for m in history] == ["message 9"]
