@@ -3,7 +3,7 @@
 import httpx
 from host_support import auth, chat_body, new_session, stored_messages
 
-from procs import ManagedProcess
+from procs import ManagedProcess, scaled
 
 
 def test_sessions_can_be_created_listed_renamed_and_deleted(host: str) -> None:
@@ -27,7 +27,8 @@ def test_a_client_may_choose_the_session_id_once(host: str) -> None:
 def test_a_restarted_host_keeps_its_sessions(host_process: tuple[ManagedProcess, str]) -> None:
     process, host = host_process
     session_id = new_session(host, title="durable")
-    reply = httpx.post(f"{host}/v1/chat/completions", json=chat_body("Hi", session_id=session_id), headers=auth())
+    body = chat_body("Hi", session_id=session_id)
+    reply = httpx.post(f"{host}/v1/chat/completions", json=body, headers=auth(), timeout=scaled(60))
     assert reply.status_code == 200
     process.stop()
     process.start()
