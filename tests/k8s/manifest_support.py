@@ -25,6 +25,7 @@ def render(path: Path) -> list[Doc]:
     """`kubectl kustomize` of one kustomization directory, as objects."""
     result = subprocess.run([KUBECTL, "kustomize", str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stderr.lower(), result.stderr  # deprecated fields, say
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
