@@ -23,6 +23,8 @@ Doc = dict[str, Any]
 
 def render(path: Path) -> list[Doc]:
     """`kubectl kustomize` of one kustomization directory, as objects."""
+    # These machines' images carry kubectl (1.32, kustomize 5.5); Debian's kubernetes-client (1.20) is too old.
+    assert Path(KUBECTL).exists(), f"kubectl not found (looked for {KUBECTL}): install kubectl 1.27 or newer"
     result = subprocess.run([KUBECTL, "kustomize", str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "warning" not in result.stderr.lower(), result.stderr  # deprecated fields, say
