@@ -361,7 +361,8 @@ def start_agent_host(
             "CHROMA_PATH": str(data / "chroma"),
             "NOTES_DIR": str(data / "notes"),
             "MCP_SERVERS_FILE": str(servers),
-            # Never the developer's .stack/ file: servers added at run time stay with this host.
+            # Never the developer's .stack/ file (the legacy file a host imports once); servers added through
+            # the API live in DATABASE_URL, shared by every host on it.
             "MCP_RUNTIME_SERVERS_FILE": str(data / "mcp_servers.runtime.json"),
             "MODEL_CACHE_DIR": str(MODEL_CACHE),
             "HF_HUB_OFFLINE": "1",

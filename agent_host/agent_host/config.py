@@ -108,7 +108,8 @@ class Settings(BaseSettings):
 
     # MCP servers in the mcpServers format (Claude Desktop's), read at start.
     mcp_servers_file: Path = SERVICE_DIR / "mcp_servers.json"
-    # Servers added through the API (streamable HTTP only): run-time state, never the tracked file above.
+    # Where hosts before the mcp_servers table kept the servers added through the API: imported into the
+    # database once (by the first replica to start), then never read or written again.
     mcp_runtime_servers_file: Path = STACK_DIR / "mcp_servers.runtime.json"
     # Hosts a server added through the API may use although they are loopback, private or link-local
     # (comma-separated names or addresses, e.g. "127.0.0.1,mcp.internal"); all others must be public.

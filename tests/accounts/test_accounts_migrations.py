@@ -25,8 +25,8 @@ def test_migrate_applies_each_migration_once(accounts_url: str) -> None:
         assert migrate(conn) == VERSIONS
         assert migrate(conn) == []
         ledger = conn.execute("SELECT version, name FROM genailabs_migrations ORDER BY version").fetchall()
-    assert ledger == [(1, "baseline"), (2, "accounts")]
-    assert VERSIONS == [1, 2]
+    assert ledger == [(1, "baseline"), (2, "accounts"), (3, "rag_jobs"), (4, "mcp_servers"), (5, "rag_job_worker")]
+    assert VERSIONS == [1, 2, 3, 4, 5]
 
 
 def test_migrate_creates_every_table_the_services_use(accounts_url: str) -> None:
@@ -36,7 +36,8 @@ def test_migrate_creates_every_table_the_services_use(accounts_url: str) -> None
     assert tables >= {
         "agent_sessions", "agent_messages", "agent_notes", "rag_collections", "rag_documents", "ui_conversations",
         "ui_messages", "ui_answer_extras", "ui_conversation_collections", "accounts", "account_sessions",
-        "account_api_keys", "login_attempts", "genailabs_migrations",
+        "account_api_keys", "login_attempts", "genailabs_migrations", "rag_jobs", "rag_job_files", "mcp_servers",
+        "mcp_server_imports",
     }  # fmt: skip
 
 

@@ -29,15 +29,20 @@ class NotesStore(PgStore):
 
     async def add(self, owner: uuid.UUID, session_id: str, text: str) -> Note:
         key = _parse_id(session_id)
-        async with self.connection() as conn:
+        # The session row's lock orders notes added at once through two replicas, so each gets its own number.
+        async with self.connection() as conn, conn.transaction():
             cursor = await conn.execute(
-                "WITH added AS (INSERT INTO agent_notes (session_id, text) SELECT id, %s FROM agent_sessions "
-                "WHERE id = %s AND owner_id = %s RETURNING id, text, created_at) SELECT added.*, "
-                "(SELECT count(*) FROM agent_notes WHERE session_id = %s) + 1 AS number FROM added",
-                (text, key, owner, key),
+                "SELECT 1 FROM agent_sessions WHERE id = %s AND owner_id = %s FOR UPDATE", (key, owner)
+            )
+            if await cursor.fetchone() is None:  # no such session, or not this person's
+                raise SessionNotFound(session_id)
+            cursor = await conn.execute(
+                "INSERT INTO agent_notes (session_id, text) VALUES (%s, %s) RETURNING id, text, created_at, "
+                "(SELECT count(*) FROM agent_notes WHERE session_id = %s) + 1 AS number",
+                (key, text, key),
             )
             row = await cursor.fetchone()
-        if row is None:  # no such session, or not this person's
+        if row is None:
             raise SessionNotFound(session_id)
         return Note(**row)
 

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
 import psycopg
-from procrastinate.exceptions import ConnectorException
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from agent_host.config import Settings
@@ -22,10 +21,11 @@ from agent_host.errors import (
 )
 from agent_host.rag.embeddings import Embedder, EmbedderRegistry
 from agent_host.rag.ingest import Ingestor
+from agent_host.rag.intake import Intake
 from agent_host.rag.jobs import JobStore
 from agent_host.rag.multipart import UploadedFile
 from agent_host.rag.parsing import ArchiveLimits, ParseLimits, ParserPool
-from agent_host.rag.queue import defer, ensure_schema, queue_app, queue_name, run_worker, worker_name
+from agent_host.rag.queue import ensure_schema, queue_app, queue_name, run_worker, worker_name
 from agent_host.rag.registry import Registry
 from agent_host.rag.retrieval import Candidate, SearchParams, SharedView, search_collection
 from agent_host.rag.schemas import (
@@ -41,7 +41,6 @@ from agent_host.rag.schemas import (
 )
 from agent_host.rag.store import VectorStore
 from agent_host.rag.sweep import sweep
-from agent_host.rag.uploads import accept_files, check_count
 from genailabs_accounts.models import Account
 
 log = logging.getLogger(__name__)
@@ -66,6 +65,9 @@ class RagService:
         self.queue = queue_app(settings.database_url.get_secret_value())
         self.queue_name = queue_name(settings.chroma_url, settings.chroma_path)
         self.ingestor = Ingestor(self.registry, self.jobs, store, self.embedder)
+        self.intake = Intake(
+            settings, self.registry, self.jobs, self.parsers, (self.queue, self.queue_name), self.sweep
+        )
         self._queue_open = False
         self._ready = False
         self._init_lock = asyncio.Lock()
@@ -266,70 +268,12 @@ class RagService:
         """Per-file results; the accepted files are indexed by one job (awaited when `wait`), the person's."""
         await self._initialise()
         config = await self.writable(collection, person)
-        check_count(self.settings, files)
-        owner = str(owner_id(person))
-        lease = self.settings.rag_accept_lease_seconds
-        job_id = await self.jobs.open(config.name, "ingest", owner, lease)
-        try:
-            results, accepted = await accept_files(
-                self.registry,
-                self.settings,
-                config.name,
-                files,
-                self.parsers.parse,
-                job_id,
-                lambda: self.jobs.renew(job_id, lease),
-            )
-            if not accepted:
-                await self.jobs.discard(job_id)
-                return UploadResult(job=None, files=results)
-            await self.jobs.add_files(job_id, [(r.document_id or "", r.filename, 0) for r in accepted])
-            await self._enqueue(job_id)
-        except BaseException:
-            await asyncio.shield(self._abandon(job_id))
-            raise
-        if wait:
-            job = await self._wait(job_id, owner)
-            outcome = {file.document_id: file for file in job.files}
-            results = [outcome.get(r.document_id, r) if r.status == "queued" else r for r in results]
-        else:
-            job = await self.jobs.public(job_id, owner)
-        return UploadResult(job=job, files=results)
+        return await self.intake.upload(config.name, files, wait, str(owner_id(person)))
 
     async def reindex(self, collection: str, document_id: str, person: Account) -> JobPublic:
-        """Re-chunks and re-embeds from the stored text; the old generation serves queries until the new is ready."""
         await self._initialise()
         config = await self.writable(collection, person)
-        stored = await self.registry.get_document(config.name, document_id)
-        owner = str(owner_id(person))
-        job_id = await self.jobs.open(config.name, "reindex", owner, self.settings.rag_accept_lease_seconds)
-        try:
-            await self.jobs.add_files(job_id, [(stored.public.id, stored.public.filename, None)])
-            await self._enqueue(job_id)
-        except BaseException:
-            await asyncio.shield(self._abandon(job_id))
-            raise
-        return await self.jobs.public(job_id, owner)
-
-    async def _enqueue(self, job_id: str) -> None:
-        try:
-            await defer(self.queue, self.queue_name, job_id)
-        except (psycopg.Error, OSError, PoolTimeout, ConnectorException) as exc:
-            raise DatabaseUnavailable("the ingestion queue's database is unreachable") from exc
-        await self.jobs.mark_queued(job_id)
-
-    async def _abandon(self, job_id: str) -> None:
-        """An upload that failed half-way: its job ends now, and the next sweep takes back its documents."""
-        with suppress(AgentHostError):
-            await self.jobs.finish(job_id, error="the upload failed before its job was queued")
-            await self.sweep()
-
-    async def _wait(self, job_id: str, owner: str) -> JobPublic:
-        pause = 0.05
-        while await self.jobs.status(job_id) not in ("done", "failed", None):
-            await asyncio.sleep(pause)
-            pause = min(pause * 1.5, 0.5)
-        return await self.jobs.public(job_id, owner)
+        return await self.intake.reindex(config.name, document_id, str(owner_id(person)))
 
     async def job(self, job_id: str, person: Account) -> JobPublic:
         return await self.jobs.public(job_id, str(owner_id(person)))
