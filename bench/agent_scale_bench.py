@@ -2,7 +2,8 @@
 and how soon a document finished through one replica is found through the other.
 
 Self-contained: starts its own PostgreSQL, a Chroma server (`chroma run`), ingestion workers, agent hosts
-(RAG_INLINE_WORKER=false, no proxy: RAG calls no model) and HAProxy on free ports, and stops them.
+(RAG_INLINE_WORKER=false, no proxy: RAG calls no model) and HAProxy on free ports (checking /health: with no proxy behind them the hosts are alive, not ready),
+and stops them.
 Prints one table; compare the rows with each other (one run, one machine), not with another machine's times.
 
     .venv/bin/python bench/agent_scale_bench.py [--jobs 4] [--files 8] [--queries 160] [--clients 8]
@@ -164,9 +165,9 @@ def main() -> None:
         job_id = upload(hosts[0], collection, [(f"q{n}.txt", document(9, n)) for n in range(args.files * 2)])
         while job(hosts[0], job_id)["status"] not in ("done", "failed"):
             time.sleep(0.1)
-        single_lb, single_url = start_balancer(hosts[:1], "/health/ready")
+        single_lb, single_url = start_balancer(hosts[:1], "/health")
         started.append(single_lb)
-        both_lb, both_url = start_balancer(hosts, "/health/ready")
+        both_lb, both_url = start_balancer(hosts, "/health")
         started.append(both_lb)
         for url in (single_url, both_url):
             asyncio.run(query_load(url, collection, 16, 2))  # warm: BM25 loaded on both replicas

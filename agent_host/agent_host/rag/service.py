@@ -117,26 +117,28 @@ class RagService:
         await sweep(self.registry, self.jobs, self.store)
 
     async def _inline_worker(self) -> None:
-        """RAG_INLINE_WORKER: this host runs queued jobs itself, as one more worker of the queue."""
+        """RAG_INLINE_WORKER: this host runs queued jobs itself, as one more worker of the queue.
+
+        A worker process that fails exits and its supervisor starts it again; this one starts again itself.
+        """
+        settings = self.settings
         while True:
             try:
                 await self._initialise()
-                break
-            except AgentHostError as exc:
-                log.warning("the inline ingestion worker waits: %s", exc.message)
-                await asyncio.sleep(self.settings.rag_worker_heartbeat_seconds)
-        settings = self.settings
-        await run_worker(
-            self.queue,
-            self.queue_name,
-            self.ingestor.run_job,
-            self.sweep,
-            name=worker_name("host"),
-            concurrency=settings.rag_worker_concurrency,
-            heartbeat=settings.rag_worker_heartbeat_seconds,
-            stalled=settings.rag_worker_stalled_seconds,
-            shutdown_grace=settings.rag_worker_shutdown_seconds,
-        )
+                await run_worker(
+                    self.queue,
+                    self.queue_name,
+                    self.ingestor.run_job,
+                    self.sweep,
+                    name=worker_name("host"),
+                    concurrency=settings.rag_worker_concurrency,
+                    heartbeat=settings.rag_worker_heartbeat_seconds,
+                    stalled=settings.rag_worker_stalled_seconds,
+                    shutdown_grace=settings.rag_worker_shutdown_seconds,
+                )
+            except Exception as exc:  # the database went away, say: its jobs stay queued
+                log.warning("the inline ingestion worker stopped (%s); it starts again shortly", exc)
+            await asyncio.sleep(settings.rag_worker_heartbeat_seconds)
 
     async def _warm_up(self) -> None:
         """Loads the embedders in use and the BM25 indexes in the background, so first requests are not slow."""
