@@ -28,6 +28,7 @@ from devstack.services import (
     saved_scale,
     secret_env,
     stages,
+    supervised_programs,
 )
 from devstack.supervisor import Supervisor, render_config
 from devstack.uikeys import create_ui_keys, load_ui_keys
@@ -92,7 +93,7 @@ def up(settings: StackSettings) -> None:
     for service in services:
         if service.program is not None and service.prepare is not None:
             service.prepare()
-    programs = [service.program for service in services if service.program is not None]
+    programs = supervised_programs(services)
     postgres = services[0]
     if load_keys(settings) is None or load_ui_keys(settings) is None:
         # The agent host's and the UI's proxy keys are made through the hub CLI, which needs the database;

@@ -5,6 +5,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Collection
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -275,6 +276,15 @@ def plan(settings: StackSettings, managed: Callable[[str], bool]) -> list[Servic
         _ui(settings),
     ]
     return sorted(services, key=lambda service: service.stage)  # stable: the order above within a stage
+
+
+def supervised_programs(services: list[Service]) -> list[Program]:
+    """What supervisord runs, each with its start stage as its priority (the order it stops in, reversed)."""
+    return [
+        replace(service.program, priority=100 + 10 * service.stage)
+        for service in services
+        if service.program is not None
+    ]
 
 
 def stages(services: list[Service]) -> list[list[Service]]:

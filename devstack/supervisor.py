@@ -28,6 +28,9 @@ class Program:
     user: str | None = None
     stop_signal: str = "TERM"
     environment: dict[str, str] = field(default_factory=dict)
+    # supervisord stops programs in descending priority, one at a time, each once the one before has stopped:
+    # `up` gives each its start stage, so the database outlives the workers that hand their jobs back to it.
+    priority: int = 999
 
 
 def _quote(arg: str) -> str:
@@ -73,6 +76,8 @@ def render_config(settings: StackSettings, programs: list[Program]) -> str:
             "stdout_logfile_maxbytes=10MB",
             "stdout_logfile_backups=2",
         ]
+        if program.priority != 999:  # supervisord's default
+            lines.append(f"priority={program.priority}")
         if program.user:
             lines.append(f"user={program.user}")
         if program.environment:
@@ -194,10 +199,15 @@ class Supervisor:
                 self._rpc().supervisor.stopProcess(name, True)
 
     def shutdown(self) -> None:
+        """Stops every program in reverse start order (priorities), then supervisord itself.
+
+        Not stopAllProcesses: it stops them all at once, and a worker handing its job back would find
+        PostgreSQL already gone (then hang until stopwaitsecs).
+        """
         if not self.is_running():
             return
-        self._rpc().supervisor.stopAllProcesses(True)
         self._rpc().supervisor.shutdown()
-        deadline = time.monotonic() + 30
+        # Each program may take its stopwaitsecs (30 s) in the worst case; normally the whole stop takes seconds.
+        deadline = time.monotonic() + 300
         while self.socket_path.exists() and time.monotonic() < deadline:
             time.sleep(0.1)

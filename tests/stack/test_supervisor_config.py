@@ -10,7 +10,7 @@ import pytest
 
 from devstack.config import REPO_ROOT, StackSettings
 from devstack.restarts import count_event, load_restarts
-from devstack.services import plan, secret_env
+from devstack.services import plan, secret_env, supervised_programs
 from devstack.supervisor import START_RETRIES, render_config
 
 MASTER_KEY = "sk-master-Secret-4f1c9"
@@ -27,8 +27,7 @@ def _settings(stack_dir: Path) -> StackSettings:
 
 
 def _config(settings: StackSettings) -> str:
-    programs = [service.program for service in plan(settings, lambda name: True) if service.program is not None]
-    return render_config(settings, programs)
+    return render_config(settings, supervised_programs(plan(settings, lambda name: True)))
 
 
 def test_supervisor_config_holds_no_secret_and_the_programs_still_get_them(tmp_path: Path) -> None:
@@ -229,3 +228,15 @@ def test_a_missing_chroma_cli_is_one_clear_line(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(agent_tier.shutil, "which", lambda name: None)
     with pytest.raises(RuntimeError, match=r"^chroma not found: run `make setup`"):
         agent_tier.chroma(_settings(tmp_path))
+
+
+def test_programs_stop_in_reverse_start_order_so_the_database_outlives_the_workers(tmp_path: Path) -> None:
+    settings = _settings(tmp_path).model_copy(update={"proxy_replicas": 2, "agent_host_replicas": 2})
+    priorities = {
+        name: int(section.split("\npriority=", 1)[1].split("\n", 1)[0])
+        for name, section in _programs(_config(settings)).items()
+    }
+    order = ["postgres", "chroma", "proxy1", "balancer", "rag_worker1", "agent_host1", "ui"]
+    assert [priorities[name] for name in order] == sorted(priorities[name] for name in order)
+    assert len({priorities[name] for name in order}) == len(order), priorities
+    assert priorities["redis"] == priorities["chroma"] and priorities["agent_host1"] == priorities["agent_host2"]
