@@ -17,7 +17,8 @@ help:
 	@echo "make down    stop what 'make up' started  make test   lint + the whole test suite"
 	@echo "make bench   benchmarks against the running stack (make up first)"
 
-# Re-runs only when a dependency file is newer than the last successful install.
+# Re-runs only when a dependency file is newer than the last successful install. `status` and `logs` only need
+# a venv (order-only): looking at a running stack never reinstalls.
 $(STAMP): $(DEPS)
 	@scripts/setup.sh
 
@@ -29,10 +30,10 @@ up: $(STAMP)
 down:
 	@if [ -x $(PY) ]; then $(PY) -m devstack down; else echo "stack is not running"; fi
 
-status: $(STAMP)
+status: | $(STAMP)
 	@$(PY) -m devstack status
 
-logs: $(STAMP)
+logs: | $(STAMP)
 	@$(PY) -m devstack logs
 
 lint: $(STAMP)
