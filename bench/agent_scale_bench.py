@@ -2,8 +2,9 @@
 and how soon a document finished through one replica is found through the other.
 
 Self-contained: starts its own PostgreSQL, a Chroma server (`chroma run`), ingestion workers, agent hosts
-(RAG_INLINE_WORKER=false, no proxy: RAG calls no model) and HAProxy on free ports (checking /health: with no proxy behind them the hosts are alive, not ready),
-and stops them.
+(RAG_INLINE_WORKER=false, no proxy: RAG calls no model) and HAProxy on free ports (checking /health: with no
+proxy behind them the hosts are alive, not ready), and stops them. Embedding is the CPU-bound part, so
+ingestion is compared with the embedder alone on the same chunks in the same run.
 Prints one table; compare the rows with each other (one run, one machine), not with another machine's times.
 
     .venv/bin/python bench/agent_scale_bench.py [--jobs 4] [--files 8] [--queries 160] [--clients 8]
@@ -29,7 +30,12 @@ from benchlib import machine, percentile, print_table
 from host_support import auth, shared_master_key, start_host
 from rag_support import NO_PROXY
 
-from procs import ManagedProcess, start_balancer, start_chroma_server, start_postgres, start_rag_worker
+from agent_host.rag.embeddings import EmbedderRegistry
+from agent_host.rag.ingest import EMBED_BATCH
+from agent_host.rag.store import VectorStore
+from procs import MODEL_CACHE, ManagedProcess, start_balancer, start_chroma_server, start_postgres, start_rag_worker
+
+MINILM_INT8 = "all-MiniLM-L6-v2-int8"
 
 TOPICS = ["harbour", "orchard", "glacier", "foundry", "archive", "vineyard", "observatory", "tannery"]
 QUESTIONS = [f"What does the {topic} record say about shift {n}?" for topic in TOPICS for n in range(5)]
@@ -61,8 +67,19 @@ def job(url: str, job_id: str) -> dict[str, Any]:
     return dict(httpx.get(f"{url}/rag/jobs/{job_id}", headers=auth(), timeout=30).json())
 
 
-def ingestion(url: str, jobs: int, files: int, tag: str) -> tuple[float, int]:
-    """Chunks per second for `jobs` uploads of `files` files each, all queued at once: (rate, chunks)."""
+def embedder_alone(chroma_url: str, collection: str) -> float:
+    """Chunks per second of the embedder alone, in this process, on the chunks of `collection` (batches of 128)."""
+    texts = [r.text for page in VectorStore(Path("/nonexistent"), chroma_url).scan(collection) for r in page]
+    embedder = EmbedderRegistry(MODEL_CACHE).get(MINILM_INT8)
+    embedder.embed_documents(texts[:EMBED_BATCH])  # warm
+    started = time.perf_counter()
+    for first in range(0, len(texts), EMBED_BATCH):
+        embedder.embed_documents(texts[first : first + EMBED_BATCH])
+    return len(texts) / (time.perf_counter() - started)
+
+
+def ingestion(url: str, jobs: int, files: int, tag: str) -> tuple[float, int, str]:
+    """Chunks per second for `jobs` uploads of `files` files each, all queued at once: (rate, chunks, collection)."""
     collection = f"ingest-{tag}-{uuid.uuid4().hex[:6]}"
     create(url, collection)
     batches = [[(f"r{j}-{n}-{tag}.txt", document(j, n) + tag.encode()) for n in range(files)] for j in range(jobs)]
@@ -77,7 +94,7 @@ def ingestion(url: str, jobs: int, files: int, tag: str) -> tuple[float, int]:
         time.sleep(0.05)
     seconds = time.perf_counter() - started
     chunks = sum(state["chunks_done"] for state in states.values())
-    return chunks / seconds, chunks
+    return chunks / seconds, chunks, collection
 
 
 async def query_load(url: str, collection: str, queries: int, clients: int) -> list[float]:
@@ -149,13 +166,15 @@ def main() -> None:
         worker, _ = start_rag_worker(database, chroma_url)
         started.append(worker)
         ingestion(hosts[0], 1, 2, "warm")  # loads the worker's embedder and every cache
-        one_worker, chunks = ingestion(hosts[0], args.jobs, args.files, "one")
+        one_worker, chunks, ingested = ingestion(hosts[0], args.jobs, args.files, "one")
         second, _ = start_rag_worker(database, chroma_url)
         started.append(second)
         ingestion(hosts[0], 2, 2, "warm2")
-        two_workers, _ = ingestion(hosts[0], args.jobs, args.files, "two")
+        two_workers, _, _ = ingestion(hosts[0], args.jobs, args.files, "two")
         load = f"{args.jobs} uploads x {args.files} files, {chunks} chunks"
+        alone = embedder_alone(chroma_url, ingested)
         rows = [
+            ("the embedder alone, same chunks", f"{alone:.0f} chunks/s", "int8 MiniLM in one process: the ceiling"),
             ("ingestion, 1 worker", f"{one_worker:.0f} chunks/s", load),
             ("ingestion, 2 workers", f"{two_workers:.0f} chunks/s", f"same load; ratio {two_workers / one_worker:.2f}"),
         ]

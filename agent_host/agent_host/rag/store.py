@@ -168,7 +168,9 @@ class VectorStore:
     ) -> None:
         def add() -> None:
             collection = self._collection(name)
-            step = min(self._client.get_max_batch_size(), WRITE_SLICE)
+            # A Chroma server does the work in its own process: one request per batch, no pauses needed.
+            embedded = self.url is None
+            step = min(self._client.get_max_batch_size(), WRITE_SLICE if embedded else len(ids) or 1)
             for first in range(0, len(ids), step):
                 last = first + step
                 collection.add(
@@ -177,7 +179,8 @@ class VectorStore:
                     documents=list(texts[first:last]),
                     metadatas=metadatas[first:last],
                 )
-                time.sleep(WRITE_PAUSE)  # a window in which the event loop, waiting for the GIL, surely gets it
+                if embedded:
+                    time.sleep(WRITE_PAUSE)  # a window in which the event loop, waiting for the GIL, surely gets it
 
         self._call(add, name)
 
