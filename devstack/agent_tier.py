@@ -108,6 +108,18 @@ def host_environment(settings: StackSettings) -> dict[str, str]:
     return environment
 
 
+# supervisord hands its whole environment to every program: a worker calls no model and serves no person, so the
+# hosts' and the UI's keys and the hub's database URL are blanked for it (it reads only DATABASE_URL).
+WORKER_BLANKED = (
+    "AGENT_HOST_API_KEY",
+    "AGENT_HOST_ADMIN_KEY",
+    "AGENT_HOST_PROXY_KEY",
+    "LITELLM_API_KEY",
+    "UI_COOKIE_SECRET",
+    "HUB_DATABASE_URL",
+)
+
+
 def worker_names(settings: StackSettings) -> list[str]:
     return [f"rag_worker{index}" for index in range(1, settings.rag_workers + 1)]
 
@@ -115,7 +127,12 @@ def worker_names(settings: StackSettings) -> list[str]:
 def workers(settings: StackSettings) -> list[Service]:
     services = []
     for name, port in zip(worker_names(settings), settings.rag_worker_ports, strict=True):
-        environment = {**host_environment(settings), "RAG_WORKER_HOST": "127.0.0.1", "RAG_WORKER_PORT": str(port)}
+        environment = {
+            **host_environment(settings),
+            **dict.fromkeys(WORKER_BLANKED, ""),
+            "RAG_WORKER_HOST": "127.0.0.1",
+            "RAG_WORKER_PORT": str(port),
+        }
         program = Program(name, [str(VENV_BIN / "python"), "-m", "agent_host.worker"], environment=environment)
         url = f"http://localhost:{port}"
         services.append(

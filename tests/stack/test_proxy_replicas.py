@@ -92,6 +92,10 @@ def test_redis_password_stays_in_its_own_files_and_reaches_only_the_proxies(stac
             assert redis_ok(environ["REDIS_URL"]) is None and password in environ["REDIS_URL"], name
         elif name != "redis":  # the hosts and the workers: neither the Redis password nor the master key
             assert environ.get("REDIS_URL") == "" and environ.get("LITELLM_MASTER_KEY") == ""
+        if name == "rag_worker1":  # it calls no model and serves no person: no key of the host's or the UI's
+            keys = ("AGENT_HOST_API_KEY", "AGENT_HOST_ADMIN_KEY", "AGENT_HOST_PROXY_KEY", "LITELLM_API_KEY")
+            assert all(environ.get(key) == "" for key in keys), name
+            assert environ.get("HUB_DATABASE_URL") == "" and environ.get("DATABASE_URL", "").endswith("/genailabs")
 
 
 def test_chats_through_the_public_port_reach_both_instances(stack_env: dict[str, str]) -> None:

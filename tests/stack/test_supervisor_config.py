@@ -166,6 +166,7 @@ def test_one_host_and_one_worker_run_beside_a_chroma_server_with_ingestion_out_o
         assert 'RAG_INLINE_WORKER="false"' in programs[name] and f'CHROMA_URL="{chroma_url}"' in programs[name]
         assert "\nautorestart=true\n" in programs[name]
     assert f'RAG_WORKER_PORT="{settings.rag_worker_port_base + 1}"' in programs["rag_worker1"]
+    assert 'AGENT_HOST_PROXY_KEY=""' in programs["rag_worker1"] and 'HUB_DATABASE_URL=""' in programs["rag_worker1"]
     ports = {service.name: service.port for service in services}
     assert ports["chroma"] == 8001 and ports["rag_worker1"] == 8091 and ports["agent_host"] == 8000
 
