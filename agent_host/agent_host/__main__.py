@@ -70,13 +70,18 @@ def exposure_problem(settings: Settings, host: str) -> str | None:
     )
 
 
+def setting_problem(exc: ValidationError) -> str:
+    """The first bad setting in one line, named as its environment variable (values never shown: they are keys)."""
+    first = exc.errors()[0]
+    name = "_".join(str(part) for part in first["loc"]).upper()
+    return f"missing or invalid setting {name}: {first['msg']} (see agent_host/.env.example)"
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         settings = get_settings()
     except ValidationError as exc:
-        first = exc.errors()[0]
-        name = "_".join(str(part) for part in first["loc"]).upper()
-        return fail(f"missing or invalid setting {name}: {first['msg']} (see agent_host/.env.example)")
+        return fail(setting_problem(exc))
     parser = argparse.ArgumentParser(prog="agent_host", description=__doc__)
     parser.add_argument("--host", default=settings.host)
     parser.add_argument("--port", type=int, default=settings.port)

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from agent_host.__main__ import port_problem
+from agent_host.__main__ import port_problem, setting_problem
 from agent_host.config import Settings
 from agent_host.errors import AgentHostError
 from agent_host.logs import configure_logging
@@ -148,9 +148,7 @@ def main() -> int:
     try:
         settings = worker_settings()
     except ValidationError as exc:
-        first = exc.errors()[0]
-        name = "_".join(str(part) for part in first["loc"]).upper()
-        return fail(f"missing or invalid setting {name}: {first['msg']} (see agent_host/.env.example)")
+        return fail(setting_problem(exc))
     problem = port_problem(settings.rag_worker_host, settings.rag_worker_port) if settings.rag_worker_port else None
     if problem is not None:
         return fail(problem)

@@ -16,8 +16,7 @@ from agent_host.rag.schemas import CollectionCreate, QueryRequest, RagFilters
 from agent_host.rag.service import RagService
 from agent_host.rag.store import VectorStore
 from agent_host.sessions.store import open_pool
-from devstack.probe import free_port, http_ok
-from procs import BIN_DIR, MODEL_CACHE, ManagedProcess, PostgresInstance
+from procs import MODEL_CACHE, PostgresInstance, start_chroma_server
 
 # The service's worker task lives in the loop its fixture ran in: the tests must await in that same loop.
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -207,23 +206,10 @@ async def test_a_reindex_switches_generations_without_a_gap(rag: RagService) -> 
     assert final == {"1"} and generations <= {"0", "1"}
 
 
-def chroma_server(path: Path) -> tuple[ManagedProcess, str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = ManagedProcess(
-        f"chroma:{port}",
-        [str(BIN_DIR / "chroma"), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-        health=lambda: http_ok(f"{url}/api/v2/heartbeat"),
-        startup_timeout=60.0,
-    )
-    process.start()
-    return process, url
-
-
 async def test_a_chroma_server_works_like_the_embedded_store_and_its_outage_is_503(
     database: str, chroma: Path, embedders: EmbedderRegistry
 ) -> None:
-    server, url = chroma_server(chroma)
+    server, url = start_chroma_server(chroma)
     rag, pool = await open_service(database, chroma, embedders, chroma_url=url)
     try:
         await fresh_collection(rag, "remote", PETS)
