@@ -63,6 +63,9 @@ def chroma(settings: StackSettings) -> Service:
         Program("chroma", argv, environment={"ANONYMIZED_TELEMETRY": "False"}),
         stage=1,
         prepare=lambda: data.mkdir(parents=True, exist_ok=True),
+        # Its server takes a few seconds to answer: the proxies start meanwhile, the workers after it answers.
+        ready_stage=WORKER_STAGE - 1,
+        early_health=lambda: None,
     )
 
 

@@ -113,9 +113,17 @@ def up(settings: StackSettings) -> None:
     # the balancer in front of them; the ingestion workers; the agent hosts; the balancer in front of them (the
     # same HAProxy); then the UI.
     people_ready = False
-    fronting: list[Service] = []  # started, but healthy only once what they front is
+    deferred: list[Service] = []  # started; their full health is waited for at their ready_stage
+
+    def wait_deferred(until_stage: int) -> None:
+        for service in [s for s in deferred if s.ready_stage is not None and s.ready_stage <= until_stage]:
+            _wait_healthy(settings, supervisor, service)
+            deferred.remove(service)
+
     for group in stages(services):
-        if group[0].stage >= WORKER_STAGE and not people_ready:
+        stage = group[0].stage
+        wait_deferred(stage - 1)
+        if stage >= WORKER_STAGE and not people_ready:
             _prepare_people(settings)  # the schema the workers and hosts use, the first admin
             people_ready = True
         for service in group:
@@ -127,10 +135,9 @@ def up(settings: StackSettings) -> None:
             if service is not postgres:
                 _wait_healthy(settings, supervisor, service, service.early_health)
             if service.ready_stage is not None:
-                fronting.append(service)
-        for service in [s for s in fronting if s.ready_stage is not None and s.ready_stage <= group[0].stage]:
-            _wait_healthy(settings, supervisor, service)
-            fronting.remove(service)
+                deferred.append(service)
+        wait_deferred(stage)
+    wait_deferred(max(s.ready_stage or 0 for s in services))
     print_table(settings, services, supervisor)
 
 

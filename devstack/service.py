@@ -18,8 +18,9 @@ class Service:
     stage: int = 0
     # Run by `up` before supervisord (re)reads its config: files the program needs (its own config...).
     prepare: Callable[[], None] | None = None
-    # A service that fronts services of a later stage (the balancer in front of the agent hosts): at its own
-    # stage `up` waits for `early_health`, and for `health` once the services of `ready_stage` are healthy.
+    # A service whose full health can wait (Chroma, needed from the workers on; the balancer in front of the
+    # agent hosts): at its own stage `up` waits for `early_health`, and for `health` once the services of
+    # `ready_stage` are healthy.
     ready_stage: int | None = None
     early_health: Callable[[], str | None] | None = None
     # More ports the program holds (the balancer in front of both tiers).

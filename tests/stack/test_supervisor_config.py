@@ -167,6 +167,11 @@ def test_one_host_and_one_worker_run_beside_a_chroma_server_with_ingestion_out_o
         assert "\nautorestart=true\n" in programs[name]
     assert f'RAG_WORKER_PORT="{settings.rag_worker_port_base + 1}"' in programs["rag_worker1"]
     assert 'AGENT_HOST_PROXY_KEY=""' in programs["rag_worker1"] and 'HUB_DATABASE_URL=""' in programs["rag_worker1"]
+    by_name = {service.name: service for service in services}
+    # Chroma starts with Redis and the runtimes, and is waited for only before the workers (the proxy starts
+    # while its server comes up).
+    assert by_name["chroma"].stage < by_name["proxy"].stage <= by_name["chroma"].ready_stage  # type: ignore[operator]
+    assert by_name["chroma"].ready_stage < by_name["rag_worker1"].stage  # type: ignore[operator]
     ports = {service.name: service.port for service in services}
     assert ports["chroma"] == 8001 and ports["rag_worker1"] == 8091 and ports["agent_host"] == 8000
 
