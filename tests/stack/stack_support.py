@@ -6,6 +6,8 @@ the session's one (the `stack` fixture in conftest.py) and asks it for the confi
 """
 
 import os
+import random
+import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -24,13 +26,36 @@ SINGLE = {"PROXY_REPLICAS": "1", "AGENT_HOST_REPLICAS": "1", "RAG_WORKERS": "1"}
 SCALED = {"PROXY_REPLICAS": "2", "AGENT_HOST_REPLICAS": "2", "RAG_WORKERS": "2"}
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_run(count: int) -> int:
-    """A base port whose next `count` ports are all free (instances' internal ports)."""
+    """A base port whose next `count` ports are all free, below the ephemeral range.
+
+    The instances' ports are bound minutes after they are chosen (when the stack is switched to more replicas);
+    a port of the ephemeral range may meanwhile be taken as the local end of some connection, or by a test
+    elsewhere on the machine that asked the kernel for a free port (LiteLLM then hangs instead of exiting).
+    """
+    low = _ephemeral_range()[0]
     for _ in range(200):
-        base = free_port()
-        if base + count < 65536 and not any(port_in_use(base + i) for i in range(1, count + 1)):
+        base = random.randrange(20000, low - count - 1)
+        if not any(port_in_use(base + i) or not _bindable(base + i) for i in range(1, count + 1)):
             return base
     raise RuntimeError("no run of free ports found")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def stack_environment(stack_dir: Path, master_key: str = MASTER_KEY, **settings: str) -> dict[str, str]:
