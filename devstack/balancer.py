@@ -34,6 +34,10 @@ class Frontend:
     backends: list[str]  # base URLs (http://127.0.0.1:4101) or host:port
     health_path: str = "/health/readiness"
     bind: str = "127.0.0.1"
+    # Which lost requests go to another instance. The proxies store nothing a replay could double, so a request
+    # lost after it reached one (closed without an answer, timed out) is sent again too; an agent host stores
+    # the turn it answers, so only a request that never reached one (conn-failure) is.
+    retry_on: str = "conn-failure empty-response response-timeout"
 
 
 def _address(backend: str) -> str:
@@ -73,7 +77,6 @@ def render_config(frontends: list[Frontend], stats_socket: Path | None = None) -
         "    option http-buffer-request",
         "    retries 3",
         "    option redispatch 1",
-        "    retry-on conn-failure empty-response response-timeout",
         "    default-server inter 1s fall 2 rise 2 observe layer4 error-limit 1 on-error mark-down",
     ]
     for frontend in frontends:
@@ -83,6 +86,7 @@ def render_config(frontends: list[Frontend], stats_socket: Path | None = None) -
             f"    default_backend {frontend.name}",
             f"backend {frontend.name}",
             "    balance leastconn",
+            f"    retry-on {frontend.retry_on}",
             f"    option httpchk GET {frontend.health_path}",
             "    http-check expect status 200",
         ]

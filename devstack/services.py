@@ -171,7 +171,13 @@ def _balancer(settings: StackSettings, proxies: list[Service], hosts: list[Servi
         checks.append(lambda: http_ok(f"{settings.proxy_url}/health/readiness"))
     if len(hosts) > 1:
         frontends.append(
-            Frontend("agent_host", settings.agent_host_port, [f"127.0.0.1:{s.port}" for s in hosts], "/health/ready")
+            Frontend(
+                "agent_host",
+                settings.agent_host_port,
+                [f"127.0.0.1:{s.port}" for s in hosts],
+                "/health/ready",
+                retry_on="conn-failure",  # a chat or upload that reached a host is never replayed on another
+            )
         )
         checks.append(lambda: http_ok(f"{settings.agent_host_url}/health/ready"))
     config = balancer_config_path(settings)

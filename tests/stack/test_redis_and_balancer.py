@@ -95,7 +95,7 @@ def test_balancer_config_is_valid_for_several_frontends(tmp_path: Path) -> None:
         render_config(
             [
                 Frontend("proxy", free_port(), ["http://127.0.0.1:4101", "http://127.0.0.1:4102"]),
-                Frontend("agent_host", free_port(), ["127.0.0.1:8001"], "/health"),
+                Frontend("agent_host", free_port(), ["127.0.0.1:8001"], "/health", retry_on="conn-failure"),
             ],
             tmp_path / "stats.sock",
         )
@@ -105,6 +105,8 @@ def test_balancer_config_is_valid_for_several_frontends(tmp_path: Path) -> None:
     text = config.read_text()
     assert "option httpchk GET /health/readiness" in text and "option httpchk GET /health" in text
     assert "retry-on conn-failure empty-response response-timeout" in text and "option redispatch" in text
+    agent_backend = text.split("backend agent_host", 1)[1]
+    assert "retry-on conn-failure\n" in agent_backend  # a request that reached a host is never replayed
 
 
 def test_balancer_spreads_requests_and_a_killed_backend_loses_none(
