@@ -124,7 +124,6 @@ def private_host(model_cache: Path | None, extra_env: dict[str, str]) -> Iterato
                 "DATABASE_URL": postgres.url("genailabs"),
                 "CHROMA_PATH": str(work / "chroma"),
                 "MODEL_CACHE_DIR": str(model_cache or work / "models"),
-                "NOTES_DIR": str(work / "notes"),
                 **extra_env,
             },
             startup_timeout=180.0,

@@ -102,7 +102,6 @@ def host_environment(settings: StackSettings) -> dict[str, str]:
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         # The stack's own data dir; the exported embedding model stays shared in the repo's .stack/models.
         "CHROMA_PATH": str(settings.stack_dir / "chroma"),
-        "NOTES_DIR": str(settings.stack_dir / "notes"),
         # Ingestion runs in the rag_worker programs, never inside a host.
         "RAG_INLINE_WORKER": "false",
     }

@@ -336,7 +336,7 @@ QUICK_QUEUE = {"RAG_WORKER_HEARTBEAT_SECONDS": "1", "RAG_WORKER_STALLED_SECONDS"
 def start_agent_host(
     proxy_url: str, database_url: str, proxy_key: str, api_key: str = HOST_KEY, **env: str
 ) -> tuple[ManagedProcess, str]:
-    """An agent host with its own data dirs (Chroma, notes, HOME) and no MCP servers unless `env` says otherwise.
+    """An agent host with its own data dirs (Chroma, HOME) and no MCP servers unless `env` says otherwise.
 
     Its database gets a first admin (the person HOST_KEY stands for) and, instead of the master key, the host
     calls the proxy with a service key that names the person of each request."""
@@ -359,7 +359,6 @@ def start_agent_host(
             "DATABASE_URL": database_url,
             "HUB_DATABASE_URL": hub_url,
             "CHROMA_PATH": str(data / "chroma"),
-            "NOTES_DIR": str(data / "notes"),
             "MCP_SERVERS_FILE": str(servers),
             # Never the developer's .stack/ file (the legacy file a host imports once); servers added through
             # the API live in DATABASE_URL, shared by every host on it.

@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from genailabs_accounts.secret_files import secrets_from_files
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
-# The repository root: .stack/ there holds the embedded stack's data (Chroma, exported models, notes).
+# The repository root: .stack/ there holds the embedded stack's data (Chroma, exported models).
 STACK_DIR = SERVICE_DIR.parent / ".stack"
 
 
@@ -127,7 +127,6 @@ class Settings(BaseSettings):
     agent_total_timeout: float = Field(default=180.0, gt=0)
     # A tool result longer than this is cut before it enters the context.
     tool_result_max_chars: int = Field(default=4000, ge=100)
-    notes_dir: Path = STACK_DIR / "notes"
 
     @model_validator(mode="after")
     def _stalled_after_heartbeats(self) -> "Settings":
@@ -140,7 +139,7 @@ class Settings(BaseSettings):
     def _proxy_key_from_file(cls, data: Any) -> Any:
         return secrets_from_files(data, "agent_host_proxy_key")
 
-    @field_validator("chroma_path", "model_cache_dir", "notes_dir", "mcp_runtime_servers_file")
+    @field_validator("chroma_path", "model_cache_dir", "mcp_runtime_servers_file")
     @classmethod
     def _from_repo_root(cls, path: Path) -> Path:
         """Relative data dirs (.stack/chroma) mean the repository's, wherever the host is started from."""

@@ -73,7 +73,6 @@ def mcp_host_env(tmp: Path, servers_file: Path, retry_interval: float = 1.0) -> 
         "MCP_RETRY_INTERVAL": str(retry_interval),
         "MCP_CONNECT_TIMEOUT": "15",
         "CHROMA_PATH": str(tmp / "chroma"),
-        "NOTES_DIR": str(tmp / "notes"),
     }
 
 
