@@ -158,8 +158,14 @@ async def test_an_http_server_that_dies_is_marked_down_and_back_up_when_it_retur
 
 async def test_a_stdio_server_that_dies_is_detected_and_restarted(manager: McpManager) -> None:
     def files_servers() -> list[psutil.Process]:
-        children = psutil.Process(os.getpid()).children(recursive=True)
-        return [child for child in children if "agent_host.mcp.examples.files_server" in child.cmdline()]
+        found = []
+        for child in psutil.Process(os.getpid()).children(recursive=True):
+            try:
+                if "agent_host.mcp.examples.files_server" in child.cmdline():
+                    found.append(child)
+            except (psutil.ZombieProcess, psutil.NoSuchProcess):
+                continue  # the killed server, not reaped yet
+        return found
 
     [first] = files_servers()
     os.kill(first.pid, signal.SIGKILL)
