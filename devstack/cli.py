@@ -109,7 +109,7 @@ def up(settings: StackSettings) -> None:
     supervisor.ensure_started(render_config(settings, programs), secret_env(settings))
     save_plan(settings, services)
 
-    # Dependency order: the database; Redis, both runtimes and Chroma together; the proxy instances together;
+    # Dependency order: the database; Redis, the runtimes and Chroma together; the proxy instances together;
     # the balancer in front of them; the ingestion workers; the agent hosts; the balancer in front of them (the
     # same HAProxy); then the UI.
     people_ready = False
@@ -242,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"make {args.command}: {exc}", file=sys.stderr)
         return 1
     except ValidationError as exc:
-        names = ", ".join(str(error["loc"][0]).upper() for error in exc.errors())
+        # pydantic's reason (never the value: it may be a secret), e.g. RUNTIME_REPLICAS=3's "less than or equal to 2".
+        names = ", ".join(f"{str(error['loc'][0]).upper()} ({error['msg'].lower()})" for error in exc.errors())
         print(
             f"make {args.command}: missing or invalid setting {names}: set it in litellm_hub/.env "
             "(start from litellm_hub/.env.example)",

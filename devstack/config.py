@@ -29,7 +29,13 @@ class StackSettings(BaseSettings):
     litellm_port: int = 4100
     litellm_host: str = "127.0.0.1"
     ollama_base_url: str = "http://localhost:11434"
+    # The embedded model runtimes (issue 14). One uses the whole machine; a second one on RUNTIME2_PORT gives
+    # the proxy a failover target (the smollm2 group gets a deployment on each), each with half the cores.
+    runtime_replicas: int = Field(default=1, ge=1, le=2)
     runtime2_port: int = 11435
+    # Passed to every runtime when set; unset: one runtime takes its own default (the machine's physical
+    # cores), two get half of them each.
+    runtime_threads: int | None = Field(default=None, ge=1)
     ui_port: int = 8501
     agent_host_port: int = 8000
     ui_via_agent_host: bool = True
@@ -86,6 +92,11 @@ class StackSettings(BaseSettings):
     @property
     def runtime2_base_url(self) -> str:
         return f"http://localhost:{self.runtime2_port}"
+
+    @property
+    def runtime_urls(self) -> list[str]:
+        """The base URL of each runtime the proxy routes to: OLLAMA_BASE_URL, then the second one if any."""
+        return [self.ollama_base_url, self.runtime2_base_url][: self.runtime_replicas]
 
     @property
     def proxy_url(self) -> str:

@@ -16,6 +16,7 @@ from devstack.config import REPO_ROOT, StackSettings
 from devstack.hostkeys import load_keys
 from devstack.probe import http_ok, ollama_version, port_in_use, postgres_ok
 from devstack.redis_server import RedisServer, redacted, redis_ok
+from devstack.runtimes import proxy_config, proxy_runtime_environment, runtimes
 from devstack.service import Service
 from devstack.supervisor import Program
 from devstack.uikeys import load_ui_keys
@@ -89,25 +90,6 @@ def redis_problem(settings: StackSettings) -> str | None:
     return f"REDIS_URL is set but unusable: {reason}" if reason else None
 
 
-def _runtime(name: str, port: int, base_url: str, external: bool) -> Service:
-    program = None
-    if not external:
-        program = Program(
-            name,
-            [str(VENV_BIN / "python"), "-m", "local_runtime", "--host", "127.0.0.1", "--port", str(port)],
-            environment={"RUNTIME_MODELS_DIR": str(REPO_ROOT / "models")},
-        )
-    return Service(
-        name,
-        port,
-        base_url,
-        lambda: http_ok(f"{base_url}/api/version"),
-        program,
-        "Ollama found at OLLAMA_BASE_URL, embedded runtime skipped" if external else "",
-        stage=1,
-    )
-
-
 def proxy_names(settings: StackSettings) -> list[str]:
     """`proxy` alone, or `proxy1`..`proxyN` behind the balancer."""
     if settings.proxy_replicas == 1:
@@ -123,7 +105,7 @@ def _proxy(settings: StackSettings, name: str, port: int) -> Service:
         "DATABASE_URL",
         str(VENV_BIN / "litellm"),
         "--config",
-        str(REPO_ROOT / "litellm_hub" / "litellm_config.yaml"),
+        str(proxy_config(settings)),
         "--host",
         settings.litellm_host if settings.proxy_replicas == 1 else "127.0.0.1",
         "--port",
@@ -131,8 +113,7 @@ def _proxy(settings: StackSettings, name: str, port: int) -> Service:
     ]
     environment = {
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "OLLAMA_BASE_URL": settings.ollama_base_url,
-        "RUNTIME2_BASE_URL": settings.runtime2_base_url,
+        **proxy_runtime_environment(settings),
         # HUB_DATABASE_URL and REDIS_URL (both may hold a password) come from supervisord's environment
         # (secret_env). Each instance spools its own request-log rows: two writers would race on one file.
         "HUB_SPOOL_DIR": str(settings.stack_dir if name == "proxy" else settings.stack_dir / name),
@@ -247,7 +228,7 @@ def _ui(settings: StackSettings) -> Service:
         environment={
             **people_environment(settings),
             "LITELLM_BASE_URL": f"{settings.proxy_url}/v1",
-            "RUNTIME_URLS": f"{settings.ollama_base_url},{settings.runtime2_base_url}",
+            "RUNTIME_URLS": ",".join(settings.runtime_urls),
             # Phase 2: chat, documents (RAG) and agents go through the agent host; UI_VIA_AGENT_HOST=false
             # makes the UI talk to the proxy directly as in phase 1.
             "AGENT_HOST_URL": settings.agent_host_url if settings.ui_via_agent_host else "",
@@ -272,8 +253,7 @@ def plan(settings: StackSettings, managed: Callable[[str], bool]) -> list[Servic
     services = [
         _postgres(settings, external_pg),
         _redis(settings),
-        _runtime("runtime", settings.runtime_port, settings.ollama_base_url, external_ollama),
-        _runtime("runtime2", settings.runtime2_port, settings.runtime2_base_url, False),
+        *runtimes(settings, external_ollama),
         agent_tier.chroma(settings),
         *proxies,
         *agent_tier.workers(settings),
@@ -342,12 +322,12 @@ def load_ports(settings: StackSettings) -> dict[str, list[int]]:
     return {str(k): [int(p) for p in v] if isinstance(v, list) else [int(v)] for k, v in ports.items()}
 
 
-SCALE_SETTINGS = ("proxy_replicas", "agent_host_replicas", "rag_workers")
+SCALE_SETTINGS = ("runtime_replicas", "proxy_replicas", "agent_host_replicas", "rag_workers")
 
 
 def saved_scale(settings: StackSettings) -> dict[str, int]:
-    """PROXY_REPLICAS, AGENT_HOST_REPLICAS, RAG_WORKERS of the last `up`: `status` shows what runs, whatever
-    the shell now says."""
+    """RUNTIME_REPLICAS, PROXY_REPLICAS, AGENT_HOST_REPLICAS, RAG_WORKERS of the last `up`: `status` shows what
+    runs, whatever the shell now says."""
     saved = _saved(settings)
     return {name: value for name in SCALE_SETTINGS if isinstance(value := saved.get(name), int)}
 

@@ -155,20 +155,24 @@ def start_proxy(
     master_key: str,
     database_url: str,
     runtime_url: str,
-    runtime2_url: str,
+    runtime2_url: str | None = None,
     config: Path | None = None,
     redis_url: str | None = None,
     **env: str,
 ) -> tuple[ManagedProcess, str]:
-    """A LiteLLM proxy with the hub on a free port; `redis_url` (REDIS_URL) shares its state, `env` adds settings."""
+    """A LiteLLM proxy with the hub on a free port; `redis_url` (REDIS_URL) shares its state, `env` adds settings.
+
+    With `runtime2_url` the smollm2 group has a deployment on each runtime (`make up` with RUNTIME_REPLICAS=2),
+    without it one (the default `make up`), unless `config` says otherwise."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    config = config or REPO_ROOT / "litellm_hub" / "litellm_config.yaml"
+    name = "litellm_config.yaml" if runtime2_url is None else "litellm_config.runtime2.yaml"
+    config = config or REPO_ROOT / "litellm_hub" / name
     settings = {
         "LITELLM_MASTER_KEY": master_key,
         "HUB_DATABASE_URL": database_url,
         "OLLAMA_BASE_URL": runtime_url,
-        "RUNTIME2_BASE_URL": runtime2_url,
+        **({"RUNTIME2_BASE_URL": runtime2_url} if runtime2_url is not None else {}),
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         # Test proxies never spool into the repo's .stack/, where a real stack would pick the rows up.
         "HUB_SPOOL_DIR": os.environ.get("HUB_SPOOL_DIR") or tempfile.mkdtemp(prefix="hub-test-spool-"),

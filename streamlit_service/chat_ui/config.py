@@ -37,8 +37,9 @@ class Settings(BaseSettings):
     database_url: SecretStr = SecretStr("postgresql://litellm:litellm@localhost:5433/genailabs")
     # The hub's request log, for the Usage page.
     hub_database_url: SecretStr = SecretStr("postgresql://litellm:litellm@localhost:5433/litellm")
-    # Model runtimes behind the proxy (Ollama API), probed for the status panel and the served marking.
-    runtime_urls: Annotated[list[str], NoDecode] = ["http://localhost:11434", "http://localhost:11435"]
+    # Model runtimes behind the proxy (Ollama API), probed for the status panel and the served marking: `make up`
+    # passes the ones it runs (11434, and 11435 with RUNTIME_REPLICAS=2).
+    runtime_urls: Annotated[list[str], NoDecode] = ["http://localhost:11434"]
 
     request_timeout: float = Field(default=120.0, gt=0)
     # Seconds between two status checks in the sidebar.

@@ -111,7 +111,7 @@ def extra_env(**env: str) -> Iterator[None]:
 
 
 def start_hub_proxy(
-    database_url: str, runtime_url: str, runtime2_url: str, config: Path | None = None, **env: str
+    database_url: str, runtime_url: str, runtime2_url: str | None = None, config: Path | None = None, **env: str
 ) -> tuple[ManagedProcess, str]:
     """A private proxy with hub settings in its environment, kept across restarts."""
     with extra_env(**env):

@@ -18,7 +18,7 @@ def main() -> int:
     os.environ.pop("HF_HUB_OFFLINE", None)  # prove it, rather than ask for it
     postgres = start_postgres()
     runtime, runtime_url = start_runtime(Path(tempfile.mkdtemp()))
-    proxy, proxy_url = start_proxy(MASTER_KEY, postgres.url("litellm"), runtime_url, runtime_url)
+    proxy, proxy_url = start_proxy(MASTER_KEY, postgres.url("litellm"), runtime_url)
     try:
         reply = httpx.post(
             f"{proxy_url}/v1/chat/completions",

@@ -1,8 +1,8 @@
 """What the `make up` tests share: one stack on free ports, switched in place between configurations, and a chat.
 
-Bringing a stack up from nothing costs about a minute on a 2-core machine, and changing PROXY_REPLICAS,
-AGENT_HOST_REPLICAS or RAG_WORKERS in place less than that: so every module that needs a running stack uses
-the session's one (the `stack` fixture in conftest.py) and asks it for the configuration it tests.
+Bringing a stack up from nothing costs about a minute on a 2-core machine, and changing RUNTIME_REPLICAS,
+PROXY_REPLICAS, AGENT_HOST_REPLICAS or RAG_WORKERS in place less than that: so every module that needs a running
+stack uses the session's one (the `stack` fixture in conftest.py) and asks it for the configuration it tests.
 """
 
 import os
@@ -22,8 +22,9 @@ from procs import scaled
 MASTER_KEY = "sk-stack-test-master-key"
 # Characters that break an unencoded URL: `up` builds DATABASE_URL itself, and must encode them.
 PASSWORD = "pw@stack:1/2#3%?"
-SINGLE = {"PROXY_REPLICAS": "1", "AGENT_HOST_REPLICAS": "1", "RAG_WORKERS": "1"}
-SCALED = {"PROXY_REPLICAS": "2", "AGENT_HOST_REPLICAS": "2", "RAG_WORKERS": "2"}
+SINGLE = {"RUNTIME_REPLICAS": "1", "PROXY_REPLICAS": "1", "AGENT_HOST_REPLICAS": "1", "RAG_WORKERS": "1"}
+# Everything doubled, the runtimes too: the proxies then route the smollm2 group to both.
+SCALED = {"RUNTIME_REPLICAS": "2", "PROXY_REPLICAS": "2", "AGENT_HOST_REPLICAS": "2", "RAG_WORKERS": "2"}
 
 
 def _ephemeral_range() -> tuple[int, int]:

@@ -1,5 +1,5 @@
-"""The scaled stack (PROXY_REPLICAS=2 AGENT_HOST_REPLICAS=2 RAG_WORKERS=2), the proxy side: Redis, two proxy
-instances behind HAProxy on LITELLM_PORT, for real. The session's stack is switched to it in place."""
+"""The scaled stack (SCALED in stack_support.py: everything doubled), the proxy side: Redis, two proxy instances
+behind HAProxy on LITELLM_PORT, two runtimes behind them, for real. The session's stack is switched to it in place."""
 
 import os
 import signal
@@ -107,6 +107,20 @@ def test_chats_through_the_public_port_reach_both_instances(stack_env: dict[str,
     servers = server_stats(settings.stack_dir / "haproxy.sock")["proxy"]
     assert sorted(servers) == ["proxy1", "proxy2"], servers
     assert all(row["status"] == "UP" and int(row["stot"]) > 0 for row in servers.values()), servers
+
+
+def test_the_smollm2_group_is_answered_by_both_runtimes(stack_env: dict[str, str]) -> None:
+    """RUNTIME_REPLICAS=2: the proxies run the config with a deployment on each runtime."""
+    url = f"http://localhost:{stack_env['LITELLM_PORT']}/v1/chat/completions"
+    body = {"model": "smollm2:135m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}
+    answered_by = set()
+    with httpx.Client(timeout=scaled(60), headers={"Authorization": f"Bearer {MASTER_KEY}"}) as client:
+        for _ in range(12):
+            reply = client.post(url, json=body)
+            assert reply.status_code == 200, reply.text
+            answered_by.add(reply.headers["x-litellm-model-id"])
+    # simple-shuffle: a 1 in 2048 chance that twelve chats all go to one runtime.
+    assert answered_by == {"smollm2-135m-runtime1", "smollm2-135m-runtime2"}
 
 
 def test_a_proxy_instance_killed_mid_traffic_loses_no_request_and_comes_back(stack_env: dict[str, str]) -> None:

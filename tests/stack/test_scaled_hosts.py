@@ -1,4 +1,4 @@
-"""The scaled stack (PROXY_REPLICAS=2 AGENT_HOST_REPLICAS=2 RAG_WORKERS=2), the agent host side: two hosts behind
+"""The scaled stack (SCALED in stack_support.py: everything doubled), the agent host side: two hosts behind
 the balancer on AGENT_HOST_PORT, two ingestion workers, one Chroma server, for real (the session's stack)."""
 
 import json

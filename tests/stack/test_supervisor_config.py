@@ -54,7 +54,7 @@ def test_database_url_built_from_the_postgres_settings_is_url_encoded(tmp_path: 
 def test_every_program_restarts_on_any_exit_and_retries_failed_starts(tmp_path: Path) -> None:
     sections = _config(_settings(tmp_path)).split("[")
     programs = [section for section in sections if section.startswith("program:")]
-    assert len(programs) == 9  # postgres, redis, runtime, runtime2, chroma, proxy, rag_worker1, agent_host, ui
+    assert len(programs) == 8  # postgres, redis, runtime, chroma, proxy, rag_worker1, agent_host, ui
     for section in programs:
         assert "\nautorestart=true\n" in section, section
         assert f"\nstartretries={START_RETRIES}\n" in section and START_RETRIES >= 50, section
@@ -191,7 +191,7 @@ def test_two_hosts_and_two_workers_sit_behind_the_balancer_that_also_fronts_two_
     assert balancer.early_health is not None
     programs = _programs(_config(settings))
     assert set(programs) == {
-        *("postgres", "redis", "runtime", "runtime2", "chroma", "proxy1", "proxy2", "rag_worker1", "rag_worker2"),
+        *("postgres", "redis", "runtime", "chroma", "proxy1", "proxy2", "rag_worker1", "rag_worker2"),
         *("agent_host1", "agent_host2", "balancer", "ui"),
     }
     assert "--host 127.0.0.1 --port 7002" in programs["agent_host2"]
