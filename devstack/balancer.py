@@ -35,9 +35,11 @@ class Frontend:
     health_path: str = "/health/readiness"
     bind: str = "127.0.0.1"
     # Which lost requests go to another instance. The proxies store nothing a replay could double, so a request
-    # lost after it reached one (closed without an answer, timed out) is sent again too; an agent host stores
-    # the turn it answers, so only a request that never reached one (conn-failure) is.
+    # lost after it reached one (closed without an answer, timed out) is sent again too.
     retry_on: str = "conn-failure empty-response response-timeout"
+    # An agent host stores the turn it answers: with this set, a request that reached an instance is sent again
+    # only if it is a read (GET, HEAD); any other one is replayed only when it never reached one (conn-failure).
+    replay_only_reads: bool = False
 
 
 def _address(backend: str) -> str:
@@ -87,6 +89,7 @@ def render_config(frontends: list[Frontend], stats_socket: Path | None = None) -
             f"backend {frontend.name}",
             "    balance leastconn",
             f"    retry-on {frontend.retry_on}",
+            *(["    http-request disable-l7-retry unless METH_GET"] if frontend.replay_only_reads else []),
             f"    option httpchk GET {frontend.health_path}",
             "    http-check expect status 200",
         ]

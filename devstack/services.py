@@ -157,7 +157,7 @@ def _balancer(settings: StackSettings, proxies: list[Service], hosts: list[Servi
                 settings.agent_host_port,
                 [f"127.0.0.1:{s.port}" for s in hosts],
                 "/health/ready",
-                retry_on="conn-failure",  # a chat or upload that reached a host is never replayed on another
+                replay_only_reads=True,  # a chat or upload that reached a host is never replayed on another
             )
         )
         checks.append(lambda: http_ok(f"{settings.agent_host_url}/health/ready"))

@@ -255,7 +255,10 @@ def shared_redis() -> RedisInstance:
 
 
 def start_balancer(
-    backends: list[str], health_path: str = "/health/readiness", wait_for_all: bool = True
+    backends: list[str],
+    health_path: str = "/health/readiness",
+    wait_for_all: bool = True,
+    replay_only_reads: bool = False,
 ) -> tuple[ManagedProcess, str]:
     """HAProxy (devstack's config) on a free port in front of those base URLs; its base URL.
 
@@ -266,7 +269,9 @@ def start_balancer(
     base = Path(tempfile.mkdtemp(prefix="genailabs-haproxy-"))
     atexit.register(shutil.rmtree, base, ignore_errors=True)
     config, stats = base / "haproxy.cfg", base / "stats.sock"
-    write_config(config, [Frontend("balanced", port, backends, health_path)], stats)
+    write_config(
+        config, [Frontend("balanced", port, backends, health_path, replay_only_reads=replay_only_reads)], stats
+    )
 
     def ready() -> str | None:
         reason = http_ok(f"{url}{health_path}")

@@ -221,8 +221,9 @@ def test_balancer_config_puts_every_agent_host_in_rotation_while_it_is_ready() -
     assert "bind :8000" in config and "default_backend agent-host" in config
     assert "server-template host 1-8 agent-host:8000" in backend  # AGENT_HOST_REPLICAS' most, as for proxies
     assert "option httpchk GET /health/ready" in backend and "init-addr none" in backend
-    # A request a host received may have changed something: only a failed connection goes to another host.
-    assert re.search(r"^\s*retry-on conn-failure$", backend, re.M)
+    # A write a host received may have changed something: only a read, or a failed connection, goes to another host.
+    assert re.search(r"^\s*retry-on conn-failure empty-response response-timeout$", backend, re.M)
+    assert re.search(r"^\s*http-request disable-l7-retry unless METH_GET$", backend, re.M)
     assert "timeout tunnel" in backend  # /ws/chat
 
 
