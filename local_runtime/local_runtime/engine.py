@@ -1,32 +1,22 @@
-"""One loaded GGUF model and its token loop; synchronous, run in a worker thread."""
+"""One generation on a runner: the prompt as tokens, the tool-call choice, and llama-server's token stream."""
 
-import ctypes
+import asyncio
+import contextlib
+import json
 import logging
 import random
-import threading
-import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
+from typing import Any
 
-import llama_cpp
-import numpy as np
-from llama_cpp import Llama, LlamaGrammar
+import httpx
 
+from local_runtime.errors import InvalidRequest, RunnerFailed
+from local_runtime.ggufmeta import GgufInfo
 from local_runtime.prompting import TOOL_CALL_OPEN
-from local_runtime.textstream import TextStream
+from local_runtime.runner import Runner
 
 log = logging.getLogger("local_runtime.engine")
-
-
-@llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
-def _quiet_llama_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-    """llama.cpp's C logs go to DEBUG; llama-cpp-python's own callback prints some errors raw."""
-    log.debug("llama.cpp: %s", text.decode("utf-8", errors="replace").rstrip())
-
-
-llama_cpp.llama_log_set(_quiet_llama_log, ctypes.c_void_p(0))
 
 # The numbers Ollama uses when a request leaves an option out.
 DEFAULT_TEMPERATURE = 0.8
@@ -34,6 +24,8 @@ DEFAULT_TOP_K = 40
 DEFAULT_TOP_P = 0.9
 DEFAULT_REPEAT_PENALTY = 1.1
 DEFAULT_REPEAT_LAST_N = 64
+# How long a request whose runner cut its connection waits to learn how the runner ended.
+DEATH_GRACE_SECONDS = 0.5
 
 
 @dataclass
@@ -54,7 +46,7 @@ class Sampling:
 
 @dataclass
 class Generation:
-    """What to generate; `cancel` is checked before every token so a gone client frees the model."""
+    """What to generate."""
 
     prompt: str
     sampling: Sampling = field(default_factory=Sampling)
@@ -63,8 +55,7 @@ class Generation:
     # When set the model may call tools instead; `tools_required` forbids a text answer.
     tool_grammar: str | None = None
     tools_required: bool = False
-    cancel: threading.Event = field(default_factory=threading.Event)
-    # Set by the engine before the first piece of text: the output is a tool call, not an answer.
+    # Set before the first piece of text: the output is a tool call, not an answer.
     calls_tools: bool = False
 
 
@@ -79,157 +70,163 @@ class Finish:
     eval_duration: int
 
 
-@dataclass
-class GgufInfo:
-    metadata: dict[str, str]
-    bos_token: str
-    eos_token: str
+async def runner_error(runner: Runner, exc: Exception | None = None) -> RunnerFailed:
+    """The 503 for requests a runner left: it died (and why), or it stopped answering. A cut connection is
+    usually its death seen first, so the process gets a moment to be reaped and say how it ended."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(runner.died.wait(), DEATH_GRACE_SECONDS)
+    if runner.died.is_set():
+        return RunnerFailed(f"model runner for '{runner.name}' stopped unexpectedly ({runner.death}); try again")
+    detail = f": {type(exc).__name__}" if exc is not None else ""
+    return RunnerFailed(f"model runner for '{runner.name}' failed to answer{detail}; try again")
 
 
-def _token_text(llm: Llama, metadata: dict[str, str], key: str) -> str:
-    token_id = metadata.get(f"tokenizer.ggml.{key}_token_id")
-    if token_id is None:
-        return ""
-    return llm.detokenize([int(token_id)], special=True).decode("utf-8", errors="replace")
-
-
-def read_gguf_info(path: Path) -> GgufInfo:
-    """GGUF key/values and BOS/EOS text via llama.cpp, loading only the vocabulary (no weights)."""
-    llm = Llama(model_path=str(path), vocab_only=True, verbose=False)
+def refusal(status: int, body: bytes) -> Exception:
+    """A runner's 4xx for a request the runtime let through: the runner's reason, as the client's error."""
     try:
-        metadata = dict(llm.metadata)
-        return GgufInfo(metadata, _token_text(llm, metadata, "bos"), _token_text(llm, metadata, "eos"))
-    finally:
-        llm.close()
+        message = str(json.loads(body)["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        message = body.decode("utf-8", errors="replace")[:200]
+    if "grammar" in message.lower():
+        return InvalidRequest("JSON schema too complex: llama.cpp cannot parse its grammar")
+    if status == 400:
+        return InvalidRequest(message)
+    return RuntimeError(f"runner answered {status}: {message}")
 
 
-@lru_cache(maxsize=128)
-def grammar_parses(grammar: str) -> bool:
-    """Whether llama.cpp accepts a GBNF grammar; it answers NULL for one it refuses, which in a sampler
-    chain would crash the generation. Parsing needs no vocabulary, so no model is involved."""
-    sampler = llama_cpp.llama_sampler_init_grammar(None, grammar.encode("utf-8"), b"root")
-    if not sampler:
-        return False
-    llama_cpp.llama_sampler_free(sampler)
-    return True
+class Engine:
+    """Generations for one model on its runner; `info` is the model's GGUF metadata."""
 
-
-class LoadedModel:
-    """A llama.cpp model and context sized for one num_ctx."""
-
-    def __init__(self, path: Path, num_ctx: int, threads: int, tool_call_bias: float = 4.0) -> None:
-        started = time.perf_counter()
-        self.path = path
-        self.num_ctx = num_ctx
-        self.llama = Llama(
-            model_path=str(path),
-            n_ctx=num_ctx,
-            n_batch=min(512, num_ctx),
-            n_threads=threads,
-            n_threads_batch=threads,
-            last_n_tokens_size=DEFAULT_REPEAT_LAST_N,
-            verbose=False,
-        )
-        self.metadata: dict[str, str] = dict(self.llama.metadata)
+    def __init__(self, runner: Runner, info: GgufInfo, tool_call_bias: float) -> None:
+        self.runner = runner
+        self.info = info
         self.tool_call_bias = tool_call_bias
-        self._tool_opener = self.llama.tokenize(TOOL_CALL_OPEN.encode(), add_bos=False, special=True)[0]
-        self.load_duration = int((time.perf_counter() - started) * 1e9)
+        self._tool_opener: int | None = None
 
-    @property
-    def chat_template(self) -> str | None:
-        return self.metadata.get("tokenizer.chat_template")
-
-    def tokenize(self, prompt: str) -> list[int]:
-        add_bos = self.metadata.get("tokenizer.ggml.add_bos_token", "false") == "true"
-        bos = _token_text(self.llama, self.metadata, "bos")
-        if add_bos and bos and prompt.startswith(bos):
-            add_bos = False  # the chat template already wrote it
-        return list(self.llama.tokenize(prompt.encode("utf-8"), add_bos=add_bos, special=True))
-
-    def generate(self, job: Generation, emit: Callable[[str], None]) -> Finish:
-        """Run one generation, calling `emit` with each piece of text as soon as it is final."""
-        llm = self.llama
-        tokens = self.tokenize(job.prompt)
-        if not tokens:
-            return Finish(
-                done_reason="stop", prompt_eval_count=0, prompt_eval_duration=0, eval_count=0, eval_duration=0
-            )
-        if len(tokens) >= self.num_ctx:
-            keep = self.num_ctx * 3 // 4
-            log.warning("prompt of %d tokens exceeds num_ctx %d; keeping the last %d", len(tokens), self.num_ctx, keep)
-            tokens = tokens[-keep:]
-        room = self.num_ctx - len(tokens)
-        limit = room if job.sampling.num_predict < 0 else min(job.sampling.num_predict, room)
-
-        # Evaluating every prompt from scratch (no prefix reuse) keeps outputs independent of
-        # what ran before, so a seeded request answers the same alone or in a queue.
-        llm.reset()
-        ctx = llm._ctx.ctx
-        llama_cpp.llama_perf_context_reset(ctx)
-        sampling = job.sampling
-        llm.set_seed(sampling.seed if sampling.seed is not None else random.randrange(2**31))
-        grammar_text = job.grammar
-        if job.tool_grammar is not None and (job.tools_required or self._prefers_tool_call(tokens)):
-            job.calls_tools = True
-            grammar_text = job.tool_grammar
-        grammar = LlamaGrammar.from_string(grammar_text, verbose=False) if grammar_text else None
-        stream = TextStream(sampling.stop)
-        vocab = llm._model.vocab
-        count = 0
-        reason = "length" if limit <= 0 else "stop"
-        tokens_out = llm.generate(
-            tokens,
-            top_k=sampling.top_k,
-            top_p=sampling.top_p,
-            min_p=sampling.min_p,
-            typical_p=sampling.typical_p,
-            temp=sampling.temperature,
-            repeat_penalty=sampling.repeat_penalty,
-            presence_penalty=sampling.presence_penalty,
-            frequency_penalty=sampling.frequency_penalty,
-            grammar=grammar,
-        )
+    async def _post(self, path: str, body: dict[str, Any]) -> Any:
+        client = self.runner.client
+        assert client is not None
         try:
-            while limit > 0 and not job.cancel.is_set():
-                token = next(tokens_out)
-                if llama_cpp.llama_vocab_is_eog(vocab, token):
-                    break
-                count += 1
-                text = stream.push(llm.detokenize([token]))
-                if text:
-                    emit(text)
-                if stream.stopped:
-                    break
-                if count >= limit:
-                    reason = "length"
-                    break
-        finally:
-            tokens_out.close()
-        tail = stream.flush()
-        if tail:
-            emit(tail)
-        perf = llama_cpp.llama_perf_context(ctx)
-        return Finish(
-            done_reason=reason,
-            prompt_eval_count=len(tokens),
-            prompt_eval_duration=int(perf.t_p_eval_ms * 1e6),
-            eval_count=count,
-            eval_duration=int(perf.t_eval_ms * 1e6),
-        )
+            response = await client.post(path, json=body)
+        except httpx.HTTPError as exc:
+            raise await runner_error(self.runner, exc) from exc
+        if response.status_code != 200:
+            raise refusal(response.status_code, response.content)
+        return response.json()
 
-    def _prefers_tool_call(self, tokens: list[int]) -> bool:
+    async def tokenize(self, text: str, add_special: bool) -> list[int]:
+        """The model's tokens for `text`, special tokens parsed (as llama.cpp tokenizes a rendered template)."""
+        reply = await self._post("/tokenize", {"content": text, "add_special": add_special, "parse_special": True})
+        return [int(token) for token in reply["tokens"]]
+
+    async def prompt_tokens(self, prompt: str) -> list[int]:
+        add_bos = self.info.metadata.get("tokenizer.ggml.add_bos_token", "false") == "true"
+        if add_bos and self.info.bos_token and prompt.startswith(self.info.bos_token):
+            add_bos = False  # the chat template already wrote it
+        return await self.tokenize(prompt, add_bos)
+
+    async def tool_opener(self) -> int:
+        if self._tool_opener is None:
+            self._tool_opener = (await self.tokenize(TOOL_CALL_OPEN, False))[0]
+        return self._tool_opener
+
+    async def prefers_tool_call(self, tokens: list[int]) -> bool:
         """Whether the model's first token, with the tool-call opener boosted, starts a call.
 
-        Small models rate a tool call plausible (it stands out against unrelated questions) but
-        rarely most likely, so the opener's logit gets `tool_call_bias` before the comparison.
-        The prompt evaluated here stays in the cache and generate() samples from it directly.
+        Small models rate a tool call plausible (it stands out against unrelated questions) but rarely most
+        likely, so the opener's logit gets `tool_call_bias` before the comparison: one greedy token with that
+        bias and no other sampler. The prompt stays in the slot's cache for the generation that follows.
         """
-        llm = self.llama
-        llm.eval(tokens)
-        logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
-        opener = float(logits[self._tool_opener])
-        others = float(np.max(np.delete(logits, self._tool_opener)))
-        return opener + self.tool_call_bias >= others
+        opener = await self.tool_opener()
+        reply = await self._post(
+            "/completion",
+            {
+                "prompt": tokens,
+                "n_predict": 1,
+                "samplers": ["top_k"],
+                "top_k": 1,
+                "temperature": 0,
+                "repeat_penalty": 1.0,
+                "logit_bias": [[opener, self.tool_call_bias]],
+                "return_tokens": True,
+                "cache_prompt": True,
+            },
+        )
+        return list(reply.get("tokens") or [])[:1] == [opener]
 
-    def close(self) -> None:
-        self.llama.close()
+    def _request(self, job: Generation, tokens: list[int], limit: int, grammar: str | None) -> dict[str, Any]:
+        sampling = job.sampling
+        return {
+            "prompt": tokens,
+            "stream": True,
+            "n_predict": limit,
+            "temperature": sampling.temperature,
+            "top_k": sampling.top_k,
+            "top_p": sampling.top_p,
+            "min_p": sampling.min_p,
+            "typical_p": sampling.typical_p,
+            "repeat_penalty": sampling.repeat_penalty,
+            "repeat_last_n": DEFAULT_REPEAT_LAST_N,
+            "presence_penalty": sampling.presence_penalty,
+            "frequency_penalty": sampling.frequency_penalty,
+            "seed": sampling.seed if sampling.seed is not None else random.randrange(2**31),
+            "stop": sampling.stop,
+            **({"grammar": grammar} if grammar else {}),
+            # A seeded request is evaluated from scratch, so it answers the same whatever ran before it on
+            # its slot; others reuse the slot's cached prefix (a follow-up turn skips the conversation so far).
+            "cache_prompt": sampling.seed is None,
+            "timings_per_token": False,
+        }
+
+    async def generate(self, job: Generation) -> AsyncIterator[str | Finish]:
+        """Text pieces as the runner produces them, then one Finish. Closing the iterator closes the stream,
+        and llama-server stops that slot's generation when its client goes away."""
+        num_ctx = self.runner.spec.num_ctx
+        tokens = await self.prompt_tokens(job.prompt)
+        if not tokens:
+            yield Finish("stop", 0, 0, 0, 0)
+            return
+        if len(tokens) >= num_ctx:
+            keep = num_ctx * 3 // 4
+            log.warning("prompt of %d tokens exceeds num_ctx %d; keeping the last %d", len(tokens), num_ctx, keep)
+            tokens = tokens[-keep:]
+        room = num_ctx - len(tokens)
+        limit = room if job.sampling.num_predict < 0 else min(job.sampling.num_predict, room)
+        if limit <= 0:
+            yield Finish("length", len(tokens), 0, 0, 0)
+            return
+        grammar = job.grammar
+        if job.tool_grammar is not None and (job.tools_required or await self.prefers_tool_call(tokens)):
+            job.calls_tools = True
+            grammar = job.tool_grammar
+        async for event in self._stream(self._request(job, tokens, limit, grammar), len(tokens)):
+            yield event
+
+    async def _stream(self, body: dict[str, Any], prompt_count: int) -> AsyncIterator[str | Finish]:
+        client = self.runner.client
+        assert client is not None
+        try:
+            async with client.stream("POST", "/completion", json=body) as response:
+                if response.status_code != 200:
+                    raise refusal(response.status_code, await response.aread())
+                async for line in response.aiter_lines():
+                    if not line.startswith("data: "):
+                        continue
+                    chunk = json.loads(line[6:])
+                    if "error" in chunk:
+                        raise RunnerFailed(f"model runner error: {chunk['error'].get('message', chunk['error'])}")
+                    if chunk.get("content"):
+                        yield str(chunk["content"])
+                    if chunk.get("stop"):
+                        timings = chunk.get("timings") or {}
+                        yield Finish(
+                            done_reason="length" if chunk.get("stop_type") == "limit" else "stop",
+                            prompt_eval_count=prompt_count,
+                            prompt_eval_duration=int(float(timings.get("prompt_ms", 0)) * 1e6),
+                            eval_count=int(chunk.get("tokens_predicted", timings.get("predicted_n", 0))),
+                            eval_duration=int(float(timings.get("predicted_ms", 0)) * 1e6),
+                        )
+                        return
+        except httpx.HTTPError as exc:
+            raise await runner_error(self.runner, exc) from exc
+        raise await runner_error(self.runner)  # the stream ended without its last chunk

@@ -23,6 +23,18 @@ class ModelLoadFailed(RuntimeServiceError):
     status_code = 500
 
 
+class RunnerFailed(RuntimeServiceError):
+    """The model's runner died or stopped answering mid-request; the next request starts a new one."""
+
+    status_code = 503
+
+
+class NotEnoughMemory(RuntimeServiceError):
+    """Loading the model would not fit in the memory left, even with idle models unloaded."""
+
+    status_code = 503
+
+
 class RequestTooLarge(RuntimeServiceError):
     status_code = 413
 

@@ -4,10 +4,9 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from llama_cpp.llama_grammar import JSON_GBNF, SchemaConverter
-
 from local_runtime.errors import InvalidRequest
 from local_runtime.prompting import TOOL_CALL_CLOSE, TOOL_CALL_OPEN, ToolSpec
+from local_runtime.vendor.json_schema_to_grammar import JSON_GBNF, SchemaConverter
 
 # The converter's own `char` admits raw control characters, which json.loads rejects.
 _STRICT_CHAR = r'[^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})'

@@ -1,24 +1,32 @@
-"""Loaded models: one generation at a time per model, keep-alive expiry, reload on num_ctx change."""
+"""Loaded models, each on a runner of its own: started on first use, kept for keep_alive, replaced when its
+num_ctx changes or it dies, unloaded when idle or when another model needs the memory (as Ollama's scheduler)."""
 
 import asyncio
 import logging
 import math
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psutil
 
 from local_runtime.catalog import Catalog, ModelFile
-from local_runtime.engine import Finish, Generation, LoadedModel
-from local_runtime.errors import ModelLoadFailed, QueueFull
+from local_runtime.details import MetadataCache
+from local_runtime.engine import Engine, Finish, Generation
+from local_runtime.errors import NotEnoughMemory, QueueFull
+from local_runtime.ggufmeta import kv_cache_bytes
+from local_runtime.runner import Runner, RunnerSpec
 
 log = logging.getLogger("local_runtime.pool")
 
-# How often idle models are checked for an expired keep-alive.
+# How often idle runners are checked for an expired keep-alive.
 REAP_INTERVAL = 1.0
-# What a 503 for a full queue tells the client; LiteLLM meanwhile tries the other runtime.
+# What a 503 for a full queue tells the client; LiteLLM meanwhile tries another runtime.
 RETRY_AFTER_SECONDS = 2
+# Compute buffers and the process itself, beyond the weights and the KV cache.
+RUNNER_OVERHEAD_BYTES = 128 * 1024 * 1024
 
 
 @dataclass
@@ -32,14 +40,23 @@ class Completion:
 
 @dataclass
 class Slot:
-    """One model name: its lock queues requests in arrival order (asyncio.Lock is FIFO)."""
+    """One model name and the runner serving it."""
 
     model: ModelFile
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    loaded: LoadedModel | None = None
+    engine: Engine | None = None
     expires_at: datetime | None = None
-    # Requests admitted and not finished: the one generating and those waiting for the lock.
+    # Requests admitted and not finished (generating on the runner or waiting for it).
     admitted: int = 0
+    # Requests on the current runner; a runner is replaced or unloaded only when none are.
+    active: int = 0
+    last_used: float = field(default_factory=time.monotonic)
+    # Held while the runner is started, replaced or stopped; `idle` is notified when `active` drops to 0.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    idle: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    @property
+    def runner(self) -> Runner | None:
+        return self.engine.runner if self.engine is not None else None
 
 
 class Admission:
@@ -61,15 +78,28 @@ class Admission:
 
 
 class ModelPool:
-    def __init__(self, catalog: Catalog, threads: int, tool_call_bias: float, max_queue: int) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        metadata: MetadataCache,
+        binary: Path,
+        threads: int,
+        parallel: int,
+        tool_call_bias: float,
+        max_queue: int,
+        load_timeout: float,
+    ) -> None:
         self.catalog = catalog
+        self.metadata = metadata
+        self.binary = binary
         self.threads = threads
+        self.parallel = parallel
         self.tool_call_bias = tool_call_bias
         self.max_queue = max_queue
+        self.load_timeout = load_timeout
         self._slots: dict[str, Slot] = {}
-        # Generations of different models may overlap; one model's never do (its lock).
-        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="llama")
         self._reaper: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._reaper = asyncio.create_task(self._reap_forever())
@@ -77,17 +107,15 @@ class ModelPool:
     async def stop(self) -> None:
         if self._reaper is not None:
             self._reaper.cancel()
-        self._executor.shutdown(wait=True, cancel_futures=True)
-        for slot in self._slots.values():
-            self._unload(slot)
+        await asyncio.gather(*(self._unload(slot) for slot in self._slots.values()))
 
     def loaded(self) -> list[Slot]:
-        return [slot for slot in self._slots.values() if slot.loaded is not None]
+        return [slot for slot in self._slots.values() if slot.runner is not None and slot.runner.alive]
 
     def admit(self, model: ModelFile) -> Admission:
-        """A place in the model's queue, or QueueFull when `max_queue` requests already wait behind the running one."""
+        """A place in the model's queue, or QueueFull when every slot is busy and `max_queue` requests wait."""
         slot = self._slot(model)
-        if slot.admitted > self.max_queue:
+        if slot.admitted >= self.parallel + self.max_queue:
             raise QueueFull(model.name, RETRY_AFTER_SECONDS)
         return Admission(slot)
 
@@ -97,47 +125,86 @@ class ModelPool:
             slot = self._slots[model.name] = Slot(model)
         return slot
 
-    async def _ensure_loaded(self, slot: Slot, num_ctx: int) -> tuple[LoadedModel, int]:
-        """The loaded model (holding slot.lock) and nanoseconds spent loading it now."""
-        if slot.loaded is not None and slot.loaded.num_ctx == num_ctx:
-            return slot.loaded, 0
-        self._unload(slot)  # a different num_ctx needs a new context, as in Ollama
-        path, threads, bias = slot.model.path, self.threads, self.tool_call_bias
-        loop = asyncio.get_running_loop()
-        try:
-            loaded = await loop.run_in_executor(self._executor, lambda: LoadedModel(path, num_ctx, threads, bias))
-        except Exception as exc:
-            log.error("loading %s from %s failed: %s", slot.model.name, path, exc)
-            raise ModelLoadFailed(f"failed to load model '{slot.model.name}': {exc}") from exc
-        slot.loaded = loaded
-        log.info("loaded %s (num_ctx %d) in %.2fs", slot.model.name, num_ctx, loaded.load_duration / 1e9)
-        return loaded, loaded.load_duration
+    async def _ensure_runner(self, slot: Slot, num_ctx: int) -> tuple[Engine, int]:
+        """The slot's engine on a live runner of this num_ctx, and the nanoseconds spent starting it now.
 
-    def _unload(self, slot: Slot) -> None:
-        if slot.loaded is not None:
-            slot.loaded.close()
-            slot.loaded = None
-            slot.expires_at = None
-            log.info("unloaded %s", slot.model.name)
+        A runner of another num_ctx is replaced once its requests are done (Ollama reloads too); a dead
+        one at once."""
+        async with slot.lock:
+            engine = slot.engine
+            if engine is not None and engine.runner.alive and engine.runner.spec.num_ctx == num_ctx:
+                return engine, 0
+            if engine is not None and engine.runner.alive:
+                async with slot.idle:
+                    await slot.idle.wait_for(lambda: slot.active == 0)
+            await self._unload(slot)
+            info = self.metadata.read(slot.model.path)
+            parallel = await self._make_room(slot, info.metadata, num_ctx)
+            spec = RunnerSpec(self.binary, slot.model.path, num_ctx, parallel, self.threads)
+            runner = Runner(slot.model.name, spec)
+            await runner.start(self.load_timeout)
+            slot.engine = Engine(runner, info, self.tool_call_bias)
+            return slot.engine, runner.load_duration
+
+    def _needs(self, model: ModelFile, metadata: dict[str, str], num_ctx: int, parallel: int) -> int:
+        return model.size + kv_cache_bytes(metadata, num_ctx * parallel) + RUNNER_OVERHEAD_BYTES
+
+    async def _make_room(self, slot: Slot, metadata: dict[str, str], num_ctx: int) -> int:
+        """How many slots the new runner gets: RUNTIME_NUM_PARALLEL, fewer when memory is short, after
+        unloading idle runners of other models, least recently used first, as long as that helps."""
+        while True:
+            available = psutil.virtual_memory().available
+            for parallel in range(self.parallel, 0, -1):
+                if self._needs(slot.model, metadata, num_ctx, parallel) <= available:
+                    if parallel < self.parallel:
+                        log.warning("memory is short: %s gets %d slots", slot.model.name, parallel)
+                    return parallel
+            idle = sorted(
+                (other for other in self.loaded() if other is not slot and other.active == 0),
+                key=lambda other: other.last_used,
+            )
+            if not idle:
+                need = self._needs(slot.model, metadata, num_ctx, 1)
+                raise NotEnoughMemory(
+                    f"model '{slot.model.name}' needs about {need / 2**30:.1f} GiB of memory to load, "
+                    f"{available / 2**30:.1f} GiB is available"
+                )
+            log.info("unloading %s to make room for %s", idle[0].model.name, slot.model.name)
+            await self._unload(idle[0])
+
+    async def _unload(self, slot: Slot) -> None:
+        engine, slot.engine, slot.expires_at = slot.engine, None, None
+        if engine is not None:
+            was_alive = engine.runner.alive
+            await engine.runner.stop()
+            if was_alive:
+                log.info("unloaded %s", slot.model.name)
 
     def _expire_after(self, slot: Slot, keep_alive: float) -> None:
+        slot.last_used = time.monotonic()
         if math.isinf(keep_alive):
             slot.expires_at = datetime.max.replace(tzinfo=UTC)
         else:
             slot.expires_at = datetime.now(UTC) + timedelta(seconds=keep_alive)
-        if keep_alive <= 0:
-            self._reap_idle()
 
-    def _reap_idle(self) -> None:
+    async def _reap_idle(self) -> None:
         now = datetime.now(UTC)
-        for slot in self._slots.values():
-            if slot.loaded is not None and not slot.lock.locked() and slot.expires_at and slot.expires_at <= now:
-                self._unload(slot)
+        for slot in list(self._slots.values()):
+            runner = slot.runner
+            if runner is None or slot.lock.locked() or slot.active:
+                continue
+            if not runner.alive or (slot.expires_at is not None and slot.expires_at <= now):
+                async with slot.lock:
+                    if slot.active == 0 and slot.runner is runner:
+                        await self._unload(slot)
 
     async def _reap_forever(self) -> None:
         while True:
             await asyncio.sleep(REAP_INTERVAL)
-            self._reap_idle()
+            try:
+                await self._reap_idle()
+            except Exception:
+                log.exception("reaping idle runners failed")
 
     async def load(self, name: str, num_ctx: int, keep_alive: float) -> None:
         """Ollama's empty request: load (or, with keep_alive 0, unload) without generating."""
@@ -145,12 +212,14 @@ class ModelPool:
         admission = self.admit(model)
         slot = self._slot(model)
         try:
-            async with slot.lock:
-                if keep_alive <= 0:
-                    self._unload(slot)
-                    return
-                await self._ensure_loaded(slot, num_ctx)
-                self._expire_after(slot, keep_alive)
+            if keep_alive <= 0:
+                async with slot.lock:
+                    async with slot.idle:
+                        await slot.idle.wait_for(lambda: slot.active == 0)
+                    await self._unload(slot)
+                return
+            await self._ensure_runner(slot, num_ctx)
+            self._expire_after(slot, keep_alive)
         finally:
             admission.release()
 
@@ -165,45 +234,43 @@ class ModelPool:
     ) -> AsyncIterator[str | Completion]:
         """Text pieces as the model produces them, then one Completion.
 
-        The lock is released only when the worker thread has really finished, even when the
-        consumer goes away mid-stream, so two outputs can never interleave on one model.
-        """
+        Requests beyond the runner's slots wait in llama-server's own queue, in arrival order. A consumer
+        that goes away closes this iterator, which closes the runner's stream and frees its slot."""
         slot = self._slot(model)
+        counted = False
         try:
-            await slot.lock.acquire()  # outside the main try: a request cancelled while queued holds no lock
-        except BaseException:
-            admission.release()
-            raise
-        handed_over = False
-        try:
-            loaded, load_ns = await self._ensure_loaded(slot, num_ctx)
-            loop = asyncio.get_running_loop()
-            pieces: asyncio.Queue[str | None] = asyncio.Queue()
-
-            def emit(text: str) -> None:
-                loop.call_soon_threadsafe(pieces.put_nowait, text)
-
-            def work() -> Finish:
-                try:
-                    return loaded.generate(job, emit)
-                finally:
-                    loop.call_soon_threadsafe(pieces.put_nowait, None)
-
-            future = loop.run_in_executor(self._executor, work)
-
-            def release(_: object) -> None:
-                slot.lock.release()
-                admission.release()
-                self._expire_after(slot, keep_alive)  # after release: keep_alive 0 unloads an idle model
-
-            future.add_done_callback(release)
-            handed_over = True
-            while (piece := await pieces.get()) is not None:
-                yield piece
-            finish = await future
-            yield Completion(finish, load_ns, int((time.perf_counter() - started) * 1e9))
+            engine, load_ns = await self._ensure_runner(slot, num_ctx)
+            slot.active += 1
+            counted = True
+            self._expire_after(slot, keep_alive)  # listed by /api/ps while it answers
+            async for event in engine.generate(job):
+                if isinstance(event, Finish):
+                    completion = Completion(event, load_ns, int((time.perf_counter() - started) * 1e9))
+                    counted = False
+                    await self._finished(slot, keep_alive, admission)
+                    yield completion
+                    return
+                yield event
         finally:
-            job.cancel.set()  # stops the worker at its next token if the consumer left early
-            if not handed_over:
-                slot.lock.release()
-                admission.release()
+            if counted:
+                await self._finished(slot, keep_alive, admission)
+            admission.release()
+
+    async def _finished(self, slot: Slot, keep_alive: float, admission: Admission) -> None:
+        """A request is done with its runner (before its last event is handed on, so a client that has
+        the answer finds the model's queue already moved on); keep_alive 0 unloads an idle runner."""
+        admission.release()
+        slot.active -= 1
+        self._expire_after(slot, keep_alive)
+        if slot.active == 0:
+            async with slot.idle:
+                slot.idle.notify_all()
+            if keep_alive <= 0:
+                task = asyncio.create_task(self._unload_if_idle(slot))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+
+    async def _unload_if_idle(self, slot: Slot) -> None:
+        async with slot.lock:
+            if slot.active == 0:
+                await self._unload(slot)

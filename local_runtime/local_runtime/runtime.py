@@ -11,8 +11,9 @@ from local_runtime.catalog import Catalog, ModelFile
 from local_runtime.config import RuntimeSettings
 from local_runtime.details import MetadataCache, context_length
 from local_runtime.durations import DurationError, parse_keep_alive
-from local_runtime.engine import Generation, GgufInfo, Sampling, grammar_parses
+from local_runtime.engine import Generation, Sampling
 from local_runtime.errors import InvalidRequest
+from local_runtime.ggufmeta import GgufInfo
 from local_runtime.grammar import format_grammar, tool_grammar
 from local_runtime.pool import Admission, Completion, ModelPool
 from local_runtime.prompting import TOOL_CALL_CLOSE, TOOL_CALL_OPEN, ChatTurn, ToolCall, ToolSpec, render_chat
@@ -72,11 +73,11 @@ def parse_tool_calls(text: str) -> list[ToolCall] | None:
 
 
 class Runtime:
-    def __init__(self, settings: RuntimeSettings, catalog: Catalog, pool: ModelPool) -> None:
+    def __init__(self, settings: RuntimeSettings, catalog: Catalog, metadata: MetadataCache, pool: ModelPool) -> None:
         self.settings = settings
         self.catalog = catalog
         self.pool = pool
-        self.metadata = MetadataCache()
+        self.metadata = metadata
         self.schema_limits = SchemaLimits(
             max_bound=settings.max_schema_bound,
             max_bound_total=settings.max_schema_bound_total,
@@ -117,16 +118,14 @@ class Runtime:
             check_schema(tool.parameters, f"tools[{tool.name}].function.parameters", self.schema_limits)
 
     async def grammars(self, fmt: str | dict[str, Any] | None, tools: list[ToolSpec]) -> tuple[str | None, str | None]:
-        """The format and tool grammars, built in a thread under RUNTIME_GRAMMAR_TIMEOUT."""
+        """The format and tool grammars, built in a thread under RUNTIME_GRAMMAR_TIMEOUT. A grammar llama.cpp
+        cannot parse is refused by the runner before it generates anything (a 400 as well)."""
         if not fmt and not tools:
             return None, None
         timeout = self.settings.grammar_timeout
 
         def build() -> tuple[str | None, str | None]:
-            grammars = format_grammar(fmt), tool_grammar(tools) if tools else None
-            if not all(grammar_parses(grammar) for grammar in grammars if grammar is not None):
-                raise InvalidRequest("JSON schema too complex: llama.cpp cannot parse its grammar")
-            return grammars
+            return format_grammar(fmt), tool_grammar(tools) if tools else None
 
         try:
             return await asyncio.wait_for(asyncio.to_thread(build), timeout)

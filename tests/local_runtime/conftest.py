@@ -19,7 +19,8 @@ def runtime_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def runtime(runtime_models_dir: Path) -> Iterator[RuntimeProcess]:
     # One llama.cpp thread: with as many threads as cores, its spinning thread barrier runs 3x (and at
     # worst 50x) slower whenever another process wants a core, which made timing tests flaky.
-    process, url = start_runtime(runtime_models_dir, RUNTIME_THREADS="1")
+    # Eight slots per runner, as the bench's bare llama-server (-np 8).
+    process, url = start_runtime(runtime_models_dir, RUNTIME_THREADS="1", RUNTIME_NUM_PARALLEL="8")
     try:
         yield RuntimeProcess(process, url)
     finally:

@@ -25,10 +25,12 @@ SMALL_CTX = 1024
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
-    """A runtime with one queued request at most, a 1024-token context cap and a 64 KiB body limit."""
+    """A runtime with one slot per runner and one queued request at most, a 1024-token context cap and a
+    64 KiB body limit."""
     process, url = start_runtime(
         tmp_path_factory.mktemp("small-runtime-models"),
         RUNTIME_THREADS="1",
+        RUNTIME_NUM_PARALLEL="1",
         RUNTIME_MAX_QUEUE="1",
         RUNTIME_MAX_CTX=str(SMALL_CTX),
         RUNTIME_MAX_BODY_BYTES=str(SMALL_BODY_LIMIT),

@@ -12,6 +12,7 @@ from local_runtime.__main__ import port_problem
 from local_runtime.api.guards import DEFAULT_ORIGINS, local_host_header, origin_pattern
 from local_runtime.catalog import Catalog
 from local_runtime.config import RuntimeSettings
+from local_runtime.details import MetadataCache
 from local_runtime.durations import parse_keep_alive
 from local_runtime.errors import InvalidRequest
 from local_runtime.grammar import format_grammar
@@ -159,8 +160,10 @@ def test_a_listening_port_is_reported_busy() -> None:
 async def test_a_grammar_slower_than_the_timeout_is_refused(tmp_path: Path) -> None:
     settings = RuntimeSettings(models_dir=tmp_path, grammar_timeout=0.0001)
     catalog = Catalog(tmp_path, settings.default_model, None)
-    runtime = Runtime(settings, catalog, ModelPool(catalog, 1, 0.0, settings.max_queue))
-    items = {"type": "object", "properties": {f"k{index}": {"type": "string"} for index in range(50)}}
-    schema = {"type": "array", "items": items, "maxItems": 999}  # some milliseconds to convert and parse
+    metadata = MetadataCache()
+    pool = ModelPool(catalog, metadata, settings.llama_server, 1, 1, 0.0, settings.max_queue, settings.load_timeout)
+    runtime = Runtime(settings, catalog, metadata, pool)
+    items = {"type": "object", "properties": {f"slow{index}": {"type": "string"} for index in range(400)}}
+    schema = {"type": "array", "items": items, "maxItems": 999}  # some milliseconds to convert
     with pytest.raises(InvalidRequest, match=r"took over 0\.0001s to build"):
         await runtime.grammars(schema, [])

@@ -1,4 +1,4 @@
-"""Pure pieces of the runtime that need no model: durations, model names, stop sequences."""
+"""Pure pieces of the runtime that need no model: durations, model names."""
 
 import math
 
@@ -6,7 +6,6 @@ import pytest
 
 from local_runtime.catalog import normalize_name
 from local_runtime.durations import DurationError, parse_keep_alive
-from local_runtime.textstream import TextStream
 
 
 @pytest.mark.parametrize(
@@ -39,24 +38,3 @@ def test_untagged_names_mean_latest() -> None:
     assert normalize_name("smollm2") == "smollm2:latest"
     assert normalize_name("SmolLM2:135m") == "smollm2:135m"
     assert normalize_name("library/qwen2.5") == "library/qwen2.5:latest"
-
-
-def test_text_stream_cuts_at_a_stop_sequence_split_across_tokens() -> None:
-    stream = TextStream(["END"])
-    emitted = [stream.push(piece) for piece in (b"one E", b"N", b"D two")]
-    assert "".join(emitted) == "one "
-    assert stream.stopped
-
-
-def test_text_stream_releases_a_held_prefix_that_was_not_a_stop() -> None:
-    stream = TextStream(["END"])
-    assert stream.push(b"one E") == "one "
-    assert stream.push(b"ast") == "East"
-    assert stream.flush() == ""
-
-
-def test_text_stream_reassembles_utf8_split_across_tokens() -> None:
-    stream = TextStream([])
-    snowman = "☃".encode()
-    assert stream.push(snowman[:1]) == ""
-    assert stream.push(snowman[1:]) == "☃"

@@ -173,18 +173,18 @@ async def tags(runtime: RuntimeDep) -> TagsResponse:
 async def ps(runtime: RuntimeDep) -> PsResponse:
     running = []
     for slot in runtime.pool.loaded():
-        loaded = slot.loaded
-        if loaded is None or slot.expires_at is None:
+        engine = slot.engine
+        if engine is None or slot.expires_at is None:
             continue
         running.append(
             RunningModel(
                 name=slot.model.name,
                 model=slot.model.name,
-                size=slot.model.size,
+                size=engine.runner.memory(),  # what its runner holds in memory (weights, KV cache, buffers)
                 digest=await asyncio.to_thread(runtime.catalog.digest, slot.model),
-                details=model_details(loaded.metadata),
+                details=model_details(engine.info.metadata),
                 expires_at=slot.expires_at,
-                context_length=loaded.num_ctx,
+                context_length=engine.runner.spec.num_ctx,
             )
         )
     return PsResponse(models=running)
