@@ -72,7 +72,7 @@ def test_schema_bomb_in_tool_parameters_is_400(http: httpx.Client) -> None:
 
 
 def test_a_grammar_llama_cpp_refuses_is_400_before_generation(http: httpx.Client, base_url: str) -> None:
-    """A quote in a tool name breaks the GBNF; a NULL grammar sampler in the chain would crash the runtime."""
+    """A quote in a tool name breaks the GBNF: the runner refuses it before it generates, and both live on."""
     tool = {"type": "function", "function": {"name": 'say"hi', "parameters": {"type": "object"}}}
     response = http.post("/api/chat", json={"model": MODEL, "messages": HI, "tools": [tool], "stream": False})
     assert response.status_code == 400
