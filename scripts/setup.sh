@@ -15,8 +15,11 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 # System packages: PostgreSQL server binaries for the embedded cluster, redis-server for the proxies'
 # shared state and HAProxy in front of several proxies (both run privately by `make up`, on their own
 # ports; the packages' system services are not used), Debian's docker-compose to validate the compose
-# files statically (no Docker engine here), and Chromium for the browser tests.
+# files statically (no Docker engine here), Chromium for the browser tests, and cmake with a C++ compiler
+# for llama.cpp's server, the model runtime's runner (scripts/build_llama_server.sh).
 need_apt=()
+command -v cmake >/dev/null || need_apt+=(cmake)
+command -v c++ >/dev/null || command -v g++ >/dev/null || need_apt+=(g++)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
@@ -49,8 +52,25 @@ if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
   pip_install torch==2.13.0
 fi
 
-if ! .venv/bin/python -c 'import llama_cpp' 2>/dev/null; then
-  say "installing llama-cpp-python (the first install compiles llama.cpp: about 5 minutes)"
+# The runtime's runner, llama.cpp's llama-server, compiled once from the pinned source (a no-op when built).
+# It compiles in the background while pip installs: pip mostly waits on downloads and disk, so the two overlap.
+BUILD_OUT=.venv/llama-server-build.out
+build_pid=
+if ! scripts/build_llama_server.sh --check; then
+  say "building llama-server from llama.cpp $(scripts/build_llama_server.sh --pinned) in the background (first install: about 10 minutes on 2 cores)"
+  # In a process group of its own, so that an interrupted or failed setup stops the whole compile.
+  setsid scripts/build_llama_server.sh >"$BUILD_OUT" 2>&1 &
+  build_pid=$!
+  trap '[ -z "$build_pid" ] || kill -TERM -- "-$build_pid" 2>/dev/null || true' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+fi
+
+# The runtime used to run llama.cpp in-process through llama-cpp-python; nothing imports it any more, and a .venv
+# made before keeps no copy that could hide such an import.
+if .venv/bin/python -m pip --disable-pip-version-check show -q llama-cpp-python >/dev/null 2>&1; then
+  say "removing llama-cpp-python (the runtime runs llama-server now)"
+  .venv/bin/python -m pip --disable-pip-version-check uninstall -y -q llama-cpp-python >>"$LOG" 2>&1
 fi
 say "installing the services and test tools"
 pip_install \
@@ -74,8 +94,15 @@ if [ "$(cat "$CHECKOV_VENV/.installed" 2>/dev/null)" != "$CHECKOV_VERSION" ]; th
   echo "$CHECKOV_VERSION" > "$CHECKOV_VENV/.installed"
 fi
 
+if [ -n "$build_pid" ]; then
+  say "waiting for the llama-server build"
+  wait "$build_pid" || { build_pid=; cat "$BUILD_OUT" >&2; die "building llama-server failed (see above)"; }
+  build_pid=
+  tail -n 1 "$BUILD_OUT"
+fi
+
 LITELLM_LOCAL_MODEL_COST_MAP=True .venv/bin/python -c \
-  'import local_runtime, hub, litellm, llama_cpp, agent_host, chromadb, sentence_transformers, langgraph, mcp' \
+  'import local_runtime, hub, litellm, agent_host, chromadb, sentence_transformers, langgraph, mcp' \
   || die "installation incomplete: a package failed to import"
 touch .venv/.installed
 say "done: .venv is ready"
