@@ -55,6 +55,7 @@ SAMPLES = {
         "e\u0301 combining, हिन्दी, ภาษาไทย, العربية, עברית",
         "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 ﬁ ™ ∑∫√∞ \ufeff \ufffd ß ẞ İ ı",
         "\U00042019\U00042019  \n",  # unassigned code points: bytes the vocabulary lacks
+        " \U00010d40 a\U00010d4a \U00013460x",  # Unicode 16 digits and letters: llama.cpp's tables predate them
     ],
     "special tokens": [
         "<|im_start|>",

@@ -15,6 +15,24 @@ log = logging.getLogger(__name__)
 MESSAGE_OVERHEAD = 5
 PROMPT_OVERHEAD = 3
 
+# Letters and digits Unicode 16 added: tokenizers' regex engine knows them, the pinned llama.cpp's Unicode tables
+# (src/unicode-data.cpp) do not, and treat them as it treats unassigned code points (like punctuation).
+_UNICODE_16 = (
+    r"\x{1C89}-\x{1C8A}\x{A7CB}-\x{A7CD}\x{A7DA}-\x{A7DC}\x{105C0}-\x{105F3}\x{10D40}-\x{10D65}\x{10D6F}-\x{10D85}"
+    r"\x{10EC2}-\x{10EC4}\x{11380}-\x{11389}\x{1138B}\x{1138E}\x{11390}-\x{113B5}\x{113B7}\x{113D1}\x{113D3}"
+    r"\x{116D0}-\x{116E3}\x{11BC0}-\x{11BE0}\x{11BF0}-\x{11BF9}\x{13460}-\x{143FA}\x{16100}-\x{1611D}"
+    r"\x{16130}-\x{16139}\x{16D40}-\x{16D6C}\x{16D70}-\x{16D79}\x{18CFF}\x{1CCF0}-\x{1CCF9}\x{1E5D0}-\x{1E5ED}"
+    r"\x{1E5F0}-\x{1E5FA}"
+)
+
+
+def _as_llama_cpp(regex: str) -> str:
+    r"""The regex with \p{L} and \p{N} narrowed to llama.cpp's letters and numbers."""
+    for category in (r"\p{L}", r"\p{N}"):
+        regex = regex.replace(category, rf"[{category}&&[^{_UNICODE_16}]]")
+    return regex
+
+
 # llama.cpp's pre-tokenizer regexes (src/llama-vocab.cpp, llm_tokenizer_bpe), applied one after the other.
 _GPT2 = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)"
 _CONTRACTIONS = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])"
@@ -48,6 +66,8 @@ PRE_TOKENIZERS = {name: _FAMILIES[family] for family, names in _PRE_NAMES.items(
 
 # llama.cpp's token types (llama_token_type): control, user-defined and unknown tokens are matched as one token.
 _SPECIAL_TOKEN_TYPES = {2, 3, 4}
+# Models whose special tokens llama.cpp strips the spaces beside (by name or architecture, in llama-vocab.cpp).
+_STRIPPING_MODELS = ("phi-3", "phi3", "modern-bert", "nomic-bert-moe", "jina-bert-v3")
 # Stands for a byte the vocabulary lacks: llama.cpp keeps it in the word while merging (so the bytes on either side
 # never merge across it) and drops it afterwards; `tokenizers` would drop it first. No byte-level text contains \0.
 _MISSING_BYTE = "\0missing"
@@ -96,6 +116,9 @@ class GgufTokenizer:
         pre_tokenizer = PRE_TOKENIZERS.get(pre)
         if pre_tokenizer is None:
             raise UnsupportedVocabulary(f"pre-tokenizer {pre!r}")
+        described = f"{value('general.name') or ''} {value('general.architecture') or ''}".lower()
+        if any(model in described for model in _STRIPPING_MODELS):
+            raise UnsupportedVocabulary(f"{described.strip()!r} (llama.cpp strips spaces beside its special tokens)")
         tokens = [text or f"[EMPTY_{index}]" for index, text in enumerate(value("tokenizer.ggml.tokens"))]
         types = value("tokenizer.ggml.token_type") or [1] * len(tokens)
         merges = [_split_merge(merge) for merge in value("tokenizer.ggml.merges")]
@@ -103,7 +126,7 @@ class GgufTokenizer:
         bpe = models.BPE(vocab, merges, unk_token=_MISSING_BYTE, ignore_merges=pre_tokenizer.ignore_merges)
         tokenizer = Tokenizer(bpe)
         tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-            [pre_tokenizers.Split(Regex(regex), behavior="isolated") for regex in pre_tokenizer.regexes]
+            [pre_tokenizers.Split(Regex(_as_llama_cpp(regex)), behavior="isolated") for regex in pre_tokenizer.regexes]
             + [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
         )
         specials = [(text, index) for index, text in enumerate(tokens) if types[index] in _SPECIAL_TOKEN_TYPES]
