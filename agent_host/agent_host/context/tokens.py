@@ -7,7 +7,10 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -15,8 +18,8 @@ log = logging.getLogger(__name__)
 MESSAGE_OVERHEAD = 5
 PROMPT_OVERHEAD = 3
 
-# Letters and digits Unicode 16 added: tokenizers' regex engine knows them, the pinned llama.cpp's Unicode tables
-# (src/unicode-data.cpp) do not, and treat them as it treats unassigned code points (like punctuation).
+# Letters and digits Unicode 16 added: tokenizers' regex engine (Oniguruma, as of tokenizers 0.23) knows them, the
+# pinned llama.cpp's Unicode tables (src/unicode-data.cpp) do not and treat them as unassigned (like punctuation).
 _UNICODE_16 = (
     r"\x{1C89}-\x{1C8A}\x{A7CB}-\x{A7CD}\x{A7DA}-\x{A7DC}\x{105C0}-\x{105F3}\x{10D40}-\x{10D65}\x{10D6F}-\x{10D85}"
     r"\x{10EC2}-\x{10EC4}\x{11380}-\x{11389}\x{1138B}\x{1138E}\x{11390}-\x{113B5}\x{113B7}\x{113D1}\x{113D3}"
@@ -95,7 +98,7 @@ class GgufTokenizer:
     HuggingFace `tokenizers` set up with the vocabulary, the merges and llama.cpp's pre-tokenizer regexes.
     """
 
-    def __init__(self, tokenizer: Any, specials: list[tuple[str, int]], missing_byte: int) -> None:
+    def __init__(self, tokenizer: "Tokenizer", specials: list[tuple[str, int]], missing_byte: int) -> None:
         self._tokenizer = tokenizer
         self._specials = specials
         self._missing_byte = missing_byte
