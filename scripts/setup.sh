@@ -57,7 +57,7 @@ fi
 BUILD_OUT=.venv/llama-server-build.out
 build_pid=
 if ! scripts/build_llama_server.sh --check; then
-  say "building llama-server from llama.cpp $(scripts/build_llama_server.sh --pinned) in the background (first install: about 10 minutes on 2 cores)"
+  say "building llama-server from llama.cpp $(scripts/build_llama_server.sh --pinned) in the background (first install: 4 minutes on 2 idle cores, 10 when busy)"
   # In a process group of its own, so that an interrupted or failed setup stops the whole compile.
   setsid scripts/build_llama_server.sh >"$BUILD_OUT" 2>&1 &
   build_pid=$!
