@@ -56,7 +56,6 @@ def main(argv: list[str] | None = None) -> int:
         return fail(problem)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per call to a runner says nothing new
     from local_runtime.app import create_app  # after the checks: importing FastAPI takes a moment
 
     config = uvicorn.Config(create_app(settings), host=args.host, port=args.port, access_log=False, log_level="info")

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 
 from local_runtime.errors import InvalidRequest, RunnerFailed
 from local_runtime.ggufmeta import GgufInfo
@@ -107,12 +107,13 @@ class Engine:
         client = self.runner.client
         assert client is not None
         try:
-            response = await client.post(path, json=body)
-        except httpx.HTTPError as exc:
+            async with client.post(path, json=body) as response:
+                content = await response.read()
+        except aiohttp.ClientError as exc:
             raise await runner_error(self.runner, exc) from exc
-        if response.status_code != 200:
-            raise refusal(response.status_code, response.content)
-        return response.json()
+        if response.status != 200:
+            raise refusal(response.status, content)
+        return json.loads(content)
 
     async def tokenize(self, text: str, add_special: bool) -> list[int]:
         """The model's tokens for `text`, special tokens parsed (as llama.cpp tokenizes a rendered template)."""
@@ -206,11 +207,11 @@ class Engine:
         client = self.runner.client
         assert client is not None
         try:
-            async with client.stream("POST", "/completion", json=body) as response:
-                if response.status_code != 200:
-                    raise refusal(response.status_code, await response.aread())
-                async for line in response.aiter_lines():
-                    if not line.startswith("data: "):
+            async with client.post("/completion", json=body) as response:
+                if response.status != 200:
+                    raise refusal(response.status, await response.read())
+                async for line in response.content:
+                    if not line.startswith(b"data: "):
                         continue
                     chunk = json.loads(line[6:])
                     if "error" in chunk:
@@ -227,6 +228,6 @@ class Engine:
                             eval_duration=int(float(timings.get("predicted_ms", 0)) * 1e6),
                         )
                         return
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             raise await runner_error(self.runner, exc) from exc
         raise await runner_error(self.runner)  # the stream ended without its last chunk
