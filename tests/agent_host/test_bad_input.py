@@ -8,7 +8,7 @@ import pytest
 from host_support import HOST_KEY, auth, chat_body, new_session, shared_master_key, start_host, stored_messages
 
 from devstack.probe import free_port
-from procs import PYTHON, ManagedProcess, PostgresInstance, start_proxy
+from procs import PYTHON, ManagedProcess, PostgresInstance, scaled, start_proxy
 
 
 def error_of(response: httpx.Response) -> dict[str, str]:
@@ -143,7 +143,8 @@ def test_a_proxy_that_dies_after_warm_up_still_gives_503_and_stores_nothing(
 ) -> None:
     proxy, host = host_with_own_proxy
     session_id = new_session(host)
-    warm = httpx.post(f"{host}/v1/chat/completions", json=chat_body("hi", session_id=session_id), headers=auth())
+    body = chat_body("hi", session_id=session_id)
+    warm = httpx.post(f"{host}/v1/chat/completions", json=body, headers=auth(), timeout=scaled(120))
     assert warm.status_code == 200
     proxy.stop()
     for stream in (False, True):
