@@ -177,7 +177,8 @@ def test_a_runner_killed_mid_stream_ends_that_stream_with_an_error_and_the_next_
     assert "stopped unexpectedly (killed by SIGKILL)" in errors[-1]
     assert ended < scaled(1.0), f"the stream took {ended:.1f}s to end after its runner died"
 
-    reply = httpx.post(f"{base_url}/api/generate", json={**COUNTING, "stream": False, "options": {"num_predict": 3}})
+    after = {**COUNTING, "stream": False, "options": {"num_predict": 3}}
+    reply = httpx.post(f"{base_url}/api/generate", json=after, timeout=scaled(60))  # a new runner loads first
     assert reply.status_code == 200 and reply.json()["done"]
     (successor,) = runners(one_slot)
     assert successor.pid != runner.pid
