@@ -34,11 +34,9 @@ class Frontend:
     backends: list[str]  # base URLs (http://127.0.0.1:4101) or host:port
     health_path: str = "/health/readiness"
     bind: str = "127.0.0.1"
-    # Which lost requests go to another instance. The proxies store nothing a replay could double, so a request
-    # lost after it reached one (closed without an answer, timed out) is sent again too.
-    retry_on: str = "conn-failure empty-response response-timeout"
-    # An agent host stores the turn it answers: with this set, a request that reached an instance is sent again
-    # only if it is a read (GET, HEAD); any other one is replayed only when it never reached one (conn-failure).
+    # A request lost after it reached an instance (closed without an answer, timed out) is sent again to
+    # another: the proxies store nothing a replay could double. An agent host stores the turn it answers: with
+    # this set, only a read (GET, HEAD) is; any other request is replayed only when it never reached one.
     replay_only_reads: bool = False
 
 
@@ -88,7 +86,7 @@ def render_config(frontends: list[Frontend], stats_socket: Path | None = None) -
             f"    default_backend {frontend.name}",
             f"backend {frontend.name}",
             "    balance leastconn",
-            f"    retry-on {frontend.retry_on}",
+            "    retry-on conn-failure empty-response response-timeout",
             *(["    http-request disable-l7-retry unless METH_GET"] if frontend.replay_only_reads else []),
             f"    option httpchk GET {frontend.health_path}",
             "    http-check expect status 200",

@@ -194,9 +194,7 @@ class ModelPool:
             if runner is None or slot.lock.locked() or slot.active:
                 continue
             if not runner.alive or (slot.expires_at is not None and slot.expires_at <= now):
-                async with slot.lock:
-                    if slot.active == 0 and slot.runner is runner:
-                        await self._unload(slot)
+                await self._unload_if_idle(slot, runner)
 
     async def _reap_forever(self) -> None:
         while True:
@@ -270,7 +268,8 @@ class ModelPool:
                 self._background.add(task)
                 task.add_done_callback(self._background.discard)
 
-    async def _unload_if_idle(self, slot: Slot) -> None:
+    async def _unload_if_idle(self, slot: Slot, runner: Runner | None = None) -> None:
+        """Unload the slot's runner (only `runner`, when given) unless a request came for it meanwhile."""
         async with slot.lock:
-            if slot.active == 0:
+            if slot.active == 0 and (runner is None or slot.runner is runner):
                 await self._unload(slot)
