@@ -26,8 +26,8 @@ from local_runtime.api.openapi import install_openapi
 from local_runtime.catalog import Catalog, locate_default_gguf
 from local_runtime.config import RuntimeSettings, get_settings
 from local_runtime.details import MetadataCache
-from local_runtime.minilm import MINILM_NAME, locate_minilm_gguf
 from local_runtime.errors import QueueFull, RuntimeServiceError
+from local_runtime.minilm import MINILM_NAME, locate_minilm_gguf
 from local_runtime.pool import ModelPool
 from local_runtime.runtime import Runtime
 from local_runtime.version import __version__
