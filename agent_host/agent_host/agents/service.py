@@ -227,7 +227,9 @@ class AgentService:
         try:
             while True:
                 try:
-                    item = await asyncio.wait_for(queue.get(), timeout=budget.remaining_time())
+                    # Not wait_for: on Python 3.11 it can swallow a cancellation (a client that went away).
+                    async with asyncio.timeout(budget.remaining_time()):
+                        item = await queue.get()
                 except TimeoutError:
                     stop = total_time_stop(prepared.limits)
                     yield LimitEvent(kind=stop.kind, message=stop.message)

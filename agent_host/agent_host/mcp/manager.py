@@ -177,7 +177,10 @@ class McpManager:
             try:
                 if not self._imported:
                     await self._import_legacy_file()
-                saved, invalid = await asyncio.wait_for(self.store.load(), timeout=self.db_timeout + 1)
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation that arrives as the
+                # read completes, and close() then waited for this loop forever.
+                async with asyncio.timeout(self.db_timeout + 1):
+                    saved, invalid = await self.store.load()
             except (DatabaseUnavailable, TimeoutError) as exc:
                 if self._reachable is not False:
                     log.warning("MCP: cannot read the saved servers (%s); keeping the ones running", exc)
