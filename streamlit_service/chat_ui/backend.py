@@ -9,7 +9,7 @@ import httpx
 import openai
 import streamlit as st
 from openai.types.chat import ChatCompletionMessageParam
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from chat_ui.config import Settings
 from chat_ui.people import Credentials
@@ -32,6 +32,14 @@ class ModelOption(BaseModel):
 class ModelList(BaseModel):
     options: list[ModelOption]
     problem: str = ""  # why the list could not be read, when it could not
+    read_at: float = Field(default_factory=time.monotonic)
+
+    def served(self) -> set[str]:
+        return {option.id for option in self.options if option.served}
+
+    def waiting(self) -> bool:
+        """Some listed model is not served yet (a pull may be under way, or the proxy's next check due)."""
+        return any(not option.served for option in self.options)
 
 
 @st.cache_resource(show_spinner=False, max_entries=256)

@@ -1,6 +1,7 @@
 """The page's state across reruns: the signed-in person's history, the open conversation and its parameters."""
 
 import re
+import time
 from typing import Any
 
 import streamlit as st
@@ -121,6 +122,19 @@ def models(settings: Settings, refresh: bool = False) -> ModelList:
         st.session_state.models = list_models(settings, credentials(settings))
     result: ModelList = st.session_state.models
     return result
+
+
+def models_changed(settings: Settings) -> bool:
+    """Reads the model list again when it marks a model unavailable and is older than three status checks, so
+    a model pulled meanwhile shows as served once the proxy serves it; True when what is served changed."""
+    listing: ModelList | None = st.session_state.get("models")
+    if listing is None or not listing.waiting():
+        return False
+    if time.monotonic() - listing.read_at < settings.status_interval * 3:
+        return False
+    fresh = list_models(settings, credentials(settings))
+    st.session_state.models = fresh
+    return fresh.served() != listing.served() or bool(fresh.problem) != bool(listing.problem)
 
 
 def messages() -> list[Message]:

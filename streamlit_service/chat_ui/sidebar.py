@@ -148,5 +148,7 @@ def status_panel(settings: Settings, history: History) -> None:
             st.session_state.models = None
             if not st.session_state.get("in_full_run"):
                 st.rerun(scope="app")
+        elif not st.session_state.get("in_full_run") and session.models_changed(settings):
+            st.rerun(scope="app")  # a model became served (pulled on the Models page) or stopped being
 
     panel()
