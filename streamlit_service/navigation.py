@@ -1,4 +1,4 @@
-"""The UI's page menu (st.navigation): the chat page is "Chat", and the Admin page is listed for admins only.
+"""The UI's page menu (st.navigation): the chat page is "Chat"; the Admin and Models pages are listed for admins only.
 
 app.py serves this script; every page it runs still calls the gate (chat_ui.auth.require_person) itself, which
 reuses the person resolved here for the same run instead of asking the database again.
@@ -17,5 +17,6 @@ pages = [
 ]
 if person.account.is_admin:
     pages.append(st.Page("pages/3_Admin.py", title="Admin", icon=":material/admin_panel_settings:", url_path="Admin"))
+    pages.append(st.Page("pages/4_Models.py", title="Models", icon=":material/deployed_code:", url_path="Models"))
 with auth.resolved_for_this_run(person):
     st.navigation(pages).run()
