@@ -118,7 +118,7 @@ def delete_picker(settings: Settings, runtimes: list[RuntimeModels]) -> None:
     several = len(runtimes) > 1
     left, right = st.columns([4, 1], vertical_alignment="bottom")
     chosen = left.selectbox(
-        "Model", choices, key="delete_choice", format_func=lambda c: f"{c[1]} on {c[0]}" if several else c[1]
+        "Model to delete", choices, key="delete_choice", format_func=lambda c: f"{c[1]} on {c[0]}" if several else c[1]
     )
     if right.button("Delete…", icon=":material/delete:", key="delete_model") and chosen is not None:
         st.session_state[CONFIRM] = chosen

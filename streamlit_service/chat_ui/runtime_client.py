@@ -207,6 +207,8 @@ def pull_lines(
                     raise RuntimeProblem(f"{url} sent a line that is not JSON: {raw[:80]!r}") from None
                 if isinstance(line, dict):
                     yield line
+    except httpx.ConnectError as exc:
+        raise RuntimeProblem(_unreachable(url, exc)) from exc
     except httpx.TimeoutException as exc:
         raise RuntimeProblem(f"{url} sent nothing for too long ({type(exc).__name__}); pull again to resume") from exc
     except httpx.HTTPError as exc:

@@ -158,7 +158,7 @@ def test_an_unreachable_runtime_is_a_problem_not_an_exception() -> None:
     assert found.models == [] and found.problem == f"no answer from {url} (ConnectError)"
     with pytest.raises(RuntimeProblem, match="no answer from"):
         delete_model(url, "qwen2.5:0.5b", timeout=2)
-    with pytest.raises(RuntimeProblem, match="pull again to resume"):
+    with pytest.raises(RuntimeProblem, match=r"^no answer from"):
         list(pull_lines(url, "qwen2.5:0.5b", 2, 2))
 
 
