@@ -9,6 +9,7 @@ import hashlib
 import json
 import re
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -88,8 +89,9 @@ class LocalRegistry:
     blobs: dict[str, Blob] = field(default_factory=dict)
     model_digests: dict[str, str] = field(default_factory=dict)
     corrupted: set[str] = field(default_factory=set)
-    # Cut the next blob response after this many bytes (the connection closes mid-body), once.
+    # Cut the next `cut_times` blob responses after this many bytes of body (the connection closes).
     cut_after: int | None = None
+    cut_times: int = 0
     # Bytes per second for blob bodies; None is as fast as the socket goes.
     rate: int | None = None
     # The token the server handed out; requests must carry it when token_required.
@@ -157,9 +159,11 @@ class LocalRegistry:
         """Serve this blob with one byte changed (same size), so its sha256 no longer matches."""
         self.corrupted.add(digest)
 
-    def fail_after(self, nbytes: int | None) -> None:
-        """The next blob response stops after `nbytes` bytes of its body and closes the connection."""
-        self.cut_after = nbytes
+    def fail_after(self, nbytes: int | None, times: int = 1) -> None:
+        """The next `times` blob responses stop after `nbytes` bytes of body and close the connection
+        (None: serve whole blobs again)."""
+        with self.lock:
+            self.cut_after, self.cut_times = nbytes, times if nbytes is not None else 0
 
     def blob_requests(self) -> list[RequestRecord]:
         return [record for record in self.requests if "/blobs/" in record.path]
@@ -274,7 +278,9 @@ def _handler(registry: LocalRegistry) -> type[BaseHTTPRequestHandler]:
             if self.command == "HEAD":
                 return
             with registry.lock:
-                cut, registry.cut_after = registry.cut_after, None
+                cut = registry.cut_after if registry.cut_times > 0 else None
+                if cut is not None:
+                    registry.cut_times -= 1
             sent, offset = 0, start
             for chunk in blob.read(start, end):
                 if digest in registry.corrupted and offset <= blob.size // 2 < offset + len(chunk):
@@ -295,6 +301,15 @@ def _handler(registry: LocalRegistry) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up (a cancelled pull, a runtime stopped mid-download) is no error here."""
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 @contextmanager
 def local_registry(
     models: dict[str, Path], *, token: bool = True, template: str | None = None, params: dict[str, Any] | None = None
@@ -303,8 +318,7 @@ def local_registry(
     registry = LocalRegistry(token_required=token)
     for name, gguf in models.items():
         registry.add(name, gguf, template=template, params=params)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(registry))
-    server.daemon_threads = True
+    server = _QuietServer(("127.0.0.1", 0), _handler(registry))
     registry.host = f"127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, name="local-registry", daemon=True)
     thread.start()

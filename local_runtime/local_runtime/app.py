@@ -86,7 +86,7 @@ def create_app(settings: RuntimeSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         builtins = {settings.default_model: locate_default_gguf(), MINILM_NAME: locate_minilm_gguf()}
-        catalog = Catalog(settings.models_dir, builtins)
+        catalog = Catalog(settings.models_dir, builtins, settings.registry)
         metadata = MetadataCache()
         pool = ModelPool(
             catalog,

@@ -46,10 +46,20 @@ class RuntimeSettings(BaseSettings):
     # Registries reached over plain http (host[:port], comma list), like Docker's insecure-registries;
     # a pull request's `insecure: true` does the same for one pull.
     insecure_registries: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Seconds to connect to a registry and between two reads of its answer; a pull cut off keeps its partial.
+    registry_timeout: float = Field(default=30.0, gt=0)
+    # Bytes a pull must leave free on the models dir's disk; a pull that would leave less is refused up front.
+    pull_free_margin: int = Field(default=512 * 1024 * 1024, ge=0)
 
     # Model management (issue 15: create, copy, delete, blobs).
+    # Largest blob POST /api/blobs/:digest takes (a GGUF; the 4 MiB body limit does not apply to it).
+    max_blob_bytes: int = Field(default=64 * 1024**3, ge=1)
+    # Bytes an upload, or a create that imports a GGUF, must leave free on the models dir's disk.
+    blob_free_margin: int = Field(default=512 * 1024 * 1024, ge=0)
 
     # Embeddings (issue 15).
+    # Inputs in one embeddings request (OpenAI's limit); each is cut to the model's context (Ollama's truncate).
+    max_embed_inputs: int = Field(default=2048, ge=1)
 
     # Limits, checked before any work (docs/operations.md, "Runtime limits").
     # num_ctx is clamped to this and to the context the model was trained on.

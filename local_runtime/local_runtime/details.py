@@ -86,5 +86,13 @@ def modelfile(path: Path, template: str | None, parameters: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def parameters_text(stops: list[str]) -> str:
+def parameters_text(stops: list[str], params: dict[str, Any] | None = None) -> str:
+    """Ollama's `parameters` text: a line per value (`stop "<|im_end|>"`), a store model's params layer
+    when it has one, else the GGUF's end-of-turn token as the stop."""
+    if params:
+        lines = []
+        for key, value in params.items():
+            for item in value if isinstance(value, list) else [value]:
+                lines.append(f"{key} {json.dumps(item)}")
+        return "\n".join(lines)
     return "\n".join(f"stop {json.dumps(stop)}" for stop in stops)

@@ -1,4 +1,5 @@
-"""Chat messages to a prompt string: the GGUF's own chat template, or ChatML when it has none."""
+"""Chat messages to a prompt string: the GGUF's own chat template, else the model's Go template (a store
+model's template layer), or ChatML when it has neither."""
 
 import json
 from dataclasses import dataclass, field
@@ -7,6 +8,8 @@ from typing import Any
 
 from jinja2 import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from local_runtime.gotemplate import GoTemplate
 
 # SmolLM2 was tuned on function calls in this shape, so tool calls are requested and parsed as it.
 TOOL_CALL_OPEN = "<tool_call>"
@@ -114,3 +117,8 @@ def render_chat(
         except TemplateError:
             continue
     raise AssertionError("unreachable: ChatML renders any message list")
+
+
+def render_go_chat(turns: list[ChatTurn], tools: list[ToolSpec], template: GoTemplate) -> str:
+    """The prompt from a manifest's Go template; tool traffic as plain user and assistant text."""
+    return template.render_chat(_template_messages(turns, tools, tool_role=False))

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from local_runtime.catalog import Catalog, ModelFile
 from local_runtime.config import RuntimeSettings
 from local_runtime.details import MetadataCache, context_length
@@ -14,9 +16,19 @@ from local_runtime.durations import DurationError, parse_keep_alive
 from local_runtime.engine import Generation, Sampling
 from local_runtime.errors import InvalidRequest
 from local_runtime.ggufmeta import GgufInfo
+from local_runtime.gotemplate import TemplateUnsupported, compile_template
 from local_runtime.grammar import format_grammar, tool_grammar
 from local_runtime.pool import Admission, Completion, ModelPool
-from local_runtime.prompting import TOOL_CALL_CLOSE, TOOL_CALL_OPEN, ChatTurn, ToolCall, ToolSpec, render_chat
+from local_runtime.prompting import (
+    TOOL_CALL_CLOSE,
+    TOOL_CALL_OPEN,
+    ChatTurn,
+    ToolCall,
+    ToolSpec,
+    render_chat,
+    render_go_chat,
+)
+from local_runtime.registry import Puller
 from local_runtime.schema_limits import SchemaLimits, check_schema
 from local_runtime.schemas import Options
 
@@ -62,6 +74,29 @@ def sampling_from(options: Options | None) -> Sampling:
     return sampling
 
 
+def with_params(params: dict[str, Any], options: Options | None) -> Options | None:
+    """A model's params (its manifest's params layer) as defaults under the request's options, as Ollama
+    applies them; a param this runtime does not know or cannot read is skipped."""
+    defaults: dict[str, Any] = {}
+    for key, value in params.items():
+        if key in Options.model_fields:
+            try:
+                Options.model_validate({key: value})
+            except ValidationError:
+                continue
+            defaults[key] = value
+    if not defaults:
+        return options
+    return Options.model_validate({**defaults, **(options.model_dump(exclude_none=True) if options else {})})
+
+
+def with_system(model: ModelFile, turns: list[ChatTurn]) -> list[ChatTurn]:
+    """The model's SYSTEM as the system prompt when the request brings none (Ollama's rule)."""
+    if model.system and not any(turn.role == "system" for turn in turns):
+        return [ChatTurn("system", model.system), *turns]
+    return turns
+
+
 def parse_tool_calls(text: str) -> list[ToolCall] | None:
     """The calls in a `<tool_call>[...]</tool_call>` reply, or None when it was cut short."""
     body = text.strip().removeprefix(TOOL_CALL_OPEN).removesuffix(TOOL_CALL_CLOSE)
@@ -78,6 +113,9 @@ class Runtime:
         self.catalog = catalog
         self.pool = pool
         self.metadata = metadata
+        self.puller = Puller(
+            catalog.store, settings.insecure_registries, settings.registry_timeout, settings.pull_free_margin
+        )
         self.schema_limits = SchemaLimits(
             max_bound=settings.max_schema_bound,
             max_bound_total=settings.max_schema_bound_total,
@@ -136,7 +174,7 @@ class Runtime:
         """Ollama's empty request: load the model (unload with keep_alive 0); the keep-alive in seconds."""
         seconds = self.keep_alive(keep_alive)
         model = self.catalog.resolve(model_name)
-        await self.pool.load(model.name, await self.num_ctx(model, options), seconds)
+        await self.pool.load(model.name, await self.num_ctx(model, with_params(model.params, options)), seconds)
         return seconds
 
     async def prepare_chat(
@@ -152,6 +190,7 @@ class Runtime:
     ) -> Prepared:
         started = time.perf_counter()
         model = self.catalog.resolve(model_name)
+        options, turns = with_params(model.params, options), with_system(model, turns)
         self.check_schemas(fmt, format_field, tools)
         keep_alive_seconds = self.keep_alive(keep_alive)
         # After a tool result the model answers in text; offering the tools again makes small
@@ -161,9 +200,7 @@ class Runtime:
         grammar, calls_grammar = await self.grammars(fmt, offered)
         if after_tool_result and grammar is None:
             grammar = NO_TOOL_CALL_GRAMMAR
-        info = await self.gguf_info(model)
-        template = info.metadata.get("tokenizer.chat_template")
-        prompt = render_chat(turns, offered, template, info.bos_token, info.eos_token)
+        prompt = await self.render(model, turns, offered)
         job = Generation(
             prompt=prompt,
             sampling=self.sampling(options),
@@ -187,6 +224,7 @@ class Runtime:
         if raw:
             started = time.perf_counter()
             model = self.catalog.resolve(model_name)
+            options = with_params(model.params, options)
             self.check_schemas(fmt, "format", [])
             keep_alive_seconds = self.keep_alive(keep_alive)
             grammar, _ = await self.grammars(fmt, [])
@@ -195,6 +233,22 @@ class Runtime:
             return Prepared(model, job, num_ctx, keep_alive_seconds, started, self.pool.admit(model))
         turns = ([ChatTurn("system", system)] if system else []) + [ChatTurn("user", prompt)]
         return await self.prepare_chat(model_name, turns, [], options, fmt, keep_alive)
+
+    async def render(self, model: ModelFile, turns: list[ChatTurn], tools: list[ToolSpec]) -> str:
+        """The GGUF's own chat template; else the manifest's Go template in a form this runtime reads (a clear
+        400 when it is not); else ChatML."""
+        info = await self.gguf_info(model)
+        template = info.metadata.get("tokenizer.chat_template")
+        if template is None and model.template:
+            try:
+                go_template = compile_template(model.template)
+            except TemplateUnsupported as exc:
+                raise InvalidRequest(
+                    f"template of model '{model.name}' cannot be used: {exc} (the GGUF has no chat template and "
+                    "this runtime reads only the common forms of Ollama's Go templates)"
+                ) from exc
+            return render_go_chat(turns, tools, go_template)
+        return render_chat(turns, tools, template, info.bos_token, info.eos_token)
 
     async def run(self, prepared: Prepared) -> AsyncIterator[Event]:
         """Text pieces, or one ToolCalls when the model chose to call tools, then the Completion."""

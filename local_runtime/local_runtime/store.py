@@ -33,6 +33,8 @@ DEFAULT_TAG = "latest"
 # A manifest is a few hundred bytes; these bound what a hostile registry (or a hand-edited file) can make us parse.
 MAX_MANIFEST_BYTES = 1 << 20
 MAX_LAYERS = 64
+# Layers other than weights are text read into memory (template, params, system, license, config).
+MAX_TEXT_LAYER_BYTES = 1 << 20
 CHUNK = 1 << 20
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")

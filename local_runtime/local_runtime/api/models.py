@@ -1,5 +1,73 @@
-"""Placeholder router (issue 15 work in progress)."""
+"""POST /api/pull: a model from an Ollama registry, with Ollama's progress lines."""
 
-from fastapi import APIRouter
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
-router = APIRouter(prefix="/api", tags=["ollama"])
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from local_runtime.api.deps import RuntimeDep, json_body
+from local_runtime.api.disconnect import unless_disconnected
+from local_runtime.api.openapi import error_responses, request_body
+from local_runtime.api.streaming import ndjson
+from local_runtime.errors import InvalidRequest, RuntimeServiceError
+from local_runtime.registry import Progress
+from local_runtime.schemas import OllamaError
+
+log = logging.getLogger("local_runtime.api")
+router = APIRouter(prefix="/api", tags=["ollama"], responses=error_responses(OllamaError))
+
+
+class PullRequest(BaseModel):
+    """Ollama's api.PullRequest; `name` is the older spelling of `model`."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = Field(default=None, max_length=600)
+    name: str | None = Field(default=None, max_length=600)
+    insecure: bool = False
+    stream: bool = True
+
+    @model_validator(mode="after")
+    def either_name(self) -> "PullRequest":
+        if not (self.model or self.name or "").strip():
+            raise InvalidRequest("model is required")
+        return self
+
+    @property
+    def target(self) -> str:
+        return (self.model or self.name or "").strip()
+
+
+async def progress_lines(progress: AsyncIterator[Progress]) -> AsyncIterator[dict[str, Any]]:
+    """Ollama streams an error as a last `{"error": ...}` line after a 200 has started."""
+    try:
+        async for step in progress:
+            yield step.body()
+    except RuntimeServiceError as exc:
+        yield {"error": str(exc)}
+    except Exception:
+        log.exception("pull failed")
+        yield {"error": "internal error during pull"}
+
+
+async def last_step(progress: AsyncIterator[Progress]) -> dict[str, Any]:
+    final: dict[str, Any] = {}
+    async for step in progress:
+        final = step.body()
+    return final
+
+
+@router.post("/pull", openapi_extra=request_body(PullRequest))
+async def pull(
+    body: Annotated[PullRequest, Depends(json_body(PullRequest))], runtime: RuntimeDep, request: Request
+) -> Response:
+    request.state.model = body.target
+    name = runtime.catalog.store.parse_name(body.target)  # 400 "invalid model name" before any line
+    progress = runtime.puller.pull(name, insecure=body.insecure)
+    if body.stream:
+        return ndjson(progress_lines(progress))
+    # One answer: {"status": "success"}, or the failure with its status (Ollama sends every failure as 500).
+    return JSONResponse(await unless_disconnected(request, last_step(progress)))

@@ -197,8 +197,8 @@ async def show(
     request.state.model = body.model
     model = runtime.catalog.resolve(body.model)
     info = await runtime.gguf_info(model)
-    template = info.metadata.get("tokenizer.chat_template", "")
-    parameters = parameters_text([info.eos_token] if info.eos_token else [])
+    template = info.metadata.get("tokenizer.chat_template") or model.template or ""
+    parameters = parameters_text([info.eos_token] if info.eos_token else [], model.params)
     details_info = model_info(info.metadata)
     trained = context_length(info.metadata)
     if trained is not None:
