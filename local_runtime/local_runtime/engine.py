@@ -126,6 +126,12 @@ class Engine:
             add_bos = False  # the chat template already wrote it
         return await self.tokenize(prompt, add_bos)
 
+    async def embed(self, inputs: list[list[int]]) -> list[list[float]]:
+        """One vector per tokenized input, pooled as the runner was started, not normalized (an embedding runner)."""
+        reply = await self._post("/v1/embeddings", {"input": inputs, "encoding_format": "float", "embd_normalize": -1})
+        rows = sorted(reply["data"], key=lambda row: int(row["index"]))
+        return [[float(value) for value in row["embedding"]] for row in rows]
+
     async def tool_opener(self) -> int:
         if self._tool_opener is None:
             self._tool_opener = (await self.tokenize(TOOL_CALL_OPEN, False))[0]

@@ -145,3 +145,74 @@ class ErrorDetail(BaseModel):
 
 class OpenAIError(BaseModel):
     error: ErrorDetail
+
+
+class EmbeddingsRequest(BaseModel):
+    """OpenAI's /v1/embeddings; token-id inputs are not taken (the ids are this runtime's models' own)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1)
+    input: str | list[str]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(default=None, ge=1)
+    user: str | None = None
+
+
+class Embedding(BaseModel):
+    object: str = "embedding"
+    embedding: list[float] | str
+    index: int
+
+
+class EmbeddingUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingList(BaseModel):
+    object: str = "list"
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingUsage
+
+
+class CompletionRequest(BaseModel):
+    """OpenAI's legacy /v1/completions as the SDK sends it: one prompt, one choice."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1)
+    prompt: str | list[str]
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    echo: bool = False
+    n: int = 1
+    best_of: int | None = None
+    logprobs: int | None = None
+    suffix: str | None = None
+    user: str | None = None
+
+
+class CompletionChoice(BaseModel):
+    text: str
+    index: int = 0
+    logprobs: None = None
+    finish_reason: str | None = None
+
+
+class TextCompletion(BaseModel):
+    id: str
+    object: str = "text_completion"
+    created: int
+    model: str
+    system_fingerprint: str = "fp_local_runtime"
+    choices: list[CompletionChoice]
+    usage: Usage | None = None

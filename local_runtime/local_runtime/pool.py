@@ -1,14 +1,20 @@
 """Loaded models, each on a runner of its own: started on first use, kept for keep_alive, replaced when its
-num_ctx changes or it dies, unloaded when idle or when another model needs the memory (as Ollama's scheduler)."""
+num_ctx changes or it dies, unloaded when idle or when another model needs the memory (as Ollama's scheduler).
+
+A model has a runner per mode: one generating text, and one in llama-server's embedding mode when it is asked
+for embeddings; both obey the same memory, queue and keep-alive rules."""
 
 import asyncio
+import dataclasses
 import logging
 import math
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 import psutil
 
@@ -27,6 +33,11 @@ REAP_INTERVAL = 1.0
 RETRY_AFTER_SECONDS = 2
 # Compute buffers and the process itself, beyond the weights and the KV cache.
 RUNNER_OVERHEAD_BYTES = 128 * 1024 * 1024
+# An embedding runner for a GGUF that names no pooling (a chat model): its last token's state, as Ollama's
+# runners returned for such models.
+DEFAULT_EMBEDDING_POOLING = "last"
+
+Mode = Literal["generate", "embed"]
 
 
 @dataclass
@@ -40,9 +51,10 @@ class Completion:
 
 @dataclass
 class Slot:
-    """One model name and the runner serving it."""
+    """One model name in one mode and the runner serving it."""
 
     model: ModelFile
+    mode: Mode = "generate"
     engine: Engine | None = None
     expires_at: datetime | None = None
     # Requests admitted and not finished (generating on the runner or waiting for it).
@@ -97,7 +109,7 @@ class ModelPool:
         self.tool_call_bias = tool_call_bias
         self.max_queue = max_queue
         self.load_timeout = load_timeout
-        self._slots: dict[str, Slot] = {}
+        self._slots: dict[tuple[str, Mode], Slot] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
 
@@ -112,17 +124,17 @@ class ModelPool:
     def loaded(self) -> list[Slot]:
         return [slot for slot in self._slots.values() if slot.runner is not None and slot.runner.alive]
 
-    def admit(self, model: ModelFile) -> Admission:
+    def admit(self, model: ModelFile, mode: Mode = "generate") -> Admission:
         """A place in the model's queue, or QueueFull when every slot is busy and `max_queue` requests wait."""
-        slot = self._slot(model)
+        slot = self._slot(model, mode)
         if slot.admitted >= self.parallel + self.max_queue:
             raise QueueFull(model.name, RETRY_AFTER_SECONDS)
         return Admission(slot)
 
-    def _slot(self, model: ModelFile) -> Slot:
-        slot = self._slots.get(model.name)
+    def _slot(self, model: ModelFile, mode: Mode = "generate") -> Slot:
+        slot = self._slots.get((model.name, mode))
         if slot is None or slot.model.path != model.path:
-            slot = self._slots[model.name] = Slot(model)
+            slot = self._slots[model.name, mode] = Slot(model, mode)
         return slot
 
     async def _ensure_runner(self, slot: Slot, num_ctx: int) -> tuple[Engine, int]:
@@ -141,7 +153,13 @@ class ModelPool:
             info = self.metadata.read(slot.model.path)
             parallel = await self._make_room(slot, info.metadata, num_ctx)
             spec = RunnerSpec(self.binary, slot.model.path, num_ctx, parallel, self.threads)
-            runner = Runner(slot.model.name, spec)
+            name = slot.model.name
+            if slot.mode == "embed":
+                arch = info.metadata.get("general.architecture", "")
+                pooling = None if f"{arch}.pooling_type" in info.metadata else DEFAULT_EMBEDDING_POOLING
+                spec = dataclasses.replace(spec, embedding=True, pooling=pooling)
+                name = f"{name} (embeddings)"
+            runner = Runner(name, spec)
             await runner.start(self.load_timeout)
             slot.engine = Engine(runner, info, self.tool_call_bias)
             return slot.engine, runner.load_duration
@@ -204,17 +222,15 @@ class ModelPool:
             except Exception:
                 log.exception("reaping idle runners failed")
 
-    async def load(self, name: str, num_ctx: int, keep_alive: float) -> None:
-        """Ollama's empty request: load (or, with keep_alive 0, unload) without generating."""
+    async def load(self, name: str, num_ctx: int, keep_alive: float, mode: Mode = "generate") -> None:
+        """Ollama's empty request: load (or, with keep_alive 0, unload every runner of it) without generating."""
         model = self.catalog.resolve(name)
-        admission = self.admit(model)
-        slot = self._slot(model)
+        admission = self.admit(model, mode)
+        slot = self._slot(model, mode)
         try:
             if keep_alive <= 0:
-                async with slot.lock:
-                    async with slot.idle:
-                        await slot.idle.wait_for(lambda: slot.active == 0)
-                    await self._unload(slot)
+                for each in [other for other in self._slots.values() if other.model.name == model.name]:
+                    await self._unload_when_done(each)
                 return
             await self._ensure_runner(slot, num_ctx)
             self._expire_after(slot, keep_alive)
@@ -254,6 +270,25 @@ class ModelPool:
                 await self._finished(slot, keep_alive, admission)
             admission.release()
 
+    @asynccontextmanager
+    async def serving(
+        self, model: ModelFile, mode: Mode, num_ctx: int, keep_alive: float, admission: Admission
+    ) -> AsyncIterator[tuple[Engine, int]]:
+        """The model's engine in `mode` on a live runner, and the nanoseconds spent loading it, held for the
+        body of the `async with` (a non-streaming request: embeddings)."""
+        slot = self._slot(model, mode)
+        counted = False
+        try:
+            engine, load_ns = await self._ensure_runner(slot, num_ctx)
+            slot.active += 1
+            counted = True
+            self._expire_after(slot, keep_alive)
+            yield engine, load_ns
+        finally:
+            if counted:
+                await self._finished(slot, keep_alive, admission)
+            admission.release()
+
     async def _finished(self, slot: Slot, keep_alive: float, admission: Admission) -> None:
         """A request is done with its runner (before its last event is handed on, so a client that has
         the answer finds the model's queue already moved on); keep_alive 0 unloads an idle runner."""
@@ -267,6 +302,13 @@ class ModelPool:
                 task = asyncio.create_task(self._unload_if_idle(slot))
                 self._background.add(task)
                 task.add_done_callback(self._background.discard)
+
+    async def _unload_when_done(self, slot: Slot) -> None:
+        """Unload the slot's runner once the requests on it are done."""
+        async with slot.lock:
+            async with slot.idle:
+                await slot.idle.wait_for(lambda: slot.active == 0)
+            await self._unload(slot)
 
     async def _unload_if_idle(self, slot: Slot, runner: Runner | None = None) -> None:
         """Unload the slot's runner (only `runner`, when given) unless a request came for it meanwhile."""

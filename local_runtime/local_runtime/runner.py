@@ -41,6 +41,10 @@ class RunnerSpec:
     parallel: int
     threads: int
     batch: int = 512
+    # An embedding runner (llama-server --embedding): every input is one batch, pooled as `pooling` says
+    # (None: as the GGUF says).
+    embedding: bool = False
+    pooling: str | None = None
 
 
 def free_port() -> int:
@@ -102,7 +106,7 @@ class Runner:
             "--cont-batching",
             "--threads", str(spec.threads),
             "--threads-batch", str(spec.threads),
-            "--batch-size", str(min(spec.batch, spec.num_ctx)),
+            "--batch-size", str(self.batch_size()),
             "--threads-http", str(max(4, spec.parallel + 2)),
             # The runtime decides what is cached and for how long; no prompt cache in host memory on top.
             "--cache-ram", "0",
@@ -111,7 +115,19 @@ class Runner:
             "--no-warmup",
             "--log-verbosity", "3",
             "--log-colors", "off",
+            *self.embedding_args(),
         ]  # fmt: skip
+
+    def batch_size(self) -> int:
+        # An embedding runner sees a whole input at once: a slot's num_ctx must fit in one physical batch.
+        return self.spec.num_ctx if self.spec.embedding else min(self.spec.batch, self.spec.num_ctx)
+
+    def embedding_args(self) -> list[str]:
+        spec = self.spec
+        if not spec.embedding:
+            return []
+        args = ["--embedding", "--ubatch-size", str(spec.num_ctx)]
+        return args + (["--pooling", spec.pooling] if spec.pooling else [])
 
     async def start(self, timeout: float) -> None:
         """Start the process and wait until the model is loaded; ModelLoadFailed says why it is not."""

@@ -171,3 +171,39 @@ class VersionResponse(BaseModel):
 
 class OllamaError(BaseModel):
     error: str
+
+
+class EmbedRequest(BaseModel):
+    """Ollama's /api/embed: one text or a list of them."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1)
+    input: str | list[str] | None = None
+    truncate: bool = True
+    dimensions: int | None = Field(default=None, ge=1)
+    options: Options | None = None
+    keep_alive: str | float | None = None
+
+
+class EmbedResponse(BaseModel):
+    model: str
+    embeddings: list[list[float]]
+    total_duration: int
+    load_duration: int
+    prompt_eval_count: int
+
+
+class EmbeddingRequest(BaseModel):
+    """Ollama's older /api/embeddings: one prompt."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1)
+    prompt: str = ""
+    options: Options | None = None
+    keep_alive: str | float | None = None
+
+
+class EmbeddingResponse(BaseModel):
+    embedding: list[float]
