@@ -1,4 +1,4 @@
-"""OpenAI-compatible routes: /v1/models and /v1/chat/completions."""
+"""OpenAI-compatible routes: /v1/models, /v1/chat/completions and the legacy text /v1/completions."""
 
 import json
 import time
@@ -22,12 +22,15 @@ from local_runtime.openai_schemas import (
     ChatMessage,
     Choice,
     ChunkChoice,
+    CompletionChoice,
+    CompletionRequest,
     Delta,
     FunctionCallBody,
     ModelCard,
     ModelList,
     OpenAIError,
     ReplyMessage,
+    TextCompletion,
     ToolCallBody,
     Usage,
 )
@@ -190,3 +193,91 @@ async def chat_completions(
     if body.stream:
         return sse(guarded(completion_chunks(body, events, ident, created)))
     return JSONResponse(dump(await unless_disconnected(request, whole_completion(body, events, ident, created))))
+
+
+def completion_options(body: CompletionRequest) -> Options:
+    """OpenAI's defaults where the request leaves them out (temperature 1, top_p 1), as Ollama maps them."""
+    return Options(
+        temperature=1.0 if body.temperature is None else body.temperature,
+        top_p=1.0 if body.top_p is None else body.top_p,
+        seed=body.seed,
+        num_predict=body.max_tokens,
+        stop=body.stop,
+        presence_penalty=body.presence_penalty,
+        frequency_penalty=body.frequency_penalty,
+    )
+
+
+def completion_prompt(body: CompletionRequest) -> str:
+    """The one prompt; what this runtime does not do is refused rather than ignored."""
+    if body.n != 1 or (body.best_of is not None and body.best_of != 1):
+        raise InvalidRequest("only n=1 (and best_of=1) is supported")
+    if body.echo:
+        raise InvalidRequest("echo is not supported")
+    if body.logprobs is not None:
+        raise InvalidRequest("logprobs is not supported")
+    if body.suffix:
+        raise InvalidRequest("suffix is not supported")
+    if isinstance(body.prompt, list):
+        if len(body.prompt) != 1:
+            raise InvalidRequest("prompt must be a string or a list of one string")
+        return body.prompt[0]
+    return body.prompt
+
+
+def text_completion(body: CompletionRequest, ident: str, created: int, choice: CompletionChoice) -> TextCompletion:
+    return TextCompletion(id=ident, created=created, model=body.model, choices=[choice])
+
+
+def completion_dump(completion: TextCompletion) -> dict[str, Any]:
+    """As OpenAI sends it: null logprobs and finish_reason spelled out, usage only when there is one."""
+    return completion.model_dump(mode="json", exclude={"usage"} if completion.usage is None else set())
+
+
+async def text_chunks(
+    body: CompletionRequest, events: AsyncIterator[Event], ident: str, created: int
+) -> AsyncIterator[dict[str, Any]]:
+    async for event in events:
+        if isinstance(event, Completion):
+            reason = event.finish.done_reason
+            yield completion_dump(
+                text_completion(body, ident, created, CompletionChoice(text="", finish_reason=reason))
+            )
+            if body.stream_options is not None and body.stream_options.include_usage:
+                final = TextCompletion(id=ident, created=created, model=body.model, choices=[], usage=usage(event))
+                yield completion_dump(final)
+        elif isinstance(event, str):
+            yield completion_dump(text_completion(body, ident, created, CompletionChoice(text=event)))
+
+
+async def whole_text(body: CompletionRequest, events: AsyncIterator[Event], ident: str, created: int) -> TextCompletion:
+    text: list[str] = []
+    async for event in events:
+        if isinstance(event, str):
+            text.append(event)
+        elif isinstance(event, Completion):
+            choice = CompletionChoice(text="".join(text), finish_reason=event.finish.done_reason)
+            completion = text_completion(body, ident, created, choice)
+            completion.usage = usage(event)
+            return completion
+    raise RuntimeServiceError("generation ended without a result")
+
+
+@router.post("/completions", openapi_extra=request_body(CompletionRequest))
+async def completions(
+    body: Annotated[CompletionRequest, Depends(json_body(CompletionRequest))],
+    runtime: RuntimeDep,
+    request: Request,
+) -> Response:
+    """Text completion of the prompt as written (no chat template), on the raw-prompt generation path."""
+    request.state.model = body.model
+    prompt = completion_prompt(body)
+    if not prompt:
+        raise InvalidRequest("prompt must not be empty")
+    prepared = await runtime.prepare_generate(body.model, prompt, None, True, completion_options(body), None, None)
+    ident, created = f"cmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+    events = runtime.run(prepared)
+    if body.stream:
+        return sse(guarded(text_chunks(body, events, ident, created)))
+    completion = await unless_disconnected(request, whole_text(body, events, ident, created))
+    return JSONResponse(completion_dump(completion))
