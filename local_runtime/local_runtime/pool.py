@@ -21,7 +21,7 @@ import psutil
 from local_runtime.catalog import Catalog, ModelFile
 from local_runtime.details import MetadataCache
 from local_runtime.engine import Engine, Finish, Generation
-from local_runtime.errors import NotEnoughMemory, QueueFull
+from local_runtime.errors import InvalidRequest, NotEnoughMemory, QueueFull
 from local_runtime.ggufmeta import kv_cache_bytes
 from local_runtime.runner import Runner, RunnerSpec
 
@@ -38,6 +38,10 @@ RUNNER_OVERHEAD_BYTES = 128 * 1024 * 1024
 DEFAULT_EMBEDDING_POOLING = "last"
 
 Mode = Literal["generate", "embed"]
+
+
+def is_embedding_only(metadata: dict[str, str]) -> bool:
+    return f"{metadata.get('general.architecture', '')}.pooling_type" in metadata
 
 
 @dataclass
@@ -125,7 +129,11 @@ class ModelPool:
         return [slot for slot in self._slots.values() if slot.runner is not None and slot.runner.alive]
 
     def admit(self, model: ModelFile, mode: Mode = "generate") -> Admission:
-        """A place in the model's queue, or QueueFull when every slot is busy and `max_queue` requests wait."""
+        """A place in the model's queue, or QueueFull when every slot is busy and `max_queue` requests wait.
+
+        An embedding-only model (its GGUF names a pooling, as Ollama decides) cannot generate: a 400."""
+        if mode == "generate" and is_embedding_only(self.metadata.read(model.path).metadata):
+            raise InvalidRequest(f'"{model.name}" does not support generate or chat: it is an embedding model')
         slot = self._slot(model, mode)
         if slot.admitted >= self.parallel + self.max_queue:
             raise QueueFull(model.name, RETRY_AFTER_SECONDS)
@@ -155,8 +163,7 @@ class ModelPool:
             spec = RunnerSpec(self.binary, slot.model.path, num_ctx, parallel, self.threads)
             name = slot.model.name
             if slot.mode == "embed":
-                arch = info.metadata.get("general.architecture", "")
-                pooling = None if f"{arch}.pooling_type" in info.metadata else DEFAULT_EMBEDDING_POOLING
+                pooling = None if is_embedding_only(info.metadata) else DEFAULT_EMBEDDING_POOLING
                 spec = dataclasses.replace(spec, embedding=True, pooling=pooling)
                 name = f"{name} (embeddings)"
             runner = Runner(name, spec)
