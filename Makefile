@@ -6,7 +6,7 @@ DEPS := scripts/setup.sh scripts/build_llama_server.sh requirements-dev.txt loca
         agent_host/pyproject.toml streamlit_service/pyproject.toml
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status logs lint test bench
+.PHONY: help setup up down status logs lint test bench pull
 
 help:
 	@echo "make setup   create .venv and install everything (runs by itself when missing or stale)"
@@ -16,6 +16,7 @@ help:
 	@echo "make status  health of each service      make logs   follow the service logs"
 	@echo "make down    stop what 'make up' started  make test   lint + the whole test suite"
 	@echo "make bench   benchmarks against the running stack (make up first)"
+	@echo "make pull MODEL=qwen2.5:0.5b   pull a model from Ollama's registry into the embedded runtime"
 
 # Re-runs only when a dependency file is newer than the last successful install. `status` and `logs` only need
 # a venv (order-only): looking at a running stack never reinstalls.
@@ -43,6 +44,10 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+pull: | $(STAMP)
+	@test -n "$(MODEL)" || { echo "usage: make pull MODEL=qwen2.5:0.5b" >&2; exit 2; }
+	@$(PY) -m local_runtime.pull "$(MODEL)"
 
 bench: $(STAMP)
 	@$(PY) -m devstack status >/dev/null || { echo "make bench: the stack is not up; run 'make up' first" >&2; exit 1; }
