@@ -17,7 +17,7 @@ from tqdm import tqdm  # a dependency of gguf (llama.cpp's reader), which the ru
 
 from local_runtime.config import RuntimeSettings, get_settings
 from local_runtime.errors import RuntimeServiceError
-from local_runtime.registry import Puller
+from local_runtime.registry import Puller, read_bounded
 from local_runtime.store import ModelStore
 
 MAX_LINE_BYTES = 64 * 1024
@@ -38,7 +38,7 @@ async def via_runtime(url: str, model: str, insecure: bool) -> AsyncIterator[dic
             raise ConnectionError(str(exc)) from exc
         async with response:
             if response.status != 200:
-                body = await response.content.read(MAX_LINE_BYTES)
+                body = await read_bounded(response, MAX_LINE_BYTES)
                 try:
                     yield {"error": json.loads(body)["error"]}
                 except (ValueError, KeyError, TypeError):

@@ -118,7 +118,7 @@ class Puller:
                 if response.status == 404:
                     raise PullFailed("pull model manifest: file does not exist", 404)
                 await _raise_for_status(response, "pull model manifest")
-                data = await response.content.read(MAX_MANIFEST_BYTES + 1)
+                data = await read_bounded(response, MAX_MANIFEST_BYTES + 1)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise PullFailed(f"pull model manifest: registry {name.host} unreachable: {_describe(exc)}") from exc
         if len(data) > MAX_MANIFEST_BYTES:
@@ -265,7 +265,7 @@ class _Client:
         }
         url = realm._replace(query=(realm.query + "&" if realm.query else "") + urlencode(query)).geturl()
         async with self.session.get(url) as response:
-            body = await response.content.read(MAX_TOKEN_BYTES)
+            body = await read_bounded(response, MAX_TOKEN_BYTES)
             if response.status >= 400:
                 raise PullFailed(
                     f"registry token: {response.status}: {body[:MAX_ERROR_BYTES].decode(errors='replace')}"
@@ -279,9 +279,19 @@ class _Client:
         return token
 
 
+async def read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """At most `limit` bytes of the body (aiohttp's read(n) returns what has arrived, not n)."""
+    data = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        data += chunk
+        if len(data) >= limit:
+            return bytes(data[:limit])
+    return bytes(data)
+
+
 async def _raise_for_status(response: aiohttp.ClientResponse, what: str) -> None:
     if response.status >= 400:
-        body = (await response.content.read(MAX_ERROR_BYTES)).decode(errors="replace")
+        body = (await read_bounded(response, MAX_ERROR_BYTES)).decode(errors="replace")
         raise PullFailed(f"{what}: {response.status}: {body}")
 
 
