@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from local_runtime.catalog import Catalog, normalize_name
+from local_runtime.catalog import Catalog
 from local_runtime.details import MetadataCache, model_details
 from local_runtime.errors import InvalidRequest, ModelNotFound, RuntimeServiceError
 from local_runtime.pool import ModelPool
+from local_runtime.registry import Puller
 from local_runtime.store import (
     MEDIA_CONFIG,
     MEDIA_LICENSE,
@@ -82,6 +83,7 @@ class CreatePlan:
     metadata: dict[str, str]
     import_path: Path | None = None
     import_digest: str | None = None
+    pull: ModelName | None = None  # a source model that is nowhere here: pulled first, as Ollama does
 
 
 def blob_digest(text: str) -> str:
@@ -121,12 +123,19 @@ class ModelManager:
     in use is not deleted or replaced under its requests)."""
 
     def __init__(
-        self, store: ModelStore, catalog: Catalog, metadata: MetadataCache, pool: ModelPool, free_margin: int
+        self,
+        store: ModelStore,
+        catalog: Catalog,
+        metadata: MetadataCache,
+        pool: ModelPool,
+        puller: Puller,
+        free_margin: int,
     ) -> None:
         self.store = store
         self.catalog = catalog
         self.metadata = metadata
         self.pool = pool
+        self.puller = puller
         self.free_margin = free_margin
 
     def loose_file(self, display: str) -> Path | None:
@@ -134,7 +143,7 @@ class ModelManager:
         if not self.catalog.models_dir.is_dir():
             return None
         for path in self.catalog.models_dir.glob("*.gguf"):
-            if normalize_name(path.stem) == display:
+            if self.catalog.key(path.stem) == display:
                 return path
         return None
 
@@ -277,7 +286,9 @@ class ModelManager:
         metadata = await self._gguf_metadata(path)
         return CreatePlan(name, spec, [Layer(MEDIA_MODEL, digest, path.stat().st_size)], metadata)
 
-    async def _plan_from_source(self, name: ModelName, spec: CreateSpec, source: str) -> CreatePlan:
+    async def _plan_from_source(
+        self, name: ModelName, spec: CreateSpec, source: str, may_pull: bool = True
+    ) -> CreatePlan:
         if source.startswith("@"):  # older Ollama CLIs name an uploaded blob as FROM @sha256:<hex>
             return await self._plan_from_blob(name, spec, blob_digest(source[1:]))
         if source.startswith(("/", "~", "./", "../")) or source.lower().endswith(".gguf"):
@@ -297,8 +308,10 @@ class ModelManager:
                 raise InvalidRequest(f"model '{source}' has no model layer in the store")
             metadata = await self._gguf_metadata(self.store.blob_path(weights.digest))
             return CreatePlan(name, spec, list(manifest.layers), metadata)
-        model = self.catalog.scan().get(normalize_name(self.store.display(source_name)))
+        model = self.catalog.scan().get(self.catalog.key(self.store.display(source_name)))
         if model is None:
+            if may_pull:
+                return CreatePlan(name, spec, [], {}, pull=source_name)
             raise ModelNotFound(source)
         digest = "sha256:" + await asyncio.to_thread(self.catalog.digest, model)
         return await self._plan_import(name, spec, model.path, digest)
@@ -330,6 +343,11 @@ class ModelManager:
                 return Layer(media_type, digest, len(data))
 
             try:
+                if plan.pull is not None:
+                    async for step in self.puller.pull(plan.pull):
+                        if step.status != "success":  # the create's own success comes at its end
+                            yield step.body()
+                    plan = await self._plan_from_source(plan.name, plan.spec, plan.spec.source or "", may_pull=False)
                 layers = list(plan.base)
                 if plan.import_path is not None or plan.spec.files:
                     yield {"status": "parsing GGUF"}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from registry_support import LocalRegistry, local_registry
 from runtime_support import MODEL, RuntimeProcess, assert_alive, smollm2_gguf
 
 from procs import scaled, start_runtime
@@ -28,8 +29,20 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def runtime(models_dir: Path) -> Iterator[RuntimeProcess]:
-    process, url = start_runtime(models_dir, RUNTIME_THREADS="1", RUNTIME_MAX_BLOB_BYTES=str(BLOB_CAP))
+def registry() -> Iterator[LocalRegistry]:
+    with local_registry({"library/remote:1b": smollm2_gguf()}) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def runtime(models_dir: Path, registry: LocalRegistry) -> Iterator[RuntimeProcess]:
+    process, url = start_runtime(
+        models_dir,
+        RUNTIME_THREADS="1",
+        RUNTIME_MAX_BLOB_BYTES=str(BLOB_CAP),
+        RUNTIME_REGISTRY=registry.host,
+        RUNTIME_INSECURE_REGISTRIES=registry.host,
+    )
     try:
         yield RuntimeProcess(process, url)
     finally:
@@ -65,7 +78,9 @@ def names(http: httpx.Client) -> set[str]:
 
 
 def manifest_path(models_dir: Path, model: str, tag: str = "latest") -> Path:
-    return models_dir / "manifests" / "registry.ollama.ai" / "library" / model / tag
+    """Under the default registry's host: the local registry's, here."""
+    (path,) = (models_dir / "manifests").glob(f"*/library/{model}/{tag}")
+    return path
 
 
 def stored_layer(models_dir: Path, model: str, media_type: str) -> bytes:
@@ -197,6 +212,15 @@ def test_create_from_a_gguf_on_disk_and_from_a_builtin(http: httpx.Client, gguf_
         assert model["details"]["family"] == "llama"
 
 
+def test_create_from_a_model_not_here_pulls_it_first(http: httpx.Client) -> None:
+    """Ollama's parseFromModel: the pull's progress lines, then the create's."""
+    reply = http.post("/api/create", json={"model": "local-remote", "from": "remote:1b", "system": "pulled"})
+    statuses = [line.get("status") for line in lines(reply)]
+    assert statuses[0] == "pulling manifest" and "verifying sha256 digest" in statuses
+    assert statuses[-2:] == ["writing manifest", "success"] and statuses.count("success") == 1
+    assert {"remote:1b", "local-remote:latest"} <= names(http)
+
+
 @pytest.mark.parametrize(
     ("body", "status", "error"),
     [
@@ -214,7 +238,7 @@ def test_create_from_a_gguf_on_disk_and_from_a_builtin(http: httpx.Client, gguf_
         ({"model": "x", "files": {"m.gguf": "sha256:" + "0" * 64}}, 400, "not found: upload it first"),
         ({"model": "x", "files": {"m.gguf": "nope"}}, 400, "invalid digest format"),
         ({"model": "x", "from": "/nonexistent/model.gguf"}, 400, "not found on the runtime's machine"),
-        ({"model": "x", "from": "no-such-model"}, 404, "model 'no-such-model' not found"),
+        ({"model": "x", "from": "no-such-model", "stream": False}, 404, "pull model manifest: file does not exist"),
         ({"model": "bad name!", "from": "base"}, 400, "invalid model name"),
         ({"model": MODEL, "from": "base"}, 403, "built into the runtime"),
     ],

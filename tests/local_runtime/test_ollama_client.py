@@ -18,7 +18,7 @@ PULLED = "qwen2.5:0.5b"
 
 @pytest.fixture(scope="module")
 def registry() -> Iterator[LocalRegistry]:
-    with local_registry({f"library/{PULLED}": smollm2_gguf()}) as served:
+    with local_registry({f"library/{PULLED}": smollm2_gguf(), "library/tiny:1b": smollm2_gguf()}) as served:
         yield served
 
 
@@ -65,6 +65,12 @@ def test_copy_create_and_delete_as_the_client_calls_them(client: ollama.Client) 
     assert client.delete("pirate2").status == "success"
     assert {"qwen-copy:latest", "pirate2:latest"}.isdisjoint(listed(client))
     assert PULLED in listed(client)  # its blobs are shared with pirate and the deleted copy: still served
+
+
+def test_create_from_a_model_not_pulled_yet_pulls_it(client: ollama.Client) -> None:
+    statuses = [part.status for part in client.create(model="tiny-pirate", from_="tiny:1b", stream=True)]
+    assert statuses[0] == "pulling manifest" and statuses[-1] == "success"
+    assert {"tiny:1b", "tiny-pirate:latest"} <= listed(client)
 
 
 def test_create_from_a_blob_the_client_uploads(client: ollama.Client) -> None:

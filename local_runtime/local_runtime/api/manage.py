@@ -57,7 +57,12 @@ class DeleteRequest(BaseModel):
 
 def get_manager(runtime: RuntimeDep) -> ModelManager:
     return ModelManager(
-        runtime.catalog.store, runtime.catalog, runtime.metadata, runtime.pool, runtime.settings.blob_free_margin
+        runtime.catalog.store,
+        runtime.catalog,
+        runtime.metadata,
+        runtime.pool,
+        runtime.puller,
+        runtime.settings.blob_free_margin,
     )
 
 
