@@ -4,6 +4,7 @@ Ollama's answers, bad input refused with nothing stored lost, uploads atomic and
 import hashlib
 import json
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -159,6 +160,22 @@ def test_a_blob_over_the_cap_is_413_declared_or_streamed(
         pass  # the server answered 413 and closed while the client was still sending; either way nothing is kept
     assert http.head(f"/api/blobs/{digest}").status_code == 404
     assert not leftovers(models_dir)
+
+
+def test_an_upload_cut_off_midway_leaves_nothing_behind(
+    runtime: RuntimeProcess, http: httpx.Client, models_dir: Path
+) -> None:
+    digest = sha(b"never finished")
+    with socket.create_connection(("127.0.0.1", runtime.port), timeout=scaled(30)) as sock:
+        head = f"POST /api/blobs/{digest} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000\r\n\r\n"
+        sock.sendall(head.encode() + b"x" * 1000)
+    deadline = time.monotonic() + scaled(30)
+    while f"upload of {digest} cut off" not in runtime.log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, "the runtime never noticed the cut"
+        time.sleep(0.1)
+    assert not leftovers(models_dir)
+    assert http.head(f"/api/blobs/{digest}").status_code == 404
+    assert "Traceback" not in runtime.log.read_text(errors="replace")
 
 
 # create

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.requests import ClientDisconnect
 
 from local_runtime.api.deps import RuntimeDep, json_body
 from local_runtime.api.openapi import error_responses, request_body
@@ -178,4 +179,7 @@ async def create_blob(digest: str, request: Request, runtime: RuntimeDep, manage
         await manager.store.write_blob(digest, bounded(request.stream(), cap, room))
     except OSError as exc:  # the disk filled up under us (ENOSPC) or the store is not writable
         raise InsufficientStorage(f"could not store the blob: {exc.strerror or exc}") from exc
+    except ClientDisconnect:
+        log.info("upload of %s cut off by the client; nothing kept", digest)
+        return Response(status_code=400)  # nobody reads it: the client is gone
     return Response(status_code=201)
