@@ -3,8 +3,9 @@ of PARAMETER values as Ollama's api.FormatParams does."""
 
 import pytest
 
+from local_runtime.creation import check_template
 from local_runtime.errors import InvalidRequest
-from local_runtime.management import blob_digest, check_template
+from local_runtime.management import blob_digest
 from local_runtime.modelfile import Command, ModelfileError, check_parameters, modelfile_request, parse_modelfile
 
 

@@ -13,8 +13,9 @@ from starlette.requests import ClientDisconnect
 from local_runtime.api.deps import RuntimeDep, json_body
 from local_runtime.api.openapi import error_responses, request_body
 from local_runtime.api.streaming import ndjson
+from local_runtime.creation import CreateSpec, ModelCreator
 from local_runtime.errors import InvalidRequest, RequestTooLarge, RuntimeServiceError
-from local_runtime.management import CreateSpec, InsufficientStorage, ModelManager, blob_digest
+from local_runtime.management import InsufficientStorage, blob_digest
 from local_runtime.modelfile import check_parameters, modelfile_request
 from local_runtime.schemas import OllamaError
 from local_runtime.store import check_digest
@@ -56,8 +57,8 @@ class DeleteRequest(BaseModel):
     name: str = ""  # deprecated spelling of model
 
 
-def get_manager(runtime: RuntimeDep) -> ModelManager:
-    return ModelManager(
+def get_manager(runtime: RuntimeDep) -> ModelCreator:
+    return ModelCreator(
         runtime.catalog.store,
         runtime.catalog,
         runtime.metadata,
@@ -67,7 +68,7 @@ def get_manager(runtime: RuntimeDep) -> ModelManager:
     )
 
 
-ManagerDep = Annotated[ModelManager, Depends(get_manager)]
+ManagerDep = Annotated[ModelCreator, Depends(get_manager)]
 
 
 def create_spec(body: CreateRequest) -> CreateSpec:
