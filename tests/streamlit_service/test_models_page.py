@@ -98,7 +98,9 @@ def browser() -> Iterator[Browser]:
 
 
 def signed_in_page(browser: Browser, ui_url: str, login: str) -> Page:
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    # Tall enough that the delete picker, last on the page, opens its options inside the window (at 1000 px
+    # the click focused it and no option list came).
+    context = browser.new_context(viewport={"width": 1280, "height": 1400})
     reply = context.request.post(
         f"{ui_url}/signin",
         form={"login": login, "password": UI_PASSWORD},
@@ -112,6 +114,12 @@ def signed_in_page(browser: Browser, ui_url: str, login: str) -> Page:
     page.goto(ui_url)
     expect(page.locator("[data-testid=stChatInput] textarea")).to_be_visible()
     return page
+
+
+def settled(page: Page) -> None:
+    """Waits for the page's script run to end: until then the last run's elements stay on screen beside the new."""
+    expect(page.locator("[data-testid=stStatusWidget]")).to_have_count(0)
+    expect(page.locator("[data-stale=true]")).to_have_count(0)
 
 
 def nav_link(page: Page, name: str) -> Locator:
@@ -134,8 +142,9 @@ def shot(page: Page, name: str) -> None:
 
 
 def choose(page: Page, label: str, option: str) -> None:
-    page.locator("[data-testid=stSelectbox]").filter(has_text=label).click()
+    page.get_by_role("combobox", name=label).click()
     page.get_by_role("option", name=option).click()
+    expect(page.get_by_role("combobox", name=label)).to_have_value(option)
 
 
 def test_an_admin_pulls_a_model_with_a_live_bar_sees_it_listed_and_in_the_chat_then_deletes_it_after_confirming(
@@ -161,6 +170,8 @@ def test_an_admin_pulls_a_model_with_a_live_bar_sees_it_listed_and_in_the_chat_t
     expect(bar).to_contain_text(re.compile(r"pulling [0-9a-f]{12}: \d+ [KM]?B of 98 MB"))
     shot(page, "models-pulling")
     expect(page.get_by_text(f"Pulled {MODEL} into {runtime}.")).to_be_visible(timeout=scaled(300_000))
+    settled(page)
+    shot(page, "models-pulled")
     expect(bar).to_contain_text("success")
     expect(page.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
     row = tables(page).locator("tr").filter(has_text=MODEL)
@@ -168,14 +179,15 @@ def test_an_admin_pulls_a_model_with_a_live_bar_sees_it_listed_and_in_the_chat_t
     expect(row).to_contain_text("Q4_1")
     assert MODEL in installed_on(runtime)
     assert registry.blob_requests(), "the runtime pulled from the local registry"
-    shot(page, "models-pulled")
 
     nav_link(page, "Chat").click()
-    page.locator("[data-testid=stSelectbox]").filter(has_text="Model").click()
+    settled(page)
+    page.get_by_role("combobox", name="Model", exact=True).click()
     expect(page.get_by_role("option", name=MODEL, exact=True)).to_be_visible()  # no Refresh clicked
     page.keyboard.press("Escape")
 
     nav_link(page, "Models").click()
+    settled(page)
     choose(page, "Model to delete", f"{MODEL} on {runtime}")
     page.get_by_role("button", name="Delete…").click()
     dialog = page.get_by_role("dialog")
@@ -185,7 +197,7 @@ def test_an_admin_pulls_a_model_with_a_live_bar_sees_it_listed_and_in_the_chat_t
     assert MODEL in installed_on(runtime)  # nothing happens without the confirmation
 
     page.get_by_role("button", name="Delete…").click()
-    expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("button", name="Cancel")).to_be_visible()
     shot(page, "models-delete-confirm")
     dialog.get_by_role("button", name="Delete", exact=True).click()
     expect(page.get_by_text(f"Deleted {MODEL} from {runtime}.")).to_be_visible()
