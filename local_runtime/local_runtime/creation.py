@@ -15,8 +15,10 @@ from typing import Any
 
 from local_runtime.details import model_details
 from local_runtime.errors import InvalidRequest, ModelNotFound, RuntimeServiceError
+from local_runtime.gotemplate import TemplateUnsupported, compile_template
 from local_runtime.management import ModelManager, blob_digest
 from local_runtime.store import (
+    MAX_TEXT_LAYER_BYTES,
     MEDIA_CONFIG,
     MEDIA_LICENSE,
     MEDIA_MESSAGES,
@@ -96,6 +98,21 @@ def file_digest(path: Path) -> str:
     return f"sha256:{sha.hexdigest()}"
 
 
+def check_template_use(plan: CreatePlan) -> None:
+    """A template this runtime would refuse at every chat is refused now. With a GGUF that has its own chat
+    template the runtime uses that one (see runtime.py), so the template layer is only stored."""
+    template = plan.spec.template
+    if template is None or "tokenizer.chat_template" in plan.metadata:
+        return
+    try:
+        compile_template(template)
+    except TemplateUnsupported as exc:
+        raise InvalidRequest(
+            f"template cannot be used by this runtime: {exc} (the GGUF has no chat template of its own, and only "
+            "the common forms of Ollama's Go templates are read)"
+        ) from None
+
+
 class ModelCreator(ModelManager):
     """Creates models (from a blob, a GGUF on disk, a builtin or a stored model, pulling it when it is
     nowhere here) and copies them; deletes through ModelManager."""
@@ -137,14 +154,22 @@ class ModelCreator(ModelManager):
         self.refuse_busy(self.store.display(name))
         if spec.template is not None:
             check_template(spec.template)
+        texts = [("template", spec.template), ("system", spec.system), *(("license", text) for text in spec.licenses)]
+        for field_name, text in texts:
+            if text is not None and len(text.encode()) > MAX_TEXT_LAYER_BYTES:
+                raise InvalidRequest(f"{field_name} is larger than {MAX_TEXT_LAYER_BYTES} bytes")
         for message in spec.messages:
             if message.get("role") not in ("system", "user", "assistant"):
                 raise InvalidRequest('message role must be one of "system", "user", or "assistant"')
         if spec.files is not None:
-            return await self._plan_from_files(name, spec, spec.files)
-        if spec.source:
-            return await self._plan_from_source(name, spec, spec.source)
-        raise InvalidRequest("neither 'from' or 'files' was specified")
+            plan = await self._plan_from_files(name, spec, spec.files)
+        elif spec.source:
+            plan = await self._plan_from_source(name, spec, spec.source)
+        else:
+            raise InvalidRequest("neither 'from' or 'files' was specified")
+        if plan.pull is None:
+            check_template_use(plan)
+        return plan
 
     async def _gguf_metadata(self, path: Path) -> dict[str, str]:
         if not await asyncio.to_thread(is_gguf, path):
@@ -238,6 +263,9 @@ class ModelCreator(ModelManager):
                         if step.status != "success":  # the create's own success comes at its end
                             yield step.body()
                     plan = await self._plan_from_source(plan.name, plan.spec, plan.spec.source or "", may_pull=False)
+                    check_template_use(plan)
+                if plan.spec.template is not None and "tokenizer.chat_template" in plan.metadata:
+                    yield {"status": "the GGUF's own chat template is used here; the template is stored as a layer"}
                 layers = list(plan.base)
                 if plan.import_path is not None or plan.spec.files:
                     yield {"status": "parsing GGUF"}

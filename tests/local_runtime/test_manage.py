@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import gguf
 import httpx
 import pytest
 from registry_support import LocalRegistry, local_registry
@@ -270,6 +271,38 @@ def test_bad_create_requests_are_refused_and_change_nothing(
     assert error in reply.json()["error"]
     assert (manifest_path(models_dir, "base").read_bytes(), names(http)) == before
     assert not leftovers(models_dir)
+
+
+def tiny_gguf_without_a_chat_template(path: Path) -> bytes:
+    """Metadata only, no weights, no tokenizer.chat_template: enough for create to read and check."""
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_name("tiny")
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path.read_bytes()
+
+
+def test_a_template_the_runtime_cannot_read_is_refused_when_the_gguf_has_none(
+    http: httpx.Client, tmp_path: Path
+) -> None:
+    data = tiny_gguf_without_a_chat_template(tmp_path / "tiny.gguf")
+    assert http.post(f"/api/blobs/{sha(data)}", content=data).status_code == 201
+    files = {"tiny.gguf": sha(data)}
+    unreadable = "{{ range $i, $m := .Messages }}{{ $m.Content }}{{ end }}"
+    reply = http.post("/api/create", json={"model": "tiny", "files": files, "template": unreadable})
+    assert reply.status_code == 400 and reply.json()["error"].startswith("template cannot be used by this runtime")
+    readable = "{{ if .System }}{{ .System }}\n{{ end }}User: {{ .Prompt }}\nAssistant: {{ .Response }}"
+    reply = http.post("/api/create", json={"model": "tiny", "files": files, "template": readable, "stream": False})
+    assert reply.status_code == 200 and "tiny:latest" in names(http)
+
+
+def test_a_template_over_a_gguf_with_its_own_says_which_one_is_used(http: httpx.Client, gguf_digest: str) -> None:
+    body = {"model": "templated", "files": {"m.gguf": gguf_digest}, "template": "{{ .Prompt }}"}
+    statuses = [line["status"] for line in lines(http.post("/api/create", json=body))]
+    assert "the GGUF's own chat template is used here; the template is stored as a layer" in statuses
+    assert statuses[-1] == "success"
 
 
 def test_a_blob_that_is_not_a_gguf_cannot_become_a_model(http: httpx.Client) -> None:
