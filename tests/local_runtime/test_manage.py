@@ -413,6 +413,18 @@ def test_bad_delete_requests_are_refused(http: httpx.Client, body: dict[str, str
     assert error in reply.json()["error"]
 
 
+def test_a_loose_gguf_cannot_be_shadowed_and_its_delete_removes_only_the_link(
+    http: httpx.Client, models_dir: Path, gguf_digest: str
+) -> None:
+    (models_dir / "loose.gguf").symlink_to(smollm2_gguf())
+    assert "loose:latest" in names(http)
+    reply = http.post("/api/create", json={"model": "loose", "files": {"m.gguf": gguf_digest}})
+    assert reply.status_code == 403 and "GGUF file in the models directory" in reply.json()["error"]
+    assert http.request("DELETE", "/api/delete", json={"model": "loose"}).status_code == 200
+    assert "loose:latest" not in names(http)
+    assert smollm2_gguf().is_file()
+
+
 def test_delete_without_a_body_is_400(http: httpx.Client) -> None:
     reply = http.request("DELETE", "/api/delete")
     assert reply.status_code == 400 and reply.json() == {"error": "missing request body"}
