@@ -72,7 +72,8 @@ class Puller:
         self.insecure = {host.lower() for host in insecure_registries}
         self.timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
         self.free_margin = free_margin
-        self._blob_locks: dict[str, asyncio.Lock] = {}
+        # One download per layer at a time: digest → (lock, pulls holding or awaiting it); dropped when unused.
+        self._blob_locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     def base_url(self, name: ModelName, insecure: bool) -> str:
         scheme = "http" if insecure or name.host in self.insecure else "https"
@@ -156,28 +157,40 @@ class Puller:
 
     async def _blob(self, client: "_Client", base: str, blob: Layer) -> AsyncIterator[Progress]:
         status = f"pulling {blob.digest[7:19]}"
-        lock = self._blob_locks.setdefault(blob.digest, asyncio.Lock())
-        async with lock:  # a second pull of the same layer waits for the first, then finds it done
-            if self.store.has_blob(blob.digest):
-                size = self.store.blob_path(blob.digest).stat().st_size
-                yield Progress(status, blob.digest, size, size)
-                return
-            partial = self.store.partial_path(blob.digest)
-            partial.parent.mkdir(parents=True, exist_ok=True)
-            for attempt in range(1, ATTEMPTS_PER_BLOB + 1):
-                try:
-                    async for completed in self._download(client, f"{base}/blobs/{blob.digest}", blob):
-                        yield Progress(status, blob.digest, blob.size, completed)
-                    break
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    done = partial.stat().st_size if partial.is_file() else 0
-                    log.warning("pulling %s: %s (attempt %d, %d bytes kept)", blob.digest, exc, attempt, done)
-                    if attempt == ATTEMPTS_PER_BLOB:
-                        raise PullFailed(
-                            f"registry {client.host} unreachable while pulling {blob.digest[7:19]}: "
-                            f"{_describe(exc)}; {done} of {blob.size} bytes are kept, pull again to resume"
-                        ) from exc
-                    await asyncio.sleep(attempt)
+        lock, users = self._blob_locks.get(blob.digest, (asyncio.Lock(), 0))
+        self._blob_locks[blob.digest] = (lock, users + 1)
+        try:
+            async with lock:  # a second pull of the same layer waits for the first, then finds it done
+                async for progress in self._blob_locked(client, base, blob, status):
+                    yield progress
+        finally:
+            lock, users = self._blob_locks[blob.digest]
+            if users == 1:
+                del self._blob_locks[blob.digest]
+            else:
+                self._blob_locks[blob.digest] = (lock, users - 1)
+
+    async def _blob_locked(self, client: "_Client", base: str, blob: Layer, status: str) -> AsyncIterator[Progress]:
+        if self.store.has_blob(blob.digest):
+            size = self.store.blob_path(blob.digest).stat().st_size
+            yield Progress(status, blob.digest, size, size)
+            return
+        partial = self.store.partial_path(blob.digest)
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        for attempt in range(1, ATTEMPTS_PER_BLOB + 1):
+            try:
+                async for completed in self._download(client, f"{base}/blobs/{blob.digest}", blob):
+                    yield Progress(status, blob.digest, blob.size, completed)
+                break
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                done = partial.stat().st_size if partial.is_file() else 0
+                log.warning("pulling %s: %s (attempt %d, %d bytes kept)", blob.digest, exc, attempt, done)
+                if attempt == ATTEMPTS_PER_BLOB:
+                    raise PullFailed(
+                        f"registry {client.host} unreachable while pulling {blob.digest[7:19]}: "
+                        f"{_describe(exc)}; {done} of {blob.size} bytes are kept, pull again to resume"
+                    ) from exc
+                await asyncio.sleep(attempt)
 
     async def _download(self, client: "_Client", url: str, blob: Layer) -> AsyncIterator[int]:
         """Appends to the partial file from where it ends; yields the bytes held so far."""
@@ -219,9 +232,14 @@ class Puller:
             return
         partial = self.store.partial_path(blob.digest)
         sha = hashlib.sha256()
-        with partial.open("rb") as handle:
-            for block in iter(lambda: handle.read(READ_SIZE), b""):
-                sha.update(block)
+        try:
+            with partial.open("rb") as handle:
+                for block in iter(lambda: handle.read(READ_SIZE), b""):
+                    sha.update(block)
+        except FileNotFoundError:
+            if self.store.has_blob(blob.digest):  # a concurrent pull of the same layer verified it first
+                return
+            raise PullFailed(f"layer {blob.digest} vanished before it was verified; pull again") from None
         actual = f"sha256:{sha.hexdigest()}"
         if actual != blob.digest:
             partial.unlink(missing_ok=True)
@@ -229,7 +247,11 @@ class Puller:
                 f"digest mismatch, file must be downloaded again: want {blob.digest}, got {actual} "
                 "(the layer was deleted)"
             )
-        os.replace(partial, self.store.blob_path(blob.digest))
+        try:
+            os.replace(partial, self.store.blob_path(blob.digest))
+        except FileNotFoundError:
+            if not self.store.has_blob(blob.digest):
+                raise
 
 
 class _Client:

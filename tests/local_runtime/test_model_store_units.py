@@ -237,3 +237,22 @@ def test_puller_refuses_a_token_realm_on_another_host(hostile: tuple[LocalRegist
     with pytest.raises(PullFailed, match="does not match original host"):
         pull_all(elsewhere, store, f"localhost:{port}/library/base:1")
     assert [record.path for record in registry.requests].count("/token") == 0
+
+
+def test_two_pulls_of_one_model_at_once_download_each_layer_once(
+    hostile: tuple[LocalRegistry, ModelStore, Puller],
+) -> None:
+    registry, store, puller = hostile
+
+    async def both() -> list[list[Progress]]:
+        async def one() -> list[Progress]:
+            return [step async for step in puller.pull(store.parse_name("base:1"))]
+
+        return list(await asyncio.gather(one(), one()))
+
+    for steps in asyncio.run(both()):
+        assert steps[-1].status == "success"
+    model_digest = registry.digest_of("base:1")
+    assert [record.path for record in registry.blob_requests()].count(f"/v2/library/base/blobs/{model_digest}") == 1
+    assert store.names() == ["base:1"] and store.has_blob(model_digest)
+    assert puller._blob_locks == {}
