@@ -139,16 +139,18 @@ def confirm_delete(url: str, name: str, timeout: float) -> None:
         f"**{name}** will be deleted from {url}, with every file no other model uses. Pull it again to get it back."
     )
     left, right = st.columns(2)
-    if left.button("Delete", type="primary", key="confirm_delete_model"):
-        try:
-            delete_model(url, name, timeout)
-        except RuntimeProblem as exc:
-            st.error(f"Not deleted: {exc}", icon=":material/error:")
-            return
-        _forget_confirm()
-        forget_chat_models()
-        st.session_state[FLASH] = f"Deleted {name} from {url}."
-        st.rerun()
+    confirmed = left.button("Delete", type="primary", key="confirm_delete_model")
     if right.button("Cancel", key="cancel_delete_model"):
         _forget_confirm()
         st.rerun()
+    if not confirmed:
+        return
+    try:
+        delete_model(url, name, timeout)
+    except RuntimeProblem as exc:
+        st.error(f"Not deleted: {exc}", icon=":material/error:")  # Cancel stays, above
+        return
+    _forget_confirm()
+    forget_chat_models()
+    st.session_state[FLASH] = f"Deleted {name} from {url}."
+    st.rerun()

@@ -205,6 +205,15 @@ def test_an_admin_pulls_a_model_with_a_live_bar_sees_it_listed_and_in_the_chat_t
     expect(tables(page)).not_to_contain_text(MODEL)
     assert MODEL not in installed_on(runtime)
 
+    settled(page)  # a model the runtime refuses to delete: its own words, in the dialog
+    choose(page, "Model to delete", f"smollm2:135m on {runtime}")
+    page.get_by_role("button", name="Delete…").click()
+    dialog.get_by_role("button", name="Delete", exact=True).click()
+    expect(dialog).to_contain_text("Not deleted: model 'smollm2:135m' is built into the runtime and cannot be deleted")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_have_count(0)
+    assert "smollm2:135m" in installed_on(runtime)
+
 
 def test_a_non_admin_has_no_models_page_even_by_its_url(browser: Browser, ui_url: str) -> None:
     page = signed_in_page(browser, ui_url, USER)
