@@ -260,3 +260,46 @@ def test_runtimes_that_do_not_answer_are_said_so_and_nothing_can_be_pulled_into_
     app.button[0].click()  # Pull, into the only runtime there is
     app.run()
     assert f"Pull of {MODEL} failed: no answer from {dead} (ConnectError)" in [e.value for e in app.error]
+
+
+def _check_the_chat_models() -> None:
+    """A script that runs the chat's periodic model-list check once (the status panel's timer calls it)."""
+    import streamlit as st
+
+    from chat_ui import auth, session
+    from chat_ui.config import get_settings
+
+    settings = get_settings()
+    auth.require_person(settings)
+    st.write(f"changed: {session.models_changed(settings)}")
+
+
+def test_the_chats_model_list_shows_a_model_served_since_it_was_read_without_a_refresh(
+    ui_env: FakeModelServer, person: SignedIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STATUS_INTERVAL", "3600")  # the list is re-read when older than three of these
+    get_settings.cache_clear()
+    before = list(ui_env.runtime_has)
+    chat = open_chat(person)
+    listing = chat.session_state["models"]
+    assert "qwen2.5:0.5b" not in listing.served() and listing.waiting()  # listed by the proxy, no runtime has it
+    ui_env.runtime_has = [*before, "qwen2.5:0.5b"]  # pulled meanwhile
+    try:
+        check = AppTest.from_function(_check_the_chat_models, default_timeout=scaled(30))
+        check.session_state["person"] = person
+        check.session_state["models"] = listing
+        check.run()
+        assert "changed: False" in check.markdown[0].value  # read moments ago: not asked again yet
+        listing.read_at -= 4 * 3600
+        check.session_state["models"] = listing
+        check.run()
+        assert "changed: True" in check.markdown[0].value
+        assert "qwen2.5:0.5b" in check.session_state["models"].served()
+    finally:
+        ui_env.runtime_has = before
+
+
+def open_chat(person: SignedIn) -> AppTest:
+    app = AppTest.from_file(str(REPO_ROOT / "streamlit_service" / "main.py"), default_timeout=scaled(30))
+    app.session_state["person"] = person
+    return app.run()
