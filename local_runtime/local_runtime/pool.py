@@ -232,13 +232,13 @@ class ModelPool:
     async def load(self, name: str, num_ctx: int, keep_alive: float, mode: Mode = "generate") -> None:
         """Ollama's empty request: load (or, with keep_alive 0, unload every runner of it) without generating."""
         model = self.catalog.resolve(name)
+        if keep_alive <= 0:  # `ollama stop` unloads an embedding model too, as Ollama does before any check
+            for each in [other for other in self._slots.values() if other.model.name == model.name]:
+                await self._unload_when_done(each)
+            return
         admission = self.admit(model, mode)
         slot = self._slot(model, mode)
         try:
-            if keep_alive <= 0:
-                for each in [other for other in self._slots.values() if other.model.name == model.name]:
-                    await self._unload_when_done(each)
-                return
             await self._ensure_runner(slot, num_ctx)
             self._expire_after(slot, keep_alive)
         finally:

@@ -25,8 +25,14 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module", autouse=True)
-def minilm_converted() -> None:
+def minilm_converted(base_url: str) -> Iterator[None]:
+    """The GGUF is there; afterwards the runners these tests loaded are stopped, as the session's runtime is
+    shared with tests that count its runners."""
     assert locate_minilm_gguf() is not None, "all-minilm is not converted: run scripts/convert_minilm.sh (make setup)"
+    yield
+    with httpx.Client(base_url=base_url, timeout=scaled(60)) as client:
+        for model in (MINILM, MODEL):
+            client.post("/api/generate", json={"model": model, "keep_alive": 0}).raise_for_status()
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +192,10 @@ def test_an_embedding_model_refuses_to_generate_before_answering(
     error = response.json()["error"]
     message = error["message"] if path.startswith("/v1") else error
     assert message == '"all-minilm:latest" does not support generate or chat: it is an embedding model'
+
+
+def test_ollama_stop_unloads_an_embedding_model(slow: httpx.Client) -> None:
+    embed(slow, {"model": MINILM, "input": "x", "keep_alive": "5m"})
+    stopped = slow.post("/api/generate", json={"model": MINILM, "keep_alive": 0})  # what `ollama stop` sends
+    assert stopped.status_code == 200 and stopped.json()["done_reason"] == "unload"
+    assert "all-minilm:latest" not in [entry["name"] for entry in slow.get("/api/ps").json()["models"]]
