@@ -72,8 +72,8 @@ def runtime_section(found: RuntimeModels, several: bool) -> None:
 def pull_form(settings: Settings, runtimes: list[RuntimeModels]) -> None:
     st.subheader("Pull a model")
     st.caption(
-        "From the runtime's registry, as `ollama pull` does. The pull runs while this page stays open: leaving it "
-        "stops the pull, and pulling the same name again resumes it."
+        "From the runtime's registry, as `ollama pull` does. Stay on this page until it ends: leaving it closes "
+        "the pull's connection, and pulling the same name again resumes from what was downloaded."
     )
     urls = [runtime.url for runtime in runtimes]
     with st.form("pull_model"):
