@@ -204,7 +204,7 @@ async def show(
     if trained is not None:
         details_info["context_length"] = trained
     return ShowResponse(
-        modelfile=modelfile(model.path, template, parameters),
+        modelfile=modelfile(model.path, template, parameters, model.system),
         parameters=parameters,
         template=template,
         details=model_details(info.metadata),
