@@ -92,6 +92,9 @@ class LocalRegistry:
     # Cut the next `cut_times` blob responses after this many bytes of body (the connection closes).
     cut_after: int | None = None
     cut_times: int = 0
+    # Answer blob requests with a 307 to /cdn/<digest> (no token needed there), as registry.ollama.ai sends
+    # its blobs to a CDN.
+    redirect_blobs: bool = False
     # Bytes per second for blob bodies; None is as fast as the socket goes.
     rate: int | None = None
     # The token the server handed out; requests must carry it when token_required.
@@ -171,6 +174,7 @@ class LocalRegistry:
 
 _MANIFEST_PATH = re.compile(r"^/v2/(?P<repo>[^/]+/[^/]+)/manifests/(?P<tag>[^/]+)$")
 _BLOB_PATH = re.compile(r"^/v2/(?P<repo>[^/]+/[^/]+)/blobs/(?P<digest>sha256:[0-9a-f]{64})$")
+_CDN_PATH = re.compile(r"^/cdn/(?P<digest>sha256:[0-9a-f]{64})$")
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 
 
@@ -249,6 +253,16 @@ def _handler(registry: LocalRegistry) -> type[BaseHTTPRequestHandler]:
             if match := _BLOB_PATH.match(parts.path):
                 if not self._authorized(match["repo"]):
                     return
+                if registry.redirect_blobs:
+                    location = f"http://{registry.host}/cdn/{match['digest']}?expires={int(time.time()) + 60}"
+                    self.send_response(307)
+                    self.send_header("Location", location)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self._blob(match["digest"])
+                return
+            if (match := _CDN_PATH.match(parts.path)) and registry.redirect_blobs:
                 self._blob(match["digest"])
                 return
             self._error(404, "NOT_FOUND", "not found")

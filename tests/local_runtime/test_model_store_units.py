@@ -256,3 +256,17 @@ def test_two_pulls_of_one_model_at_once_download_each_layer_once(
     assert [record.path for record in registry.blob_requests()].count(f"/v2/library/base/blobs/{model_digest}") == 1
     assert store.names() == ["base:1"] and store.has_blob(model_digest)
     assert puller._blob_locks == {}
+
+
+def test_blobs_redirected_to_a_cdn_are_followed_and_resumed_there(
+    hostile: tuple[LocalRegistry, ModelStore, Puller],
+) -> None:
+    registry, store, puller = hostile
+    registry.redirect_blobs = True
+    registry.fail_after(1 << 20)  # the first download through the CDN is cut after 1 MiB
+    steps = pull_all(puller, store, "base:1")
+    assert steps[-1].status == "success"
+    model_digest = registry.digest_of("base:1")
+    cdn = [record for record in registry.requests if record.path == f"/cdn/{model_digest}"]
+    assert [record.range for record in cdn] == [None, f"bytes={1 << 20}-"]
+    assert store.has_blob(model_digest)
