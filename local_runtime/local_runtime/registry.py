@@ -4,6 +4,7 @@ from `blobs/sha256-<hex>-partial` with Range, checked against its sha256, then t
 
 import asyncio
 import base64
+import errno
 import hashlib
 import json
 import logging
@@ -80,6 +81,18 @@ class Puller:
         return f"{scheme}://{name.host}/v2/{name.repository}"
 
     async def pull(self, name: ModelName, insecure: bool = False) -> AsyncIterator[Progress]:
+        """Ollama's progress steps; a failure raises PullFailed (a partial download is kept for the next pull)."""
+        try:
+            async for step in self._pull(name, insecure):
+                yield step
+        except PullFailed:
+            raise
+        except OSError as exc:  # the models dir, not the network (those are PullFailed already)
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            message = f"cannot write to {self.store.models_dir}: {exc.strerror or exc}"
+            raise PullFailed(message, 507 if full else 500) from exc
+
+    async def _pull(self, name: ModelName, insecure: bool) -> AsyncIterator[Progress]:
         base = self.base_url(name, insecure)
         previous = self._existing(name)
         yield Progress("pulling manifest")

@@ -38,6 +38,8 @@ MAX_TEXT_LAYER_BYTES = 1 << 20
 CHUNK = 1 << 20
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+# Ollama lets `:` anywhere in a host; a URL needs host[:port].
+_HOST = re.compile(r"^[a-z0-9_][a-z0-9_.-]*(:[0-9]{1,5})?$")
 _PART_LIMITS = {"host": 350, "namespace": 80, "model": 80, "tag": 80}
 
 
@@ -93,7 +95,7 @@ class ModelName:
         else:
             model = parts[0]
         name = cls(host, namespace, model, tag)
-        if not all(_valid_part(kind, getattr(name, kind)) for kind in _PART_LIMITS):
+        if not all(_valid_part(kind, getattr(name, kind)) for kind in _PART_LIMITS) or not _HOST.match(host):
             raise InvalidRequest("invalid model name")
         return name
 

@@ -77,7 +77,9 @@ def test_names_parse_with_ollamas_defaults_and_show_shortest(tmp_path: Path, tex
     assert store.display(store.parse_name(text)) == shown
 
 
-@pytest.mark.parametrize("text", ["", "a/b/c/d", "../x", "x y", ":tag", "ns.dot/model", "m:" + "t" * 81, "m:-t"])
+@pytest.mark.parametrize(
+    "text", ["", "a/b/c/d", "../x", "x y", ":tag", "ns.dot/model", "m:" + "t" * 81, "m:-t", "a:b:c/ns/m", "h:x/ns/m"]
+)
 def test_invalid_names_are_refused(tmp_path: Path, text: str) -> None:
     with pytest.raises(InvalidRequest, match="invalid model name"):
         ModelStore(tmp_path, REGISTRY).parse_name(text)
@@ -270,3 +272,13 @@ def test_blobs_redirected_to_a_cdn_are_followed_and_resumed_there(
     cdn = [record for record in registry.requests if record.path == f"/cdn/{model_digest}"]
     assert [record.range for record in cdn] == [None, f"bytes={1 << 20}-"]
     assert store.has_blob(model_digest)
+
+
+def test_a_models_dir_that_cannot_be_written_fails_the_pull_clearly(
+    hostile: tuple[LocalRegistry, ModelStore, Puller],
+) -> None:
+    _, store, puller = hostile
+    store.models_dir.mkdir(parents=True, exist_ok=True)
+    store.blobs_dir.write_text("a file where the blobs dir belongs")
+    with pytest.raises(PullFailed, match="cannot write to"):
+        pull_all(puller, store, "base:1")
