@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 STAMP := .venv/.installed
-DEPS := scripts/setup.sh scripts/build_llama_server.sh requirements-dev.txt local_runtime/pyproject.toml litellm_hub/pyproject.toml accounts/pyproject.toml \
+DEPS := scripts/setup.sh scripts/build_llama_server.sh scripts/convert_minilm.sh requirements-dev.txt local_runtime/pyproject.toml litellm_hub/pyproject.toml accounts/pyproject.toml \
         agent_host/pyproject.toml streamlit_service/pyproject.toml
 PYTEST_ARGS ?=
 

@@ -24,6 +24,9 @@ from devstack.uikeys import load_ui_keys
 __all__ = ["Service", "plan", "secret_env"]
 
 VENV_BIN = Path(sys.executable).parent
+# Seconds the proxies share one round of health checks (litellm_config.yaml checks every 60 s): under one round,
+# so a model pulled into the runtime is listed in /v1/models at the next round.
+SHARED_HEALTH_CHECK_TTL = "55"
 
 
 def cluster(settings: StackSettings) -> pg.Cluster:
@@ -121,6 +124,9 @@ def _proxy(settings: StackSettings, name: str, port: int) -> Service:
         # default is 60 s): supervisord brings the private Redis back within seconds, so limits are shared
         # again soon after.
         "REDIS_CIRCUIT_BREAKER_RECOVERY_TIMEOUT": "10",
+        # The instances share each round of health checks (use_shared_health_check) for this long; LiteLLM's
+        # default (300 s) would keep a model pulled meanwhile out of /v1/models for five rounds of 60 s.
+        "DEFAULT_SHARED_HEALTH_CHECK_TTL": SHARED_HEALTH_CHECK_TTL,
     }
     if settings.hub_cache_ttl_seconds is not None:
         environment["HUB_CACHE_TTL_SECONDS"] = str(settings.hub_cache_ttl_seconds)

