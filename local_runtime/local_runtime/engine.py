@@ -74,7 +74,8 @@ async def runner_error(runner: Runner, exc: Exception | None = None) -> RunnerFa
     """The 503 for requests a runner left: it died (and why), or it stopped answering. A cut connection is
     usually its death seen first, so the process gets a moment to be reaped and say how it ended."""
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(runner.died.wait(), DEATH_GRACE_SECONDS)
+        async with asyncio.timeout(DEATH_GRACE_SECONDS):
+            await runner.died.wait()
     if runner.died.is_set():
         return RunnerFailed(f"model runner for '{runner.name}' stopped unexpectedly ({runner.death}); try again")
     detail = f": {type(exc).__name__}" if exc is not None else ""

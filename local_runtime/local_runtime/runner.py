@@ -181,7 +181,8 @@ class Runner:
                     if response.status == 200:
                         return None
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.died.wait(), 0.05)
+                async with asyncio.timeout(0.05):
+                    await self.died.wait()
         return f"llama-server did not load it within {timeout:.0f}s"
 
     async def _read_output(self) -> None:
@@ -198,8 +199,9 @@ class Runner:
         self.death = exit_reason(returncode)
         self.died.set()
         if not self._stopping:
-            with contextlib.suppress(asyncio.TimeoutError):  # let the pipe hand over its last lines
-                await asyncio.wait_for(asyncio.shield(self._tasks[0]), 1.0)
+            with contextlib.suppress(TimeoutError):  # let the pipe hand over its last lines
+                async with asyncio.timeout(1.0):
+                    await asyncio.shield(self._tasks[0])
             log.error(
                 "runner for %s (pid %s) died: %s; its last output: %s",
                 self.name, self.process.pid, self.death, self.last_output(),
@@ -225,13 +227,15 @@ class Runner:
             with contextlib.suppress(ProcessLookupError):
                 self.process.terminate()
             try:
-                await asyncio.wait_for(self.process.wait(), grace)
+                async with asyncio.timeout(grace):
+                    await self.process.wait()
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     self.process.kill()
                 await self.process.wait()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, 2.0)
+                async with asyncio.timeout(2.0):
+                    await task
         if self.client is not None:
             await self.client.close()

@@ -166,7 +166,8 @@ class Runtime:
             return format_grammar(fmt), tool_grammar(tools) if tools else None
 
         try:
-            return await asyncio.wait_for(asyncio.to_thread(build), timeout)
+            async with asyncio.timeout(timeout):
+                return await asyncio.to_thread(build)
         except TimeoutError as exc:
             raise InvalidRequest(f"JSON schema too complex: its grammar took over {timeout:g}s to build") from exc
 
