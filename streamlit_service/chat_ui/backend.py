@@ -77,6 +77,20 @@ def runtime_models(runtime_urls: list[str], timeout: float) -> set[str] | None:
     return names if answered else None
 
 
+def embedding_models(client: openai.OpenAI) -> set[str]:
+    """The proxy's groups of `mode: embedding` (LiteLLM's /model/info), which a chat cannot use; none when it
+    does not answer."""
+    try:
+        info: Any = client.get("/model/info", cast_to=object)
+    except openai.APIError:
+        return set()
+    return {
+        entry.get("model_name")
+        for entry in info.get("data", [])
+        if isinstance(entry, dict) and (entry.get("model_info") or {}).get("mode") == "embedding"
+    }
+
+
 def list_models(settings: Settings, credentials: Credentials) -> ModelList:
     """The backend's models, each marked served or unavailable; never raises."""
     client = chat_client(settings, credentials, timeout=settings.probe_timeout * 3)
@@ -84,6 +98,9 @@ def list_models(settings: Settings, credentials: Credentials) -> ModelList:
         configured = [model.id for model in client.models.list()]
     except openai.APIError as exc:
         return ModelList(options=[], problem=f"cannot list models: {type(exc).__name__}")
+    if not settings.agent_host_url:  # the agent host lists chat models only; the proxy lists embedding ones too
+        embedding = embedding_models(client)
+        configured = [model_id for model_id in configured if model_id not in embedding]
     try:
         # LiteLLM lists only the models whose backend passed its background health check.
         healthy = {model.id for model in client.models.list(extra_query={"healthy_only": "true"})}

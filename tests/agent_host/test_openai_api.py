@@ -20,11 +20,17 @@ def test_sdk_streams_a_chat(sdk: OpenAI) -> None:
     assert text
 
 
-def test_models_are_passed_through_from_the_proxy(sdk: OpenAI, proxy: str) -> None:
+def test_models_are_the_proxys_chat_models(sdk: OpenAI, proxy: str) -> None:
     from host_support import shared_master_key
 
-    direct = httpx.get(f"{proxy}/v1/models", headers={"Authorization": f"Bearer {shared_master_key()}"}).json()
-    assert sorted(model.id for model in sdk.models.list()) == sorted(model["id"] for model in direct["data"])
+    master = {"Authorization": f"Bearer {shared_master_key()}"}
+    direct = httpx.get(f"{proxy}/v1/models", headers=master).json()
+    info = httpx.get(f"{proxy}/v1/model/info", headers=master).json()
+    embedding = {entry["model_name"] for entry in info["data"] if entry["model_info"].get("mode") == "embedding"}
+    assert embedding == {"all-minilm"}  # the repo's config has one embedding group; a chat cannot use it
+    assert sorted(model.id for model in sdk.models.list()) == sorted(
+        model["id"] for model in direct["data"] if model["id"] not in embedding
+    )
 
 
 def test_a_session_stores_the_turn_and_the_reply_and_frames_the_next_turn(sdk: OpenAI, host: str) -> None:

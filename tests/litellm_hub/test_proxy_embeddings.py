@@ -55,3 +55,17 @@ def test_bad_embedding_input_is_a_client_error_not_a_500(proxy: str, database_ur
         timeout=scaled(60),
     )
     assert 400 <= response.status_code < 500, response.text
+
+
+def test_the_chat_model_list_leaves_out_the_embedding_model(proxy: str, database_url: str) -> None:
+    # What the UI and the agent host rely on: LiteLLM's /model/info tells a key each group's mode.
+    from chat_ui.backend import embedding_models, list_models
+    from chat_ui.config import Settings
+    from chat_ui.people import Credentials
+
+    key = create_key(database_url, f"embed-{uuid.uuid4().hex[:8]}")
+    sdk = openai.OpenAI(base_url=f"{proxy}/v1", api_key=key, timeout=scaled(60), max_retries=0)
+    assert embedding_models(sdk) == {"all-minilm"}
+    settings = Settings(litellm_base_url=f"{proxy}/v1", litellm_api_key=key, agent_host_url="", runtime_urls=[])
+    listed = {option.id for option in list_models(settings, Credentials(api_key=key, headers={})).options}
+    assert SMOLLM in listed and "all-minilm" not in listed

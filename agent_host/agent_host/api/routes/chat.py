@@ -5,6 +5,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import openai
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 from openai.types.chat import ChatCompletionChunk
@@ -62,7 +63,18 @@ async def sse_events(
 
 @router.get("/models")
 async def list_models(client: ChatClientDep) -> dict[str, Any]:
-    """The proxy's /v1/models, unchanged."""
+    """The proxy's /v1/models without its embedding models (the host chats; LiteLLM's /model/info has each
+    group's mode). Unfiltered when /model/info does not answer."""
     async with upstream_errors():
         body: Any = await client.get("/models", cast_to=object)
-    return dict(body)
+    try:
+        info: Any = await client.get("/model/info", cast_to=object)
+    except openai.APIError as exc:
+        log.warning("/model/info did not answer (%s): embedding models stay listed", type(exc).__name__)
+        return dict(body)
+    embedding = {
+        entry.get("model_name")
+        for entry in info.get("data", [])
+        if isinstance(entry, dict) and (entry.get("model_info") or {}).get("mode") == "embedding"
+    }
+    return {**body, "data": [model for model in body.get("data", []) if model.get("id") not in embedding]}
