@@ -5,7 +5,7 @@ import openai
 import pytest
 from hub_support import MASTER_KEY, SMOLLM, bearer, chat_body
 
-SEED_MODELS = {"qwen2.5:0.5b", "tinyllama:1.1b", "phi:latest", SMOLLM}
+SEED_MODELS = {"qwen2.5:0.5b", "tinyllama:1.1b", "phi:latest", SMOLLM, "all-minilm"}
 
 
 def test_liveliness_answers_without_a_key(client: httpx.Client) -> None:
