@@ -63,3 +63,5 @@ bench: $(STAMP)
 	$(PY) bench/hardening_bench.py
 	$(PY) bench/users_bench.py
 	$(PY) bench/proxy_scale_bench.py
+	$(PY) bench/pull_bench.py
+	$(PY) bench/runtime_embed_bench.py
