@@ -85,7 +85,7 @@ def embedding_models(client: openai.OpenAI) -> set[str]:
     except openai.APIError:
         return set()
     return {
-        entry.get("model_name")
+        str(entry.get("model_name"))
         for entry in info.get("data", [])
         if isinstance(entry, dict) and (entry.get("model_info") or {}).get("mode") == "embedding"
     }
