@@ -44,9 +44,11 @@ READ_SIZE = 1 << 20
 
 
 class PullFailed(RuntimeServiceError):
-    """A pull that could not finish; the message is Ollama's where Ollama has one."""
+    """A pull that could not finish; the message is Ollama's where Ollama has one. 503 by default: the registry
+    could not give the model now (unreachable, a bad or hostile answer, a layer that failed its digest), and a
+    pull again resumes from what was kept."""
 
-    def __init__(self, message: str, status_code: int = 502) -> None:
+    def __init__(self, message: str, status_code: int = 503) -> None:
         super().__init__(message)
         self.status_code = status_code
 
@@ -87,10 +89,9 @@ class Puller:
                 yield step
         except PullFailed:
             raise
-        except OSError as exc:  # the models dir, not the network (those are PullFailed already)
-            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        except OSError as exc:  # the models dir, not the network (those are PullFailed already): full or not writable
             message = f"cannot write to {self.store.models_dir}: {exc.strerror or exc}"
-            raise PullFailed(message, 507 if full else 500) from exc
+            raise PullFailed(message, 507) from exc
 
     async def _pull(self, name: ModelName, insecure: bool) -> AsyncIterator[Progress]:
         base = self.base_url(name, insecure)

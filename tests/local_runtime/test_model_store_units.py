@@ -280,5 +280,6 @@ def test_a_models_dir_that_cannot_be_written_fails_the_pull_clearly(
     _, store, puller = hostile
     store.models_dir.mkdir(parents=True, exist_ok=True)
     store.blobs_dir.write_text("a file where the blobs dir belongs")
-    with pytest.raises(PullFailed, match="cannot write to"):
+    with pytest.raises(PullFailed, match="cannot write to") as failed:
         pull_all(puller, store, "base:1")
+    assert failed.value.status_code == 507  # insufficient storage, never an internal error

@@ -161,7 +161,7 @@ def test_corrupted_blob_is_refused_and_deleted(
     assert not (empty_store / "blobs" / stem).exists() and not (empty_store / "blobs" / f"{stem}-partial").exists()
     assert MODEL not in listed(puller)
     refused = puller.post("/api/pull", json={"model": MODEL, "stream": False})
-    assert refused.status_code == 502 and "digest mismatch" in refused.json()["error"]
+    assert refused.status_code == 503 and "digest mismatch" in refused.json()["error"]
 
 
 def test_unknown_tag_gives_ollamas_error(puller: httpx.Client, empty_store: Path) -> None:
@@ -189,7 +189,7 @@ def test_missing_model_is_a_400(puller: httpx.Client) -> None:
 def test_unreachable_registry_says_so(puller: httpx.Client, empty_store: Path) -> None:
     down = f"127.0.0.1:{free_port()}"
     answer = puller.post("/api/pull", json={"model": f"{down}/library/x:1", "insecure": True, "stream": False})
-    assert answer.status_code == 502
+    assert answer.status_code == 503
     assert answer.json()["error"].startswith(f"pull model manifest: registry {down} unreachable")
 
 

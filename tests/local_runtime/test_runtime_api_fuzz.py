@@ -6,12 +6,13 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, seed, settings, strategies
+from registry_support import local_registry
 from runtime_support import MODEL, RuntimeProcess
 from schemathesis import BaseSchema, Case, GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import status_code_conformance
 
-from procs import free_port, start_runtime
+from procs import start_runtime
 
 pytestmark = pytest.mark.timeout(300)
 # Small, so that the valid requests among the generated ones cost a few tokens and a small context each.
@@ -32,19 +33,21 @@ JSON_BODIES = [operation for operation in OPERATIONS if operation.split()[0] in 
 
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess]:
-    process, url = start_runtime(
-        tmp_path_factory.mktemp("fuzzed-runtime-models"),
-        RUNTIME_THREADS="1",
-        RUNTIME_MAX_PREDICT=str(MAX_PREDICT),
-        RUNTIME_MAX_CTX=str(MAX_CTX),
-        # A pull fails at once on a port nothing listens on (tests never reach the internet).
-        RUNTIME_REGISTRY=f"127.0.0.1:{free_port()}",
-        RUNTIME_REGISTRY_TIMEOUT="5",
-    )
-    try:
-        yield RuntimeProcess(process, url)
-    finally:
-        process.stop()
+    # Pulls go to a local registry that holds no model (tests never reach the internet): a valid name is
+    # Ollama's 404, not an unreachable registry's 503, which is no fault of the request.
+    with local_registry({}) as registry:
+        process, url = start_runtime(
+            tmp_path_factory.mktemp("fuzzed-runtime-models"),
+            RUNTIME_THREADS="1",
+            RUNTIME_MAX_PREDICT=str(MAX_PREDICT),
+            RUNTIME_MAX_CTX=str(MAX_CTX),
+            RUNTIME_REGISTRY=registry.host,
+            RUNTIME_INSECURE_REGISTRIES=registry.host,
+        )
+        try:
+            yield RuntimeProcess(process, url)
+        finally:
+            process.stop()
 
 
 @pytest.fixture(scope="module")

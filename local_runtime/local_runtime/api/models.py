@@ -60,7 +60,11 @@ async def last_step(progress: AsyncIterator[Progress]) -> dict[str, Any]:
     return final
 
 
-@router.post("/pull", openapi_extra=request_body(PullRequest))
+@router.post(
+    "/pull",
+    openapi_extra=request_body(PullRequest),
+    responses={507: {"model": OllamaError, "description": "not enough free disk space, or the models dir not writable"}},
+)
 async def pull(
     body: Annotated[PullRequest, Depends(json_body(PullRequest))], runtime: RuntimeDep, request: Request
 ) -> Response:
