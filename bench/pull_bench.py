@@ -108,7 +108,7 @@ def main() -> None:
             (
                 "pull finished -> served",
                 f"{served:.1f} s",
-                "until the proxy's /v1/models lists it: rounds every 60 s, shared results kept 300 s",
+                "until the proxy's /v1/models lists it: rounds every 60 s, shared results kept 55 s",
             ),
         ],
         value_width=12,

@@ -163,6 +163,9 @@ def start_proxy(
 ) -> tuple[ManagedProcess, str]:
     """A LiteLLM proxy with the hub on a free port; `redis_url` (REDIS_URL) shares its state, `env` adds settings.
 
+    Proxies on one Redis share their health-check rounds (use_shared_health_check): one whose backends differ
+    from the other test proxies' needs a Redis of its own (start_redis) for its /v1/models to be its own.
+
     With `runtime2_url` the smollm2 group has a deployment on each runtime (`make up` with RUNTIME_REPLICAS=2),
     without it one (the default `make up`), unless `config` says otherwise."""
     port = free_port()
