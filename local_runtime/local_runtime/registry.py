@@ -4,7 +4,6 @@ from `blobs/sha256-<hex>-partial` with Range, checked against its sha256, then t
 
 import asyncio
 import base64
-import errno
 import hashlib
 import json
 import logging

@@ -63,7 +63,7 @@ async def last_step(progress: AsyncIterator[Progress]) -> dict[str, Any]:
 @router.post(
     "/pull",
     openapi_extra=request_body(PullRequest),
-    responses={507: {"model": OllamaError, "description": "not enough free disk space, or the models dir not writable"}},
+    responses={507: {"model": OllamaError, "description": "not enough disk space, or the models dir not writable"}},
 )
 async def pull(
     body: Annotated[PullRequest, Depends(json_body(PullRequest))], runtime: RuntimeDep, request: Request
