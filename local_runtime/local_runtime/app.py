@@ -23,11 +23,10 @@ from local_runtime.api.guards import (
     origin_pattern,
 )
 from local_runtime.api.openapi import install_openapi
-from local_runtime.catalog import Catalog, locate_default_gguf
+from local_runtime.catalog import Catalog, shipped_models
 from local_runtime.config import RuntimeSettings, get_settings
 from local_runtime.details import MetadataCache
 from local_runtime.errors import QueueFull, RuntimeServiceError
-from local_runtime.minilm import MINILM_NAME, locate_minilm_gguf
 from local_runtime.pool import ModelPool
 from local_runtime.runtime import Runtime
 from local_runtime.version import __version__
@@ -85,8 +84,7 @@ def create_app(settings: RuntimeSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        builtins = {settings.default_model: locate_default_gguf(), MINILM_NAME: locate_minilm_gguf()}
-        catalog = Catalog(settings.models_dir, builtins, settings.registry)
+        catalog = Catalog(settings.models_dir, shipped_models(settings.default_model), settings.registry)
         metadata = MetadataCache()
         pool = ModelPool(
             catalog,

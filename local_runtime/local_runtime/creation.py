@@ -131,7 +131,7 @@ class ModelCreator(ModelManager):
             raise SourceNotFound(source)
         if src == dst:
             return
-        self.refuse_shadowing(dst)
+        self.catalog.refuse_shadowing(dst)
         if self.manifest_or_none(src) is None:
             # A builtin or a loose GGUF: imported into the store under the new name.
             plan = await self.plan_create(CreateSpec(model=destination, source=self.store.display(src)))
@@ -150,7 +150,7 @@ class ModelCreator(ModelManager):
             name = self.store.parse_name(spec.model)
         except InvalidRequest:
             raise InvalidRequest("invalid model name") from None
-        self.refuse_shadowing(name)
+        self.catalog.refuse_shadowing(name)
         self.refuse_busy(self.store.display(name))
         if spec.template is not None:
             check_template(spec.template)

@@ -19,6 +19,10 @@ class InvalidRequest(RuntimeServiceError):
     status_code = 400
 
 
+class Forbidden(RuntimeServiceError):
+    status_code = 403
+
+
 class ModelLoadFailed(RuntimeServiceError):
     status_code = 500
 

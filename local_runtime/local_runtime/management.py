@@ -1,18 +1,12 @@
 """The store seen through the catalog (builtins and loose GGUFs are models too) and the pool (a model in use
 is not deleted or replaced under its requests): what may be replaced, and Ollama's /api/delete."""
 
-from pathlib import Path
-
 from local_runtime.catalog import Catalog
 from local_runtime.details import MetadataCache
-from local_runtime.errors import InvalidRequest, ModelNotFound, RuntimeServiceError
+from local_runtime.errors import Forbidden, InvalidRequest, ModelNotFound, RuntimeServiceError
 from local_runtime.pool import ModelPool
 from local_runtime.registry import Puller
 from local_runtime.store import Manifest, ModelName, ModelStore, check_digest
-
-
-class Forbidden(RuntimeServiceError):
-    status_code = 403
 
 
 class ModelInUse(RuntimeServiceError):
@@ -46,23 +40,6 @@ class ModelManager:
         self.pool = pool
         self.puller = puller
         self.free_margin = free_margin
-
-    def loose_file(self, display: str) -> Path | None:
-        """The *.gguf in the models dir served under this name, if one is."""
-        if not self.catalog.models_dir.is_dir():
-            return None
-        for path in self.catalog.models_dir.glob("*.gguf"):
-            if self.catalog.key(path.stem) == display:
-                return path
-        return None
-
-    def refuse_shadowing(self, name: ModelName) -> None:
-        """A builtin or a loose GGUF already answers to this name: a manifest under it would never be served."""
-        display = self.store.display(name)
-        if display in self.catalog.builtins:
-            raise Forbidden(f"model '{display}' is built into the runtime and cannot be replaced")
-        if self.loose_file(display) is not None:
-            raise Forbidden(f"model '{display}' is a GGUF file in the models directory and cannot be replaced")
 
     def refuse_busy(self, display: str) -> None:
         """409 while requests run on the model or wait for it: deleting or replacing it would break them."""
@@ -106,7 +83,7 @@ class ModelManager:
         display = self.store.display(parsed)
         if display in self.catalog.builtins:
             raise Forbidden(f"model '{display}' is built into the runtime and cannot be deleted")
-        loose = None if self.store.manifest_path(parsed).is_file() else self.loose_file(display)
+        loose = None if self.store.manifest_path(parsed).is_file() else self.catalog.loose_file(display)
         if loose is None and not self.store.manifest_path(parsed).is_file():
             raise ModelNotFound(name)
         await self.release(display)

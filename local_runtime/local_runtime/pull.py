@@ -15,10 +15,10 @@ from typing import Any
 import aiohttp
 from tqdm import tqdm  # a dependency of gguf (llama.cpp's reader), which the runtime pins
 
+from local_runtime.catalog import Catalog, shipped_models
 from local_runtime.config import RuntimeSettings, get_settings
 from local_runtime.errors import RuntimeServiceError
 from local_runtime.registry import Puller, read_bounded
-from local_runtime.store import ModelStore
 
 MAX_LINE_BYTES = 64 * 1024
 
@@ -50,10 +50,13 @@ async def via_runtime(url: str, model: str, insecure: bool) -> AsyncIterator[dic
 
 
 async def in_process(settings: RuntimeSettings, model: str, insecure: bool) -> AsyncIterator[dict[str, Any]]:
-    store = ModelStore(settings.models_dir, settings.registry)
+    catalog = Catalog(settings.models_dir, shipped_models(settings.default_model), settings.registry)
+    store = catalog.store
     puller = Puller(store, settings.insecure_registries, settings.registry_timeout, settings.pull_free_margin)
     try:
-        async for step in puller.pull(store.parse_name(model), insecure=insecure):
+        name = store.parse_name(model)
+        catalog.refuse_shadowing(name)  # as the runtime refuses it
+        async for step in puller.pull(name, insecure=insecure):
             yield step.body()
     except RuntimeServiceError as exc:
         yield {"error": str(exc)}

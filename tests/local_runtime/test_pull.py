@@ -172,6 +172,17 @@ def test_unknown_tag_gives_ollamas_error(puller: httpx.Client, empty_store: Path
     assert whole.json() == {"error": "pull model manifest: file does not exist"}
 
 
+@pytest.mark.parametrize("model", ["smollm2:135m", "all-minilm:latest"])  # as the runtime lists them
+def test_a_builtins_name_is_refused_before_any_request(
+    puller: httpx.Client, registry: LocalRegistry, empty_store: Path, model: str
+) -> None:
+    # A manifest under it would never be served (the shipped file answers to the name) nor be deletable.
+    answer = puller.post("/api/pull", json={"model": model})
+    assert answer.status_code == 403
+    assert answer.json() == {"error": f"model '{model}' is built into the runtime and cannot be replaced"}
+    assert registry.requests == []
+
+
 @pytest.mark.parametrize("body", [{"model": "a/b/c/d"}, {"model": "bad name"}, {"model": "../etc:passwd"}])
 def test_invalid_names_are_refused_before_any_request(
     puller: httpx.Client, registry: LocalRegistry, empty_store: Path, body: dict[str, str]

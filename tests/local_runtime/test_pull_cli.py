@@ -66,3 +66,15 @@ def test_pull_cli_unknown_tag_fails_with_ollamas_text(registry: LocalRegistry, t
     done = run_pull("qwen2.5:no-such-tag", tmp_path, free_port(), registry)
     assert done.returncode == 1
     assert "Error: pull model manifest: file does not exist" in done.stderr
+
+
+@pytest.mark.parametrize("model", ["smollm2:135m", "all-minilm"])
+def test_pull_cli_refuses_a_builtins_name_before_asking_the_registry(
+    registry: LocalRegistry, tmp_path: Path, model: str
+) -> None:
+    registry.requests.clear()
+    done = run_pull(model, tmp_path, free_port(), registry)
+    assert done.returncode == 1
+    shown = model if ":" in model else f"{model}:latest"
+    assert f"Error: model '{shown}' is built into the runtime and cannot be replaced" in done.stderr
+    assert registry.requests == [] and not (tmp_path / "manifests").exists()

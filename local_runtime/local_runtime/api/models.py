@@ -63,13 +63,17 @@ async def last_step(progress: AsyncIterator[Progress]) -> dict[str, Any]:
 @router.post(
     "/pull",
     openapi_extra=request_body(PullRequest),
-    responses={507: {"model": OllamaError, "description": "not enough disk space, or the models dir not writable"}},
+    responses={
+        403: {"model": OllamaError, "description": "a built-in model or a GGUF in the models dir has that name"},
+        507: {"model": OllamaError, "description": "not enough disk space, or the models dir not writable"},
+    },
 )
 async def pull(
     body: Annotated[PullRequest, Depends(json_body(PullRequest))], runtime: RuntimeDep, request: Request
 ) -> Response:
     request.state.model = body.target
     name = runtime.catalog.store.parse_name(body.target)  # 400 "invalid model name" before any line
+    runtime.catalog.refuse_shadowing(name)  # 403: a builtin or a loose GGUF already answers to it
     progress = runtime.puller.pull(name, insecure=body.insecure)
     if body.stream:
         return ndjson(progress_lines(progress))
