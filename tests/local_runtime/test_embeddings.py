@@ -123,9 +123,15 @@ def test_a_chat_model_embeds_on_its_embedding_runner_beside_its_chat_runner(slow
     assert vectors.shape == (3, 576)  # SmolLM2-135M's width
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-4)
     assert not np.allclose(vectors[0], vectors[2])
-    # The chat runner is still there and still answers.
-    assert MODEL in [entry["name"] for entry in slow.get("/api/ps").json()["models"]]
+    # The chat runner is still there and still answers; /api/ps lists the model once, with both runners' memory.
+    listed = [entry for entry in slow.get("/api/ps").json()["models"] if entry["name"] == MODEL]
+    assert len(listed) == 1 and listed[0]["size"] > 0
     assert slow.post("/api/generate", json=chat).json()["done"] is True
+
+
+def test_show_says_what_each_model_is_for(slow: httpx.Client) -> None:
+    assert slow.post("/api/show", json={"model": MINILM}).json()["capabilities"] == ["embedding"]
+    assert "completion" in slow.post("/api/show", json={"model": MODEL}).json()["capabilities"]
 
 
 def test_keep_alive_zero_unloads_the_embedding_runner(slow: httpx.Client) -> None:

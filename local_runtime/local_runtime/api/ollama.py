@@ -15,7 +15,7 @@ from local_runtime.api.openapi import error_responses, request_body
 from local_runtime.api.streaming import dump, ndjson
 from local_runtime.details import context_length, model_details, model_info, modelfile, parameters_text
 from local_runtime.errors import RuntimeServiceError
-from local_runtime.pool import Completion
+from local_runtime.pool import Completion, is_embedding_only
 from local_runtime.prompting import ChatTurn, ToolCall, ToolSpec
 from local_runtime.runtime import Event, ToolCalls
 from local_runtime.schemas import (
@@ -171,23 +171,31 @@ async def tags(runtime: RuntimeDep) -> TagsResponse:
 
 @router.get("/ps")
 async def ps(runtime: RuntimeDep) -> PsResponse:
-    running = []
+    """One entry per model, as Ollama lists them: a model with a chat and an embedding runner loaded counts
+    both runners' memory and expires with the later one."""
+    running: dict[str, RunningModel] = {}
     for slot in runtime.pool.loaded():
         engine = slot.engine
         if engine is None or slot.expires_at is None:
             continue
-        running.append(
-            RunningModel(
-                name=slot.model.name,
-                model=slot.model.name,
-                size=engine.runner.memory(),  # what its runner holds in memory (weights, KV cache, buffers)
-                digest=await asyncio.to_thread(runtime.catalog.digest, slot.model),
-                details=model_details(engine.info.metadata),
-                expires_at=slot.expires_at,
-                context_length=engine.runner.spec.num_ctx,
-            )
+        size = engine.runner.memory()  # what its runner holds in memory (weights, KV cache, buffers)
+        seen = running.get(slot.model.name)
+        if seen is not None:
+            seen.size += size
+            seen.expires_at = max(seen.expires_at, slot.expires_at)
+            if not engine.runner.spec.embedding:  # the chat runner's context is the one a client sizes for
+                seen.context_length = engine.runner.spec.num_ctx
+            continue
+        running[slot.model.name] = RunningModel(
+            name=slot.model.name,
+            model=slot.model.name,
+            size=size,
+            digest=await asyncio.to_thread(runtime.catalog.digest, slot.model),
+            details=model_details(engine.info.metadata),
+            expires_at=slot.expires_at,
+            context_length=engine.runner.spec.num_ctx,
         )
-    return PsResponse(models=running)
+    return PsResponse(models=list(running.values()))
 
 
 @router.post("/show", openapi_extra=request_body(ShowRequest))
@@ -209,7 +217,9 @@ async def show(
         template=template,
         details=model_details(info.metadata),
         model_info=details_info,
-        capabilities=["completion", "tools"],
+        # As Ollama: a GGUF that names a pooling only embeds; a chat model also embeds through its runner's
+        # embedding mode, but Ollama lists what it was made for.
+        capabilities=["embedding"] if is_embedding_only(info.metadata) else ["completion", "tools"],
         modified_at=model.modified_at,
     )
 
