@@ -43,7 +43,7 @@ class ModelManager:
 
     def refuse_busy(self, display: str) -> None:
         """409 while requests run on the model or wait for it: deleting or replacing it would break them."""
-        busy = sum(slot.admitted for slot in self.pool.loaded() if slot.model.name == display)
+        busy = self.pool.busy(display)
         if busy:
             raise ModelInUse(f"model '{display}' is in use by {busy} request(s); try again when they finish")
 

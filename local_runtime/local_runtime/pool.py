@@ -128,6 +128,10 @@ class ModelPool:
     def loaded(self) -> list[Slot]:
         return [slot for slot in self._slots.values() if slot.runner is not None and slot.runner.alive]
 
+    def busy(self, name: str) -> int:
+        """Requests admitted on any of the model's runners, loaded or still loading, running or waiting."""
+        return sum(slot.admitted for slot in self._slots.values() if slot.model.name == name)
+
     def admit(self, model: ModelFile, mode: Mode = "generate") -> Admission:
         """A place in the model's queue, or QueueFull when every slot is busy and `max_queue` requests wait.
 

@@ -1,12 +1,19 @@
 """The Modelfile parser against the cases of Ollama's own parser tests (parser/parser_test.go), and the typing
-of PARAMETER values as Ollama's api.FormatParams does."""
+of PARAMETER values as Ollama's api.FormatParams does; what counts as a model in use."""
+
+from pathlib import Path
 
 import pytest
+from runtime_support import smollm2_gguf
 
+from local_runtime.catalog import Catalog
 from local_runtime.creation import check_template
+from local_runtime.details import MetadataCache
 from local_runtime.errors import InvalidRequest
-from local_runtime.management import blob_digest
+from local_runtime.management import ModelInUse, ModelManager, blob_digest
 from local_runtime.modelfile import Command, ModelfileError, check_parameters, modelfile_request, parse_modelfile
+from local_runtime.pool import ModelPool
+from local_runtime.registry import Puller
 
 
 @pytest.mark.parametrize(
@@ -134,3 +141,19 @@ def test_blob_digests_in_either_spelling_and_templates_with_closed_actions() -> 
     check_template("{{ if .System }}{{ .System }}{{ end }}{{ .Prompt }}")
     with pytest.raises(InvalidRequest, match="template error: template: :2: unclosed action"):
         check_template("ok\n{{ .Prompt ")
+
+
+def test_a_model_whose_runner_is_still_loading_is_in_use(tmp_path: Path) -> None:
+    """An admitted request counts before its runner exists (the first request loads it): a delete waits for it."""
+    (tmp_path / "loading.gguf").symlink_to(smollm2_gguf())
+    catalog = Catalog(tmp_path, {})
+    metadata = MetadataCache()
+    pool = ModelPool(catalog, metadata, tmp_path / "no-llama-server", 1, 1, 0.0, 1, 10.0)
+    manager = ModelManager(catalog.store, catalog, metadata, pool, Puller(catalog.store, [], 5.0, 0), 0)
+    model = catalog.resolve("loading")
+    admission = pool.admit(model)
+    assert pool.loaded() == [] and pool.busy(model.name) == 1
+    with pytest.raises(ModelInUse, match="in use by 1 request"):
+        manager.refuse_busy(model.name)
+    admission.release()
+    manager.refuse_busy(model.name)
