@@ -97,8 +97,8 @@ def test_errors_reach_the_client_with_ollamas_text_and_status(client: ollama.Cli
     assert "file does not exist" in absent.value.error
 
 
-@pytest.mark.skipif(locate_minilm_gguf() is None, reason="all-minilm's GGUF is not built (scripts/convert_minilm.sh)")
 def test_embed_with_all_minilm(client: ollama.Client) -> None:
+    assert locate_minilm_gguf() is not None, "all-minilm is not converted: run scripts/convert_minilm.sh (make setup)"
     reply = client.embed(model="all-minilm", input=["The sky is blue.", "Grass is green."])
     assert len(reply.embeddings) == 2 and len(reply.embeddings[0]) == 384
     assert math.isclose(math.fsum(x * x for x in reply.embeddings[0]), 1.0, rel_tol=1e-3)  # L2-normalised
