@@ -12,9 +12,9 @@ from starlette.requests import ClientDisconnect
 
 from local_runtime.api.deps import RuntimeDep, json_body
 from local_runtime.api.openapi import error_responses, request_body
-from local_runtime.api.streaming import ndjson
+from local_runtime.api.streaming import guarded, ndjson
 from local_runtime.creation import CreateSpec, ModelCreator
-from local_runtime.errors import InvalidRequest, RequestTooLarge, RuntimeServiceError
+from local_runtime.errors import InvalidRequest, RequestTooLarge
 from local_runtime.management import InsufficientStorage, blob_digest
 from local_runtime.modelfile import check_parameters, modelfile_request
 from local_runtime.schemas import OllamaError
@@ -97,18 +97,6 @@ def create_spec(body: CreateRequest) -> CreateSpec:
     return spec
 
 
-async def status_lines(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
-    """A failure once the stream has started ends it with Ollama's error line."""
-    try:
-        async for event in events:
-            yield event
-    except RuntimeServiceError as exc:
-        yield {"error": str(exc)}
-    except Exception:
-        log.exception("create failed")
-        yield {"error": "internal error while creating the model"}
-
-
 @router.post("/create", openapi_extra=request_body(CreateRequest), responses=MORE_ERRORS)
 async def create(
     body: Annotated[CreateRequest, Depends(json_body(CreateRequest))], manager: ManagerDep, request: Request
@@ -117,7 +105,7 @@ async def create(
     plan = await manager.plan_create(create_spec(body))
     events = manager.run_create(plan)
     if body.stream:
-        return ndjson(status_lines(events))
+        return ndjson(guarded(events, "create"))
     last: dict[str, Any] = {}
     async for event in events:
         last = event

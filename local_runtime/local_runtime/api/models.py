@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from local_runtime.api.deps import RuntimeDep, json_body
 from local_runtime.api.disconnect import unless_disconnected
 from local_runtime.api.openapi import error_responses, request_body
-from local_runtime.api.streaming import ndjson
-from local_runtime.errors import InvalidRequest, RuntimeServiceError
+from local_runtime.api.streaming import guarded, ndjson
+from local_runtime.errors import InvalidRequest
 from local_runtime.registry import Progress
 from local_runtime.schemas import OllamaError
 
@@ -42,15 +42,8 @@ class PullRequest(BaseModel):
 
 
 async def progress_lines(progress: AsyncIterator[Progress]) -> AsyncIterator[dict[str, Any]]:
-    """Ollama streams an error as a last `{"error": ...}` line after a 200 has started."""
-    try:
-        async for step in progress:
-            yield step.body()
-    except RuntimeServiceError as exc:
-        yield {"error": str(exc)}
-    except Exception:
-        log.exception("pull failed")
-        yield {"error": "internal error during pull"}
+    async for step in progress:
+        yield step.body()
 
 
 async def last_step(progress: AsyncIterator[Progress]) -> dict[str, Any]:
@@ -76,6 +69,6 @@ async def pull(
     runtime.catalog.refuse_shadowing(name)  # 403: a builtin or a loose GGUF already answers to it
     progress = runtime.puller.pull(name, insecure=body.insecure)
     if body.stream:
-        return ndjson(progress_lines(progress))
+        return ndjson(guarded(progress_lines(progress), "pull"))
     # One answer: {"status": "success"}, or the failure with its status (Ollama sends every failure as 500).
     return JSONResponse(await unless_disconnected(request, last_step(progress)))

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from local_runtime.api.deps import RuntimeDep, json_body
 from local_runtime.api.disconnect import unless_disconnected
 from local_runtime.api.openapi import error_responses, request_body
-from local_runtime.api.streaming import dump, ndjson
+from local_runtime.api.streaming import dump, guarded, ndjson
 from local_runtime.details import context_length, model_details, model_info, modelfile, parameters_text
 from local_runtime.errors import RuntimeServiceError
 from local_runtime.pool import Completion, is_embedding_only
@@ -80,18 +80,6 @@ def tool_specs(tools: list[Tool] | None) -> list[ToolSpec]:
 
 def tool_call_bodies(calls: list[ToolCall]) -> list[ToolCallBody]:
     return [ToolCallBody(function=FunctionCall(name=call.name, arguments=call.arguments)) for call in calls]
-
-
-async def guarded(chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    """A failure after the stream started ends it with Ollama's error line instead of a cut."""
-    try:
-        async for chunk in chunks:
-            yield chunk
-    except RuntimeServiceError as exc:
-        yield {"error": str(exc)}
-    except Exception:
-        log.exception("generation failed")
-        yield {"error": "internal error during generation"}
 
 
 async def chat_chunks(model: str, events: AsyncIterator[Event]) -> AsyncIterator[ChatChunk]:
@@ -237,7 +225,7 @@ async def chat(
     )
     chunks = chat_chunks(body.model, runtime.run(prepared))
     if body.stream:
-        return ndjson(guarded(chunks))
+        return ndjson(guarded(chunks, "generation"))
     return JSONResponse(dump(await unless_disconnected(request, whole_chat(chunks))))
 
 
@@ -254,5 +242,5 @@ async def generate(
     )
     chunks = generate_chunks(body.model, runtime.run(prepared))
     if body.stream:
-        return ndjson(guarded(chunks))
+        return ndjson(guarded(chunks, "generation"))
     return JSONResponse(dump(await unless_disconnected(request, whole_generate(chunks))))

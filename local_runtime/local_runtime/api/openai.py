@@ -11,9 +11,8 @@ from fastapi.responses import JSONResponse, Response
 
 from local_runtime.api.deps import RuntimeDep, json_body
 from local_runtime.api.disconnect import unless_disconnected
-from local_runtime.api.ollama import guarded
 from local_runtime.api.openapi import error_responses, request_body
-from local_runtime.api.streaming import dump, sse
+from local_runtime.api.streaming import dump, guarded, sse
 from local_runtime.errors import InvalidRequest, RuntimeServiceError
 from local_runtime.openai_schemas import (
     ChatCompletion,
@@ -191,7 +190,7 @@ async def chat_completions(
     ident, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
     events = runtime.run(prepared)
     if body.stream:
-        return sse(guarded(completion_chunks(body, events, ident, created)))
+        return sse(guarded(completion_chunks(body, events, ident, created), "generation"))
     return JSONResponse(dump(await unless_disconnected(request, whole_completion(body, events, ident, created))))
 
 
@@ -278,6 +277,6 @@ async def completions(
     ident, created = f"cmpl-{uuid.uuid4().hex[:24]}", int(time.time())
     events = runtime.run(prepared)
     if body.stream:
-        return sse(guarded(text_chunks(body, events, ident, created)))
+        return sse(guarded(text_chunks(body, events, ident, created), "generation"))
     completion = await unless_disconnected(request, whole_text(body, events, ident, created))
     return JSONResponse(completion_dump(completion))

@@ -2,12 +2,17 @@
 
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 from pydantic import BaseModel
 from starlette.responses import StreamingResponse
 from starlette.types import Send
+
+from local_runtime.errors import RuntimeServiceError
+
+log = logging.getLogger("local_runtime.api")
 
 
 class ClosingStreamingResponse(StreamingResponse):
@@ -21,6 +26,19 @@ class ClosingStreamingResponse(StreamingResponse):
             if aclose is not None:
                 with contextlib.suppress(BaseException):
                     await aclose()
+
+
+async def guarded(chunks: AsyncIterator[Any], during: str) -> AsyncIterator[Any]:
+    """A failure after the stream started ends it with Ollama's error line (`{"error": ...}`) instead of a cut:
+    the error's own text when a client may see it, else `internal error during <during>` (and the log)."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except RuntimeServiceError as exc:
+        yield {"error": str(exc)}
+    except Exception:
+        log.exception("%s failed", during)
+        yield {"error": f"internal error during {during}"}
 
 
 def dump(model: BaseModel) -> dict[str, Any]:
