@@ -1,6 +1,6 @@
 """Steps the browser tests share."""
 
-from playwright.sync_api import Locator, Page
+from playwright.sync_api import Locator, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from procs import scaled
@@ -18,3 +18,10 @@ def open_expander(page: Page, title: str, inside: Locator, tries: int = 5) -> No
         except PlaywrightTimeout:
             continue
     inside.wait_for(state="visible")
+
+
+def settled(page: Page) -> None:
+    """Waits for the page's script run to end: a click before that may be undone by the run (a busy machine
+    draws the first run slowly), and the last run's elements stay on screen beside the new until then."""
+    expect(page.locator("[data-testid=stStatusWidget]")).to_have_count(0)
+    expect(page.locator("[data-stale=true]")).to_have_count(0)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from browser_actions import open_expander
+from browser_actions import open_expander, settled
 from playwright.sync_api import BrowserContext, Page, expect
 
 from genailabs_accounts.models import Account
@@ -100,8 +100,10 @@ def shot(page: Page, name: str) -> None:
 
 def test_upload_two_files_and_watch_them_indexed(page: Page, ui_url: str, tmp_path: Path) -> None:
     page.goto(f"{ui_url}/Documents")
-    page.get_by_text("New collection").click()
-    page.get_by_label("Name", exact=True).fill(COLLECTION)
+    settled(page)
+    name = page.get_by_label("Name", exact=True)
+    open_expander(page, "New collection", name)
+    name.fill(COLLECTION)
     page.get_by_role("button", name="Create").click()
     expect(page.get_by_text(f"Collection {COLLECTION} created.")).to_be_visible()
     (tmp_path / "penguins.md").write_text(PENGUINS_MD)
